@@ -1,0 +1,49 @@
+# The README's two commands: `make serve` and `make test`. Both install what is missing first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NODE_BIN := $(shell scripts/node-path.sh 2>/dev/null)
+export PATH := $(CURDIR)/node_modules/.bin:$(NODE_BIN):$(PATH)
+PY := inference/.venv/bin/python
+
+.PHONY: help setup setup-test serve test lint typecheck test-python test-ts fixtures bench
+
+help:
+	@echo "make serve   install what is missing, start AkiDB (config: akidb.yaml if present)"
+	@echo "make test    install what is missing, lint + type-check both languages, run every test"
+	@echo "make bench   run the benchmarks and record them in docs/benchmarks.md"
+
+setup:
+	@scripts/setup.sh
+
+setup-test:
+	@scripts/setup.sh --test
+
+serve: setup
+	@bin/akidb serve $(if $(wildcard akidb.yaml),--config akidb.yaml,)
+
+lint: setup-test
+	@$(MAKE) --no-print-directory -s _lint
+
+_lint:
+	cd inference && .venv/bin/ruff check . && .venv/bin/ruff format --check .
+	npx biome check .
+
+typecheck: setup-test
+	@$(MAKE) --no-print-directory -s _typecheck
+
+_typecheck:
+	cd inference && .venv/bin/mypy
+	npm run -s typecheck
+
+fixtures: setup-test
+	$(PY) -m tests.fixtures.build --out .cache/fixtures
+
+test-python: fixtures
+	cd inference && .venv/bin/pytest -q
+
+test-ts: fixtures
+	npx vitest run
+
+test: setup-test
+	@$(MAKE) --no-print-directory _lint _typecheck
+	@$(MAKE) --no-print-directory test-python test-ts

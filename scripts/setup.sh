@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Installs whatever AkiDB needs that is missing, idempotently:
+#   1. Node >= 22 (Node 24 from the npm registry package `node` into .tools/node when the
+#      machine's Node is older),
+#   2. the npm workspaces' dependencies (from package-lock.json),
+#   3. the inference Python environment at inference/.venv (uv, from inference/uv.lock).
+# With --test it also installs the test-only reference stack (torch CPU + transformers).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+NODE_MAJOR_MIN=22
+NODE_VERSION=24
+UV_VERSION=0.13.9
+TORCH_VERSION=2.13.0
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+want_test=false
+[[ "${1:-}" == "--test" ]] && want_test=true
+
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+ensure_node() {
+  local system_node
+  system_node="$(command -v node || true)"
+  if [[ -x .tools/node/node_modules/.bin/node ]]; then
+    return
+  fi
+  if [[ -n "$system_node" && "$(node_major "$system_node")" -ge "$NODE_MAJOR_MIN" ]]; then
+    return
+  fi
+  log "Node ${system_node:+$("$system_node" --version) }is older than ${NODE_MAJOR_MIN}; installing Node ${NODE_VERSION} from the npm registry into .tools/node"
+  mkdir -p .tools/node
+  npm install --no-save --no-package-lock --prefix .tools/node "node@${NODE_VERSION}" >&2
+}
+
+ensure_npm_deps() {
+  local stamp=node_modules/.akidb-installed
+  if [[ -f "$stamp" && "$stamp" -nt package-lock.json ]]; then
+    return
+  fi
+  log "installing npm dependencies"
+  PATH="$(scripts/node-path.sh):$PATH" npm ci --no-audit --no-fund >&2
+  touch "$stamp"
+}
+
+ensure_uv() {
+  if [[ -x .tools/uv/bin/uv ]]; then
+    return
+  fi
+  log "installing uv ${UV_VERSION} into .tools/uv"
+  python3 -m venv .tools/uv
+  .tools/uv/bin/pip install --quiet "uv==${UV_VERSION}" >&2
+}
+
+ensure_python_env() {
+  local stamp=inference/.venv/.akidb-installed
+  if [[ -f "$stamp" && "$stamp" -nt inference/uv.lock ]]; then
+    return
+  fi
+  log "syncing the inference environment (inference/.venv) from inference/uv.lock"
+  # --inexact keeps the test-only reference stack (torch) that is installed outside the lock.
+  (cd inference && UV_PYTHON_DOWNLOADS=never ../.tools/uv/bin/uv sync --frozen --inexact --python python3 >&2)
+  touch "$stamp"
+}
+
+ensure_reference_stack() {
+  if inference/.venv/bin/python -c 'import torch, transformers' 2>/dev/null; then
+    return
+  fi
+  # torch stays out of uv.lock: the registry's Linux build pulls several GB of CUDA packages,
+  # while `pip install torch==2.13.0` on these machines takes the local CPU wheel.
+  log "installing the test-only reference stack (torch ${TORCH_VERSION} CPU, transformers)"
+  inference/.venv/bin/python -m pip --version >/dev/null 2>&1 || inference/.venv/bin/python -m ensurepip >/dev/null
+  inference/.venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION}" >&2
+}
+
+ensure_node
+ensure_npm_deps
+ensure_uv
+ensure_python_env
+if $want_test; then
+  ensure_reference_stack
+fi
