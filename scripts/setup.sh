@@ -41,8 +41,9 @@ ensure_npm_deps() {
   if [[ -f "$stamp" && "$stamp" -nt package-lock.json ]]; then
     return
   fi
+  # npm ci rejects this lock (npm 11 leaves other platforms' optional packages out of it), so install.
   log "installing npm dependencies"
-  PATH="$(scripts/node-path.sh):$PATH" npm ci --no-audit --no-fund >&2
+  PATH="$(scripts/node-path.sh):$PATH" npm install --no-audit --no-fund >&2
   touch "$stamp"
 }
 
