@@ -36,7 +36,7 @@ _typecheck:
 	npm run -s typecheck
 
 fixtures: setup-test
-	$(PY) -m tests.fixtures.build --out .cache/fixtures
+	cd inference && .venv/bin/python -m tests.fixtures.build
 
 test-python: fixtures
 	cd inference && .venv/bin/pytest -q
