@@ -1,0 +1,50 @@
+import type { components } from "../../../sdk/src/generated/schema.d.ts";
+
+/** Which of the model's prompts applies: queries get the query prompt, documents the document prompt. */
+export type InputType = components["schemas"]["InputType"];
+
+/** The loaded model as the inference process describes it. */
+export type ModelInfo = components["schemas"]["InferenceModel"];
+
+/** One batch the batcher hands to an embedder: texts that share every option below. */
+export interface EmbedBatch {
+  texts: string[];
+  inputType: InputType;
+  /** Matryoshka truncation (then re-normalisation when `normalize`); absent means the model's full size. */
+  dimensions?: number;
+  normalize: boolean;
+  /** Cut inputs longer than the model's max tokens; false makes such an input an error. */
+  truncate: boolean;
+  requestId: string;
+  /** Aborts the computation when every client waiting on the batch went away or timed out. */
+  signal?: AbortSignal;
+}
+
+/** One vector and one token count per text, in the batch's order. */
+export interface EmbedResult {
+  vectors: Float32Array[];
+  tokenCounts: number[];
+}
+
+export type EmbedderStatus = "starting" | "ready" | "restarting" | "failed" | "stopped";
+
+export interface EmbedderState {
+  status: EmbedderStatus;
+  /** Why the embedder is not ready (load failure, crash), for /health and /admin/v1/status. */
+  reason?: string;
+  pid?: number;
+  model?: ModelInfo;
+}
+
+/**
+ * What computes vectors: the mock embedder or the inference process. Errors are `AkidbError`s
+ * (control-plane/src/http/errors.ts) so the HTTP layer maps them to a status without guessing.
+ */
+export interface Embedder {
+  /** Model id reported to clients. */
+  readonly name: string;
+  state(): EmbedderState;
+  embed(batch: EmbedBatch): Promise<EmbedResult>;
+  /** Token counts with prompt and special tokens, before truncation. */
+  countTokens(texts: string[], inputType: InputType, requestId: string): Promise<number[]>;
+}

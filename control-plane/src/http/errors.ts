@@ -1,0 +1,199 @@
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { components } from "../../../sdk/src/generated/schema.d.ts";
+
+export type ErrorResponse = components["schemas"]["ErrorResponse"];
+
+/** OpenAI's error classes: clients branch on these. */
+export type ErrorType =
+  | "invalid_request_error"
+  | "authentication_error"
+  | "permission_error"
+  | "not_found_error"
+  | "rate_limit_error"
+  | "timeout_error"
+  | "server_error";
+
+interface ErrorSpec<P> {
+  status: ContentfulStatusCode;
+  type: ErrorType;
+  /** A message a user can act on: it names the field, the limit and what to do. */
+  message: (params: P) => string;
+}
+
+const spec = <P>(s: ErrorSpec<P>): ErrorSpec<P> => s;
+
+/** Every error the server answers with, and the one place its HTTP status is decided. */
+export const errorRegistry = {
+  AKIDB_ERR_INVALID_JSON: spec<{ detail: string }>({
+    status: 400,
+    type: "invalid_request_error",
+    message: (p) => `The request body is not valid JSON (${p.detail}); send a JSON object.`,
+  }),
+  AKIDB_ERR_UNSUPPORTED_MEDIA_TYPE: spec<{ contentType: string }>({
+    status: 415,
+    type: "invalid_request_error",
+    message: (p) =>
+      `Content-Type ${p.contentType || "(none)"} is not supported; send the body as application/json.`,
+  }),
+  AKIDB_ERR_BODY_TOO_LARGE: spec<{ limitBytes: number }>({
+    status: 413,
+    type: "invalid_request_error",
+    message: (p) =>
+      `The request body is larger than server.max_body_bytes (${p.limitBytes} bytes); send fewer or shorter inputs.`,
+  }),
+  AKIDB_ERR_INVALID_REQUEST: spec<{ param: string; problem: string }>({
+    status: 422,
+    type: "invalid_request_error",
+    message: (p) => `Invalid ${p.param}: ${p.problem}.`,
+  }),
+  AKIDB_ERR_EMPTY_INPUT: spec<{ param: string }>({
+    status: 400,
+    type: "invalid_request_error",
+    message: (p) => `${p.param} is empty; every input must be a non-empty string.`,
+  }),
+  AKIDB_ERR_TOO_MANY_INPUTS: spec<{ count: number; limit: number }>({
+    status: 413,
+    type: "invalid_request_error",
+    message: (p) =>
+      `input has ${p.count} items, more than embedding.queue.max_inputs_per_request (${p.limit}); split the request.`,
+  }),
+  AKIDB_ERR_INPUT_TOO_LONG: spec<{ param: string; tokens: number; limit: number }>({
+    status: 400,
+    type: "invalid_request_error",
+    message: (p) =>
+      `${p.param} has ${p.tokens} tokens, more than the model's max_tokens (${p.limit}); shorten it or send truncate: true.`,
+  }),
+  AKIDB_ERR_DIMENSIONS_UNSUPPORTED: spec<{ dimensions: number; allowed: number[] }>({
+    status: 400,
+    type: "invalid_request_error",
+    message: (p) =>
+      `dimensions ${p.dimensions} is not supported by the model; use one of ${p.allowed.join(", ")}.`,
+  }),
+  AKIDB_ERR_MODEL_NOT_FOUND: spec<{ model: string; available: string[] }>({
+    status: 404,
+    type: "invalid_request_error",
+    message: (p) =>
+      `The model \`${p.model}\` does not exist or is not loaded; use one of ${p.available.join(", ") || "(none)"} or omit model.`,
+  }),
+  AKIDB_ERR_TEXT_NEEDS_MODEL: spec<{ mode: string }>({
+    status: 400,
+    type: "invalid_request_error",
+    message: (p) =>
+      `embedding.mode is ${p.mode}: this server has no embedding model, so text cannot be embedded; send vectors with your documents, or run with embedding.mode mlx.`,
+  }),
+  AKIDB_ERR_MODEL_UNAVAILABLE: spec<{ model: string; reason: string }>({
+    status: 503,
+    type: "server_error",
+    message: (p) =>
+      `The embedding model ${p.model} is not available: ${p.reason}. Vector requests still work; see /admin/v1/status.`,
+  }),
+  AKIDB_ERR_OVERLOADED: spec<{ pending: number; limit: number }>({
+    status: 429,
+    type: "rate_limit_error",
+    message: (p) =>
+      `The embedding queue is full (${p.pending} inputs pending, embedding.queue.max_pending_inputs is ${p.limit}); retry after the Retry-After delay.`,
+  }),
+  AKIDB_ERR_TIMEOUT: spec<{ timeoutMs: number }>({
+    status: 504,
+    type: "timeout_error",
+    message: (p) =>
+      `The request did not finish within embedding.queue.request_timeout_ms (${p.timeoutMs} ms); retry, send fewer inputs, or raise the limit.`,
+  }),
+  /** Settles the promise of a client that went away; no response reaches it. */
+  AKIDB_ERR_CANCELLED: spec<Record<string, never>>({
+    status: 400,
+    type: "invalid_request_error",
+    message: () => "The client closed the request before it was computed.",
+  }),
+  AKIDB_ERR_INFERENCE_FAILED: spec<{ reason: string }>({
+    status: 502,
+    type: "server_error",
+    message: (p) =>
+      `The inference process failed: ${p.reason}. Retry; the supervisor restarts it if it died.`,
+  }),
+  /** The inference process refused the input (4xx); its message is kept, its status via `options.status`. */
+  AKIDB_ERR_INFERENCE_REJECTED: spec<{ message: string }>({
+    status: 400,
+    type: "invalid_request_error",
+    message: (p) => p.message,
+  }),
+  AKIDB_ERR_UNAUTHORIZED: spec<{ credential: "server.api_keys" | "server.admin_token" }>({
+    status: 401,
+    type: "authentication_error",
+    message: (p) =>
+      `Missing bearer token: send the header Authorization: Bearer <token> with a token from ${p.credential}.`,
+  }),
+  AKIDB_ERR_INVALID_API_KEY: spec<Record<string, never>>({
+    status: 401,
+    type: "authentication_error",
+    message: () => "Incorrect API key: the bearer token is not one of server.api_keys.",
+  }),
+  AKIDB_ERR_FORBIDDEN: spec<Record<string, never>>({
+    status: 403,
+    type: "permission_error",
+    message: () => "The bearer token is not server.admin_token; the admin API needs the admin token.",
+  }),
+  AKIDB_ERR_NOT_FOUND: spec<{ method: string; path: string }>({
+    status: 404,
+    type: "not_found_error",
+    message: (p) => `No route ${p.method} ${p.path}; see docs/api.md for the API.`,
+  }),
+  AKIDB_ERR_MODE_CONFLICT: spec<{ mode: string; action: string }>({
+    status: 409,
+    type: "invalid_request_error",
+    message: (p) =>
+      `Cannot ${p.action}: embedding.mode is ${p.mode}, which runs no inference process; set embedding.mode to mlx.`,
+  }),
+  AKIDB_ERR_SHUTTING_DOWN: spec<Record<string, never>>({
+    status: 503,
+    type: "server_error",
+    message: () => "The server is shutting down; retry against another instance or after it restarts.",
+  }),
+  AKIDB_ERR_INTERNAL: spec<{ reason: string }>({
+    status: 500,
+    type: "server_error",
+    message: (p) =>
+      `Internal error: ${p.reason}. This is a bug; the request id is in the x-request-id header.`,
+  }),
+} as const;
+
+export type AkidbErrorCode = keyof typeof errorRegistry;
+export type AkidbErrorParams<C extends AkidbErrorCode> = Parameters<(typeof errorRegistry)[C]["message"]>[0];
+
+export interface AkidbErrorOptions {
+  /** The request field at fault, e.g. `input[2]`. */
+  param?: string | null;
+  /** Overrides the registry's status; only for errors passed through from the inference process. */
+  status?: ContentfulStatusCode;
+  /** Seconds a client should wait before retrying (sent as Retry-After). */
+  retryAfterSeconds?: number;
+  cause?: unknown;
+}
+
+/** The one error type of the control plane: a registry code, its status and an actionable message. */
+export class AkidbError<C extends AkidbErrorCode = AkidbErrorCode> extends Error {
+  readonly code: C;
+  readonly status: ContentfulStatusCode;
+  readonly type: ErrorType;
+  readonly param: string | null;
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: C, params: AkidbErrorParams<C>, options: AkidbErrorOptions = {}) {
+    const entry = errorRegistry[code] as ErrorSpec<AkidbErrorParams<C>>;
+    super(entry.message(params), { cause: options.cause });
+    this.name = "AkidbError";
+    this.code = code;
+    this.status = options.status ?? entry.status;
+    this.type = entry.type;
+    this.param = options.param ?? null;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+
+  toResponse(): ErrorResponse {
+    return { error: { message: this.message, type: this.type, code: this.code, param: this.param } };
+  }
+}
+
+export function isAkidbError(value: unknown): value is AkidbError {
+  return value instanceof AkidbError;
+}
