@@ -1,0 +1,188 @@
+import { z } from "zod";
+
+// Every object is strict (an unknown key is an error with a did-you-mean suggestion) and every
+// section has a prefault, so an empty file, or none, yields the documented defaults.
+// `akidb.example.yaml` lists every key with its default; a test keeps the two in step.
+
+const positiveInt = z.int().min(1);
+
+const restartSchema = z.strictObject({
+  /**
+   * Unexpected exits tolerated within `window_ms` before the supervisor gives up and enters
+   * `failed`. Higher rides out more flakiness; lower surfaces a broken model sooner. Default 5.
+   */
+  max_restarts: positiveInt.default(5),
+  /** The sliding window, in ms, over which `max_restarts` is counted. Default 300000 (5 min). */
+  window_ms: positiveInt.default(300_000),
+  /**
+   * Delay before the first restart, doubled after each consecutive failure. Short recovers
+   * faster; long spares a machine that a crashing model keeps loading. Default 500.
+   */
+  backoff_initial_ms: positiveInt.default(500),
+  /** Upper bound of the restart delay. Default 30000. */
+  backoff_max_ms: positiveInt.default(30_000),
+});
+
+const mlxSchema = z.strictObject({
+  /**
+   * What to load: a registry alias (`qwen3-0.6b-4bit`, `gemma-300m-4bit` or one under `models`),
+   * a Hugging Face repo id, or a local checkpoint directory. Default `qwen3-0.6b-4bit`: the best
+   * retrieval quality of the built-ins; `gemma-300m-4bit` is smaller and faster.
+   */
+  model: z.string().min(1).default("qwen3-0.6b-4bit"),
+  /**
+   * Where downloaded checkpoints are kept (a Hugging Face cache layout). `~` is the home
+   * directory; relative paths are resolved against the config file's directory. Default
+   * `~/.cache/akidb/models`.
+   */
+  cache_dir: z.string().min(1).default("~/.cache/akidb/models"),
+  /**
+   * Disk budget of `cache_dir` in GB. At start the least recently used other checkpoints are
+   * deleted until the cache fits; the model in use is never deleted. Default 10.
+   */
+  max_cache_gb: z.number().positive().default(10),
+  /**
+   * Most inputs per forward pass. Larger batches use the accelerator better but make every input
+   * in the batch wait for the slowest. Requests with more inputs are split, never rejected. Default 32.
+   */
+  batch_size: positiveInt.default(32),
+  /**
+   * How long, in ms, a batch waits for more inputs before it runs. Higher improves throughput under
+   * concurrency at the price of latency for a lone request. Default 5.
+   */
+  batch_timeout_ms: z.int().min(0).default(5),
+  /**
+   * Token budget of one batch (padded tokens), bounding the memory of one forward pass. Lower is
+   * safer on small machines; higher packs more long inputs together. Default 16384.
+   */
+  max_batch_tokens: positiveInt.default(16_384),
+  /** L2-normalise vectors unless a request says otherwise; cosine and dot product then agree. Default true. */
+  normalize: z.boolean().default(true),
+  /** `auto` uses the GPU (Metal) when present, else the CPU; `cpu` forces the CPU. Default `auto`. */
+  device: z.enum(["auto", "gpu", "cpu"]).default("auto"),
+  /**
+   * Start the inference process and load the model at server start (true), or on the first
+   * request that needs it (false: faster start, slow first request). Default true.
+   */
+  preload: z.boolean().default(true),
+  /** Checkpoint revision (branch, tag or commit) for a Hugging Face repo; unset means the entry's or `main`. */
+  revision: z.string().min(1).optional(),
+  /** Never contact the Hugging Face Hub: load only what `cache_dir` already holds. Default false. */
+  offline: z.boolean().default(false),
+  /**
+   * How long, in ms, the inference process may take to become ready (download, load and warm-up)
+   * before the start counts as failed. A first download needs the longest. Default 600000 (10 min).
+   */
+  startup_timeout_ms: positiveInt.default(600_000),
+  /** When and how the inference process is restarted after it exits unexpectedly. */
+  restart: restartSchema.prefault({}),
+});
+
+const mockSchema = z.strictObject({
+  /** Dimension of the deterministic hash vectors of `mode: mock`. Default 384. */
+  dimension: positiveInt.max(65_536).default(384),
+});
+
+const queueSchema = z.strictObject({
+  /**
+   * Inputs waiting for a batch, across all requests, before new requests get 429 with Retry-After.
+   * Higher absorbs bursts; lower bounds memory and queueing delay. Default 4096.
+   */
+  max_pending_inputs: positiveInt.default(4096),
+  /** Most inputs in one request (OpenAI's limit is 2048). Default 2048. */
+  max_inputs_per_request: positiveInt.default(2048),
+  /** Deadline of a request from arrival to response, in ms; past it the answer is 504. Default 30000. */
+  request_timeout_ms: positiveInt.default(30_000),
+});
+
+const embeddingSchema = z.strictObject({
+  /**
+   * `mlx`: embed text with a local MLX model in the inference process. `user_provided`: no
+   * model; documents and queries must carry vectors. `mock`: deterministic hash vectors, for
+   * tests and demos. Default `mlx`.
+   */
+  mode: z.enum(["mlx", "user_provided", "mock"]).default("mlx"),
+  /** Prompt for requests that do not say `input_type`: OpenAI clients send none. Default `document`. */
+  default_input_type: z.enum(["query", "document"]).default("document"),
+  /** The local model and its batching. */
+  mlx: mlxSchema.prefault({}),
+  /** The mock model. */
+  mock: mockSchema.prefault({}),
+  /** Backpressure and deadlines of embedding requests. */
+  queue: queueSchema.prefault({}),
+});
+
+const collectionSchema = z.strictObject({
+  /** Dimension of a collection created without one in `user_provided` mode. Default 1024 (Qwen3's). */
+  default_dimension: positiveInt.max(65_536).default(1024),
+  /** Similarity of a collection created without one. Default `cosine`. */
+  default_metric: z.enum(["cosine", "l2", "ip"]).default("cosine"),
+});
+
+const serverSchema = z.strictObject({
+  /**
+   * Interface to listen on. Default `127.0.0.1` (this machine only). Any other host needs
+   * `admin_token`, or the server refuses to start.
+   */
+  host: z.string().min(1).default("127.0.0.1"),
+  /** TCP port; 0 picks a free one (logged at start). Default 8080. */
+  port: z.int().min(0).max(65_535).default(8080),
+  /** Bearer tokens accepted on the public API; empty leaves it open. Default none. */
+  api_keys: z.array(z.string().min(1)).default([]),
+  /** Bearer token of `/admin/v1`; unset leaves the admin API open, which only a loopback host allows. */
+  admin_token: z.string().min(1).optional(),
+  /** Browser origins allowed by CORS, or `*`; empty sends no CORS headers. Default none. */
+  cors_origins: z.array(z.string().min(1)).default([]),
+  /** Largest request body in bytes; larger bodies get 413. Default 16777216 (16 MiB). */
+  max_body_bytes: positiveInt.default(16 * 1024 * 1024),
+  /**
+   * On SIGINT/SIGTERM, how long in-flight requests may finish before the server closes anyway, in
+   * ms. Default 10000.
+   */
+  shutdown_timeout_ms: positiveInt.default(10_000),
+  /** Least severe log level written (pino levels). Default `info`. */
+  log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+});
+
+const storageSchema = z.strictObject({
+  /** Directory of the durable log and index snapshots; relative to the config file. Default `./data`. */
+  data_dir: z.string().min(1).default("./data"),
+});
+
+/** A user registry entry under `models`: the facts the control plane needs before the model loads. */
+export const modelEntrySchema = z.strictObject({
+  /** Hugging Face repo id or local checkpoint directory. */
+  source: z.string().min(1),
+  /** Checkpoint revision of a Hugging Face repo; default `main`. */
+  revision: z.string().min(1).optional(),
+  /** The checkpoint's `model_type`. */
+  architecture: z.enum(["qwen3", "gemma3_text"]),
+  /** Full output dimension. */
+  dimension: positiveInt,
+  /** Dimensions a vector may be truncated to; default only `dimension`. */
+  matryoshka_dimensions: z.array(positiveInt).optional(),
+  /** Longest input in tokens, prompt included. */
+  max_tokens: positiveInt,
+  /** Default: the architecture's (`last_token` for qwen3, `mean` for gemma3_text). */
+  pooling: z.enum(["last_token", "mean"]).optional(),
+  /** Prefix per input type; default: the architecture's. */
+  prompts: z.strictObject({ query: z.string(), document: z.string() }).optional(),
+  /** Weight quantization; default none (full precision). */
+  quantization: z.strictObject({ bits: positiveInt, group_size: positiveInt }).nullable().default(null),
+  /** SPDX id or name of the weights' license. Default `unknown`. */
+  license: z.string().min(1).default("unknown"),
+  /** Download size in MB, when known. */
+  size_mb: z.number().positive().optional(),
+});
+
+export const configSchema = z.strictObject({
+  embedding: embeddingSchema.prefault({}),
+  collection: collectionSchema.prefault({}),
+  server: serverSchema.prefault({}),
+  storage: storageSchema.prefault({}),
+  /** User registry entries, keyed by alias; they add to (or replace) the built-in entries. */
+  models: z.record(z.string().regex(/^[a-z0-9][a-z0-9._-]*$/), modelEntrySchema).default({}),
+});
+
+export type AkidbConfig = z.infer<typeof configSchema>;
+export type ModelEntryConfig = z.infer<typeof modelEntrySchema>;
