@@ -177,16 +177,30 @@ export class AkidbError<C extends AkidbErrorCode = AkidbErrorCode> extends Error
   readonly type: ErrorType;
   readonly param: string | null;
   readonly retryAfterSeconds: number | undefined;
+  readonly params: AkidbErrorParams<C>;
 
   constructor(code: C, params: AkidbErrorParams<C>, options: AkidbErrorOptions = {}) {
     const entry = errorRegistry[code] as ErrorSpec<AkidbErrorParams<C>>;
     super(entry.message(params), { cause: options.cause });
     this.name = "AkidbError";
     this.code = code;
+    this.params = params;
     this.status = options.status ?? entry.status;
     this.type = entry.type;
     this.param = options.param ?? null;
     this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+
+  /** The same error about another field: a batch numbers inputs its own way, a client needs its own. */
+  withParam(param: string): AkidbError<C> {
+    const moved = new AkidbError(this.code, this.params, {
+      param,
+      status: this.status,
+      retryAfterSeconds: this.retryAfterSeconds,
+      cause: this.cause,
+    });
+    if (this.param) moved.message = this.message.split(this.param).join(param);
+    return moved;
   }
 
   toResponse(): ErrorResponse {

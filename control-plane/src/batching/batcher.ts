@@ -1,0 +1,389 @@
+import type { Logger } from "pino";
+import type { EmbedBatch, Embedder, EmbedResult, InputType } from "../embedders/types.ts";
+import { AkidbError, isAkidbError } from "../http/errors.ts";
+import type { Metrics } from "../metrics.ts";
+import { type Permit, Permits } from "./permits.ts";
+
+/** The batching policy; each field is a config key (named beside it). */
+export interface BatcherLimits {
+  /** Most inputs in one batch (`embedding.mlx.batch_size`). */
+  batchSize: number;
+  /** How long the oldest input waits for its batch to fill while the embedder is idle (`embedding.mlx.batch_timeout_ms`). */
+  batchTimeoutMs: number;
+  /** Most estimated tokens in one batch (`embedding.mlx.max_batch_tokens`); a larger single input goes alone. */
+  maxBatchTokens: number;
+  /** Inputs accepted and not yet answered (`embedding.queue.max_pending_inputs`); beyond it, 429. */
+  maxPendingInputs: number;
+  /** Deadline of a request from enqueue to answer (`embedding.queue.request_timeout_ms`); beyond it, 504. */
+  requestTimeoutMs: number;
+}
+
+/** One client request: its inputs may be split over several batches and come back in order. */
+export interface EmbedRequest {
+  texts: string[];
+  inputType: InputType;
+  dimensions?: number;
+  normalize: boolean;
+  truncate: boolean;
+  requestId: string;
+  /** Aborted when the client goes away: its inputs leave the queue unsent. */
+  signal?: AbortSignal;
+}
+
+export interface BatcherOptions {
+  embedder: Embedder;
+  limits: BatcherLimits;
+  /** Tokens one input costs against `maxBatchTokens` (see batching/tokens.ts). */
+  estimateTokens: (text: string, inputType: InputType) => number;
+  metrics?: Pick<Metrics, "batchSize" | "latencyMs" | "queueDepth" | "tokens">;
+  logger?: Logger;
+}
+
+interface Waiter {
+  request: EmbedRequest;
+  vectors: Float32Array[];
+  tokenCounts: number[];
+  remaining: number;
+  settled: boolean;
+  resolve: (result: EmbedResult) => void;
+  reject: (error: AkidbError) => void;
+  cleanup: () => void;
+}
+
+/** One input waiting in the queue; `seq` is its arrival order. */
+interface Slot {
+  waiter: Waiter;
+  index: number;
+  tokens: number;
+  key: string;
+  seq: number;
+  enqueuedAt: number;
+}
+
+interface Batch {
+  slots: Slot[];
+  controller: AbortController;
+}
+
+/** Inputs share a batch only when the embedder would treat them alike. */
+function compatibilityKey(request: EmbedRequest): string {
+  return `${request.inputType}|${request.dimensions ?? ""}|${request.normalize}|${request.truncate}`;
+}
+
+/**
+ * Owns the embedding queue (like text-embeddings-inference's router queue): HTTP handlers
+ * reserve capacity, enqueue and await; the batcher packs compatible inputs into batches bounded
+ * by size and a token budget, sends at most one batch at a time, drops inputs whose client went
+ * away before sending them, and enforces each request's deadline.
+ *
+ * A batch is sent when the embedder is idle and either the oldest input's group fills a batch
+ * or that input has waited `batchTimeoutMs`; while a batch is in flight the next one forms in
+ * the queue and is cut the moment the embedder is free.
+ */
+export class Batcher {
+  readonly limits: BatcherLimits;
+  readonly #embedder: Embedder;
+  readonly #estimateTokens: BatcherOptions["estimateTokens"];
+  readonly #metrics: BatcherOptions["metrics"];
+  readonly #logger: Logger | undefined;
+  readonly #permits: Permits;
+  #queue: Slot[] = [];
+  #inFlight: Batch | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #seq = 0;
+  /** Arrival numbers of pending exclusive tasks; only inputs before the first are sent (see `exclusive`). */
+  #barriers: number[] = [];
+  #drainWaiters: Array<{ barrier: number; done: () => void }> = [];
+  #exclusiveTail: Promise<unknown> = Promise.resolve();
+  #closed = false;
+  #batchMsAverage: number | null = null;
+
+  constructor(options: BatcherOptions) {
+    this.limits = options.limits;
+    this.#embedder = options.embedder;
+    this.#estimateTokens = options.estimateTokens;
+    this.#metrics = options.metrics;
+    this.#logger = options.logger;
+    this.#permits = new Permits(options.limits.maxPendingInputs);
+  }
+
+  /** Inputs waiting to be sent. */
+  get queueDepth(): number {
+    return this.#queue.length;
+  }
+
+  /** Inputs in the batch being computed. */
+  get inFlightSize(): number {
+    return this.#inFlight?.slots.length ?? 0;
+  }
+
+  /** Inputs accepted and not yet answered. */
+  get pendingInputs(): number {
+    return this.#permits.inUse;
+  }
+
+  /** Takes one permit per input or throws AKIDB_ERR_OVERLOADED (429) with a Retry-After estimate. */
+  reserve(count: number): Permit {
+    if (this.#closed) throw new AkidbError("AKIDB_ERR_SHUTTING_DOWN", {});
+    const permit = this.#permits.tryAcquire(count);
+    if (permit) return permit;
+    throw new AkidbError(
+      "AKIDB_ERR_OVERLOADED",
+      { pending: this.#permits.inUse, limit: this.#permits.total },
+      { retryAfterSeconds: this.#retryAfterSeconds() },
+    );
+  }
+
+  /** Embeds one request's inputs, in order; settles with an AkidbError on timeout, abort or failure. */
+  embed(request: EmbedRequest, permit: Permit): Promise<EmbedResult> {
+    return new Promise<EmbedResult>((resolve, reject) => {
+      if (this.#closed || request.signal?.aborted) {
+        permit.release();
+        reject(
+          this.#closed
+            ? new AkidbError("AKIDB_ERR_SHUTTING_DOWN", {})
+            : new AkidbError("AKIDB_ERR_CANCELLED", {}),
+        );
+        return;
+      }
+      const count = request.texts.length;
+      const waiter: Waiter = {
+        request,
+        vectors: new Array<Float32Array>(count),
+        tokenCounts: new Array<number>(count).fill(0),
+        remaining: count,
+        settled: false,
+        resolve,
+        reject,
+        cleanup: () => {},
+      };
+      if (count === 0) {
+        permit.release();
+        resolve({ vectors: [], tokenCounts: [] });
+        return;
+      }
+      const onAbort = () => this.#settle(waiter, new AkidbError("AKIDB_ERR_CANCELLED", {}));
+      const timeoutMs = this.limits.requestTimeoutMs;
+      const deadline = setTimeout(
+        () => this.#settle(waiter, new AkidbError("AKIDB_ERR_TIMEOUT", { timeoutMs })),
+        timeoutMs,
+      );
+      request.signal?.addEventListener("abort", onAbort, { once: true });
+      waiter.cleanup = () => {
+        clearTimeout(deadline);
+        request.signal?.removeEventListener("abort", onAbort);
+        permit.release();
+      };
+      const key = compatibilityKey(request);
+      const enqueuedAt = performance.now();
+      request.texts.forEach((text, index) => {
+        const tokens = this.#estimateTokens(text, request.inputType);
+        this.#queue.push({ waiter, index, tokens, key, seq: this.#seq++, enqueuedAt });
+      });
+      this.#queueChanged();
+      this.#schedule();
+    });
+  }
+
+  /**
+   * Runs `fn` (a model switch) once every input accepted before the call has been answered;
+   * inputs arriving meanwhile wait and go to the embedder after `fn` settles.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const barrier = this.#seq;
+    this.#barriers.push(barrier);
+    const run = async (): Promise<T> => {
+      try {
+        await this.#drained(barrier);
+        return await fn();
+      } finally {
+        this.#barriers.shift();
+        this.#schedule();
+      }
+    };
+    const result = this.#exclusiveTail.then(run, run);
+    this.#exclusiveTail = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Stops accepting requests; resolves once every accepted input has been answered. */
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#schedule();
+    return this.#drained(Number.POSITIVE_INFINITY);
+  }
+
+  /** Answers every waiting request with AKIDB_ERR_SHUTTING_DOWN and aborts the batch in flight. */
+  abortAll(): void {
+    this.#closed = true;
+    const waiters = new Set([...this.#queue, ...(this.#inFlight?.slots ?? [])].map((slot) => slot.waiter));
+    for (const waiter of waiters) this.#settle(waiter, new AkidbError("AKIDB_ERR_SHUTTING_DOWN", {}));
+  }
+
+  #schedule(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    if (!this.#inFlight) this.#dispatchOrWait();
+    this.#resolveDrainWaiters();
+  }
+
+  #dispatchOrWait(): void {
+    const head = this.#queue[0];
+    if (!head || !this.#eligible(head)) return;
+    const { slots, full } = this.#form(head);
+    const waited = performance.now() - head.enqueuedAt;
+    const flushing = this.#closed || this.#barriers.length > 0;
+    if (full || flushing || waited >= this.limits.batchTimeoutMs) {
+      this.#dispatch(slots);
+    } else {
+      this.#timer = setTimeout(() => {
+        this.#timer = null;
+        this.#schedule();
+      }, this.limits.batchTimeoutMs - waited);
+    }
+  }
+
+  #eligible(slot: Slot): boolean {
+    const barrier = this.#barriers[0];
+    return barrier === undefined || slot.seq < barrier;
+  }
+
+  /** The next batch: queue order, the head's group only, within batch_size and the token budget. */
+  #form(head: Slot): { slots: Slot[]; full: boolean } {
+    const { batchSize, maxBatchTokens } = this.limits;
+    const slots: Slot[] = [];
+    let tokens = 0;
+    for (const slot of this.#queue) {
+      if (!this.#eligible(slot)) break;
+      if (slot.key !== head.key) continue;
+      if (slots.length === batchSize || (slots.length > 0 && tokens + slot.tokens > maxBatchTokens)) {
+        return { slots, full: true };
+      }
+      slots.push(slot);
+      tokens += slot.tokens;
+    }
+    return { slots, full: slots.length === batchSize || tokens >= maxBatchTokens };
+  }
+
+  #dispatch(slots: Slot[]): void {
+    const taken = new Set(slots);
+    this.#queue = this.#queue.filter((slot) => !taken.has(slot));
+    this.#queueChanged();
+    const batch: Batch = { slots, controller: new AbortController() };
+    this.#inFlight = batch;
+    const first = slots[0]!.waiter.request;
+    const now = performance.now();
+    for (const slot of slots) this.#metrics?.latencyMs.observe({ stage: "queue" }, now - slot.enqueuedAt);
+    this.#metrics?.batchSize.observe(slots.length);
+    const requestIds = [...new Set(slots.map((slot) => slot.waiter.request.requestId))];
+    this.#logger?.debug({ size: slots.length, requestIds }, "batch dispatched");
+    void this.#run(batch, {
+      texts: slots.map((slot) => slot.waiter.request.texts[slot.index]!),
+      inputType: first.inputType,
+      dimensions: first.dimensions,
+      normalize: first.normalize,
+      truncate: first.truncate,
+      // The inference process logs one id per batch: the first request's (the debug line above maps the rest).
+      requestId: first.requestId,
+      signal: batch.controller.signal,
+    });
+  }
+
+  async #run(batch: Batch, embedBatch: EmbedBatch): Promise<void> {
+    const started = performance.now();
+    try {
+      const result = await this.#embedder.embed(embedBatch);
+      if (result.vectors.length !== batch.slots.length) {
+        throw new AkidbError("AKIDB_ERR_INTERNAL", {
+          reason: `the embedder returned ${result.vectors.length} vectors for ${batch.slots.length} inputs`,
+        });
+      }
+      const elapsed = performance.now() - started;
+      this.#metrics?.latencyMs.observe({ stage: "inference" }, elapsed);
+      this.#batchMsAverage =
+        this.#batchMsAverage === null ? elapsed : 0.8 * this.#batchMsAverage + 0.2 * elapsed;
+      this.#metrics?.tokens.inc(result.tokenCounts.reduce((sum, count) => sum + count, 0));
+      batch.slots.forEach((slot, i) => {
+        const waiter = slot.waiter;
+        if (waiter.settled) return;
+        waiter.vectors[slot.index] = result.vectors[i]!;
+        waiter.tokenCounts[slot.index] = result.tokenCounts[i] ?? 0;
+        waiter.remaining -= 1;
+        if (waiter.remaining === 0) this.#settle(waiter, null);
+      });
+    } catch (error) {
+      this.#fail(batch.slots, error);
+    } finally {
+      this.#inFlight = null;
+      this.#schedule();
+    }
+  }
+
+  /**
+   * An error naming one input (`input[k]` of the batch) fails only the request that sent it,
+   * renumbered to that request's index; the batch's other inputs go back to the queue.
+   */
+  #fail(slots: Slot[], cause: unknown): void {
+    const error = isAkidbError(cause)
+      ? cause
+      : new AkidbError("AKIDB_ERR_INFERENCE_FAILED", { reason: String(cause) }, { cause });
+    const culprit = /^input\[(\d+)\]$/.exec(error.param ?? "")?.[1];
+    const slot = culprit === undefined ? undefined : slots[Number(culprit)];
+    if (slot) {
+      this.#settle(slot.waiter, error.withParam(`input[${slot.index}]`));
+      const retry = slots.filter((s) => !s.waiter.settled);
+      this.#queue = [...retry, ...this.#queue].sort((a, b) => a.seq - b.seq);
+      this.#queueChanged();
+      return;
+    }
+    for (const waiter of new Set(slots.map((s) => s.waiter))) this.#settle(waiter, error);
+  }
+
+  /** Answers a request once: with its vectors (`error` null) or an error; frees its permits. */
+  #settle(waiter: Waiter, error: AkidbError | null): void {
+    if (waiter.settled) return;
+    waiter.settled = true;
+    waiter.cleanup();
+    if (!error) {
+      waiter.resolve({ vectors: waiter.vectors, tokenCounts: waiter.tokenCounts });
+      return;
+    }
+    const before = this.#queue.length;
+    this.#queue = this.#queue.filter((slot) => slot.waiter !== waiter);
+    if (this.#queue.length !== before) this.#queueChanged();
+    const inFlight = this.#inFlight;
+    if (inFlight?.slots.every((slot) => slot.waiter.settled)) inFlight.controller.abort();
+    waiter.reject(error);
+    this.#schedule();
+  }
+
+  #queueChanged(): void {
+    this.#metrics?.queueDepth.set(this.#queue.length);
+  }
+
+  /** Resolves once nothing that arrived before `barrier` is queued or in flight. */
+  #drained(barrier: number): Promise<void> {
+    return new Promise((done) => {
+      this.#drainWaiters.push({ barrier, done });
+      this.#resolveDrainWaiters();
+    });
+  }
+
+  #resolveDrainWaiters(): void {
+    if (this.#inFlight) return;
+    this.#drainWaiters = this.#drainWaiters.filter(({ barrier, done }) => {
+      if (this.#queue.some((slot) => slot.seq < barrier)) return true;
+      done();
+      return false;
+    });
+  }
+
+  /** Batches ahead of a new request times the recent batch duration, at least one second. */
+  #retryAfterSeconds(): number {
+    const batchesAhead = Math.ceil(this.#permits.inUse / this.limits.batchSize);
+    const batchMs = this.#batchMsAverage ?? 1000;
+    return Math.max(1, Math.ceil((batchesAhead * batchMs) / 1000));
+  }
+}

@@ -1,0 +1,41 @@
+/** Capacity held by one request: one permit per input, given back once when the request settles. */
+export interface Permit {
+  readonly count: number;
+  release(): void;
+}
+
+/**
+ * A counting semaphore without waiting: overload is answered at once (429), never by queueing
+ * more work than `total` inputs.
+ */
+export class Permits {
+  readonly total: number;
+  #available: number;
+
+  constructor(total: number) {
+    this.total = total;
+    this.#available = total;
+  }
+
+  get available(): number {
+    return this.#available;
+  }
+
+  get inUse(): number {
+    return this.total - this.#available;
+  }
+
+  tryAcquire(count: number): Permit | null {
+    if (count > this.#available) return null;
+    this.#available -= count;
+    let released = false;
+    return {
+      count,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.#available += count;
+      },
+    };
+  }
+}

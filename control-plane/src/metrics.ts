@@ -1,0 +1,85 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+/** Every metric name starts with this, process metrics included. */
+export const METRIC_PREFIX = "akidb_";
+
+export type LatencyStage = "queue" | "inference" | "total";
+
+/** The server's Prometheus metrics, on a registry of their own so several servers can share a process. */
+export interface Metrics {
+  registry: Registry;
+  /** Inputs per batch sent to the embedder. */
+  batchSize: Histogram<never>;
+  /** queue: enqueue to batch dispatch, per input; inference: one embedder call; total: one HTTP request. */
+  latencyMs: Histogram<"stage">;
+  /** Embedding requests answered, by HTTP status. */
+  requests: Counter<"status">;
+  /** Failed embedding requests by cause: the error code without its AKIDB_ERR_ prefix, lower-cased. */
+  failures: Counter<"cause">;
+  /** Inputs waiting in the batcher's queue (not yet sent). */
+  queueDepth: Gauge<never>;
+  /** Tokens embedded, prompts and special tokens included. */
+  tokens: Counter<never>;
+  /** Times the supervisor restarted the inference process. */
+  inferenceRestarts: Counter<never>;
+}
+
+/** 1 ms .. ~65 s, doubling: batching waits are milliseconds, cold CPU batches tens of seconds. */
+const LATENCY_BUCKETS_MS = Array.from({ length: 17 }, (_, i) => 2 ** i);
+
+/** 1 .. 1024, powers of two: batch_size is usually a power of two. */
+const BATCH_SIZE_BUCKETS = Array.from({ length: 11 }, (_, i) => 2 ** i);
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  const registers = [registry];
+  return {
+    registry,
+    batchSize: new Histogram({
+      name: `${METRIC_PREFIX}embedding_batch_size`,
+      help: "Inputs per batch sent to the embedder.",
+      buckets: BATCH_SIZE_BUCKETS,
+      registers,
+    }),
+    latencyMs: new Histogram({
+      name: `${METRIC_PREFIX}embedding_latency_ms`,
+      help: "Embedding latency in milliseconds by stage: queue (per input), inference (per batch), total (per request).",
+      labelNames: ["stage"],
+      buckets: LATENCY_BUCKETS_MS,
+      registers,
+    }),
+    requests: new Counter({
+      name: `${METRIC_PREFIX}embedding_requests_total`,
+      help: "Embedding requests answered, by HTTP status.",
+      labelNames: ["status"],
+      registers,
+    }),
+    failures: new Counter({
+      name: `${METRIC_PREFIX}embedding_failures_total`,
+      help: "Failed embedding requests by cause (error code).",
+      labelNames: ["cause"],
+      registers,
+    }),
+    queueDepth: new Gauge({
+      name: `${METRIC_PREFIX}embedding_queue_depth`,
+      help: "Inputs waiting in the batcher's queue.",
+      registers,
+    }),
+    tokens: new Counter({
+      name: `${METRIC_PREFIX}embedding_tokens_total`,
+      help: "Tokens embedded, prompts and special tokens included.",
+      registers,
+    }),
+    inferenceRestarts: new Counter({
+      name: `${METRIC_PREFIX}inference_restarts_total`,
+      help: "Times the supervisor restarted the inference process.",
+      registers,
+    }),
+  };
+}
+
+/** The `cause` label of a failure: `AKIDB_ERR_TIMEOUT` -> `timeout`. */
+export function failureCause(code: string): string {
+  return code.replace(/^AKIDB_ERR_/, "").toLowerCase();
+}

@@ -1,0 +1,431 @@
+import fc from "fast-check";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { Batcher, type BatcherLimits, type EmbedRequest } from "../src/batching/batcher.ts";
+import { MockEmbedder } from "../src/embedders/mock.ts";
+import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "../src/embedders/types.ts";
+import { AkidbError } from "../src/http/errors.ts";
+
+const LIMITS: BatcherLimits = {
+  batchSize: 4,
+  batchTimeoutMs: 5,
+  maxBatchTokens: 1000,
+  maxPendingInputs: 64,
+  requestTimeoutMs: 10_000,
+};
+
+/** One token per character: makes token budgets easy to reason about. */
+const charTokens = (text: string) => text.length;
+
+/** A mock embedder whose batches the test releases by hand, recording what it was sent. */
+class GatedEmbedder implements Embedder {
+  readonly name = "gated";
+  readonly inner = new MockEmbedder(8);
+  readonly calls: Array<{ batch: EmbedBatch; release: () => void; fail: (error: unknown) => void }> = [];
+  inFlight = 0;
+  maxInFlight = 0;
+
+  state(): EmbedderState {
+    return { status: "ready" };
+  }
+
+  embed(batch: EmbedBatch): Promise<EmbedResult> {
+    this.inFlight += 1;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    return new Promise<EmbedResult>((resolve, reject) => {
+      const done = () => {
+        this.inFlight -= 1;
+      };
+      this.calls.push({
+        batch,
+        release: () => {
+          done();
+          resolve(this.inner.embed(batch));
+        },
+        fail: (error) => {
+          done();
+          reject(error);
+        },
+      });
+    });
+  }
+
+  countTokens(texts: string[], inputType: InputType, requestId: string): Promise<number[]> {
+    return this.inner.countTokens(texts, inputType, requestId);
+  }
+}
+
+function request(texts: string[], overrides: Partial<EmbedRequest> = {}): EmbedRequest {
+  return { texts, inputType: "document", normalize: true, truncate: true, requestId: "r", ...overrides };
+}
+
+function submit(batcher: Batcher, req: EmbedRequest): Promise<EmbedResult> {
+  return batcher.embed(req, batcher.reserve(req.texts.length));
+}
+
+async function unbatched(req: EmbedRequest): Promise<Float32Array[]> {
+  const { vectors } = await new MockEmbedder(8).embed({ ...req });
+  return vectors;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<AkidbError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof AkidbError)) throw new Error(`expected an AkidbError, got ${String(error)}`);
+  return error;
+}
+
+describe("Batcher", () => {
+  it("groups concurrent requests into one batch and returns each request its own vectors", async () => {
+    const embedder = new GatedEmbedder();
+    const batcher = new Batcher({ embedder, limits: LIMITS, estimateTokens: charTokens });
+    const requests = [request(["a"]), request(["b", "c"]), request(["d"])];
+    const results = requests.map((req) => submit(batcher, req));
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
+    expect(embedder.calls[0]!.batch.texts).toEqual(["a", "b", "c", "d"]);
+    embedder.calls[0]!.release();
+    for (const [i, result] of results.entries()) {
+      expect((await result).vectors).toEqual(await unbatched(requests[i]!));
+    }
+  });
+
+  it("splits a request larger than batch_size and reassembles it in order", async () => {
+    const embedder = new GatedEmbedder();
+    const batcher = new Batcher({ embedder, limits: LIMITS, estimateTokens: charTokens });
+    const req = request(Array.from({ length: 10 }, (_, i) => `text ${i}`));
+    const result = submit(batcher, req);
+    for (let n = 1; n <= 3; n++) {
+      await vi.waitFor(() => expect(embedder.calls).toHaveLength(n));
+      expect(embedder.inFlight).toBe(1);
+      embedder.calls[n - 1]!.release();
+    }
+    expect(embedder.calls.map((call) => call.batch.texts.length)).toEqual([4, 4, 2]);
+    expect((await result).vectors).toEqual(await unbatched(req));
+    expect(embedder.maxInFlight).toBe(1);
+  });
+
+  it("keeps a batch within the token budget; a single larger input goes alone", async () => {
+    const embedder = new GatedEmbedder();
+    const limits = { ...LIMITS, batchSize: 8, maxBatchTokens: 10 };
+    const batcher = new Batcher({ embedder, limits, estimateTokens: charTokens });
+    const req = request(["aaaa", "bbbb", "cccc", "dddddddddddddddd", "e"]);
+    const result = submit(batcher, req);
+    for (let n = 1; n <= 4; n++) {
+      await vi.waitFor(() => expect(embedder.calls).toHaveLength(n));
+      embedder.calls[n - 1]!.release();
+    }
+    expect((await result).vectors).toEqual(await unbatched(req));
+    expect(embedder.calls.map((call) => call.batch.texts)).toEqual([
+      ["aaaa", "bbbb"],
+      ["cccc"],
+      ["dddddddddddddddd"],
+      ["e"],
+    ]);
+  });
+
+  it("never mixes inputs with different input_type, dimensions, normalize or truncate", async () => {
+    const embedder = new GatedEmbedder();
+    const batcher = new Batcher({ embedder, limits: LIMITS, estimateTokens: charTokens });
+    const requests = [
+      request(["a"]),
+      request(["b"], { inputType: "query" }),
+      request(["c"], { dimensions: 4 }),
+      request(["d"], { normalize: false }),
+      request(["e"], { truncate: false }),
+      request(["f"]),
+    ];
+    const results = requests.map((req) => submit(batcher, req));
+    for (let n = 1; n <= 5; n++) {
+      await vi.waitFor(() => expect(embedder.calls).toHaveLength(n));
+      embedder.calls[n - 1]!.release();
+    }
+    expect(embedder.calls.map((call) => call.batch.texts)).toEqual([["a", "f"], ["b"], ["c"], ["d"], ["e"]]);
+    for (const [i, result] of results.entries()) {
+      expect((await result).vectors).toEqual(await unbatched(requests[i]!));
+    }
+  });
+
+  it("drops the inputs of a client that went away before they are sent", async () => {
+    const embedder = new GatedEmbedder();
+    const batcher = new Batcher({
+      embedder,
+      limits: { ...LIMITS, batchSize: 1 },
+      estimateTokens: charTokens,
+    });
+    const first = submit(batcher, request(["first"]));
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
+    const controller = new AbortController();
+    const gone = submit(batcher, request(["gone", "gone too"], { signal: controller.signal }));
+    const last = submit(batcher, request(["last"]));
+    expect(batcher.queueDepth).toBe(3);
+    controller.abort();
+    expect((await rejection(gone)).code).toBe("AKIDB_ERR_CANCELLED");
+    expect(batcher.queueDepth).toBe(1);
+    embedder.calls[0]!.release();
+    await first;
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(2));
+    embedder.calls[1]!.release();
+    await last;
+    expect(embedder.calls.map((call) => call.batch.texts)).toEqual([["first"], ["last"]]);
+    expect(batcher.pendingInputs).toBe(0);
+  });
+
+  it("aborts the batch in flight when every client waiting on it went away", async () => {
+    const embedder = new GatedEmbedder();
+    const batcher = new Batcher({ embedder, limits: LIMITS, estimateTokens: charTokens });
+    const controller = new AbortController();
+    const gone = submit(batcher, request(["a"], { signal: controller.signal }));
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
+    const signal = embedder.calls[0]!.batch.signal!;
+    expect(signal.aborted).toBe(false);
+    controller.abort();
+    expect((await rejection(gone)).code).toBe("AKIDB_ERR_CANCELLED");
+    expect(signal.aborted).toBe(true);
+  });
+
+  it("answers 504 AKIDB_ERR_TIMEOUT when a request misses its deadline", async () => {
+    const embedder = new GatedEmbedder();
+    const limits = { ...LIMITS, requestTimeoutMs: 30 };
+    const batcher = new Batcher({ embedder, limits, estimateTokens: charTokens });
+    const error = await rejection(submit(batcher, request(["slow"])));
+    expect(error.code).toBe("AKIDB_ERR_TIMEOUT");
+    expect(error.status).toBe(504);
+    expect(error.message).toContain("embedding.queue.request_timeout_ms (30 ms)");
+    expect(embedder.calls[0]!.batch.signal!.aborted).toBe(true);
+    expect(batcher.pendingInputs).toBe(0);
+  });
+
+  it("refuses capacity beyond max_pending_inputs with 429 and a Retry-After", async () => {
+    const embedder = new GatedEmbedder();
+    const batcher = new Batcher({
+      embedder,
+      limits: { ...LIMITS, maxPendingInputs: 3 },
+      estimateTokens: charTokens,
+    });
+    const held = submit(batcher, request(["a", "b"]));
+    let error: unknown;
+    try {
+      batcher.reserve(2);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(AkidbError);
+    const overloaded = error as AkidbError;
+    expect(overloaded.status).toBe(429);
+    expect(overloaded.code).toBe("AKIDB_ERR_OVERLOADED");
+    expect(overloaded.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect(overloaded.message).toContain("embedding.queue.max_pending_inputs is 3");
+    const permit = batcher.reserve(1);
+    permit.release();
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
+    embedder.calls[0]!.release();
+    await held;
+    expect(batcher.pendingInputs).toBe(0);
+  });
+
+  it("fails only the request whose input the embedder rejected, with that request's index", async () => {
+    const embedder = new GatedEmbedder();
+    const batcher = new Batcher({ embedder, limits: LIMITS, estimateTokens: charTokens });
+    const good = submit(batcher, request(["ok 1", "ok 2"]));
+    const bad = submit(batcher, request(["fine", "too long"]));
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
+    embedder.calls[0]!.fail(
+      new AkidbError(
+        "AKIDB_ERR_INPUT_TOO_LONG",
+        { param: "input[3]", tokens: 9, limit: 8 },
+        { param: "input[3]" },
+      ),
+    );
+    const error = await rejection(bad);
+    expect(error.param).toBe("input[1]");
+    expect(error.message).toMatch(/^input\[1\] has 9 tokens/);
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(2));
+    expect(embedder.calls[1]!.batch.texts).toEqual(["ok 1", "ok 2"]);
+    embedder.calls[1]!.release();
+    expect((await good).vectors).toHaveLength(2);
+  });
+
+  it("fails every request of a batch the embedder could not compute", async () => {
+    const embedder = new GatedEmbedder();
+    const batcher = new Batcher({ embedder, limits: LIMITS, estimateTokens: charTokens });
+    const results = [submit(batcher, request(["a"])), submit(batcher, request(["b"]))];
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
+    embedder.calls[0]!.fail(new Error("connection reset"));
+    for (const result of results) {
+      const error = await rejection(result);
+      expect(error.code).toBe("AKIDB_ERR_INFERENCE_FAILED");
+      expect(error.message).toContain("connection reset");
+    }
+  });
+
+  it("runs an exclusive task after earlier inputs finish and before later ones start", async () => {
+    const embedder = new GatedEmbedder();
+    const batcher = new Batcher({
+      embedder,
+      limits: { ...LIMITS, batchSize: 1 },
+      estimateTokens: charTokens,
+    });
+    const events: string[] = [];
+    const before = submit(batcher, request(["before 1", "before 2"])).then(() => events.push("before done"));
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
+    const switched = batcher.exclusive(async () => {
+      events.push(`switch with ${embedder.calls.length} batches sent`);
+    });
+    const after = submit(batcher, request(["after"])).then(() => events.push("after done"));
+    embedder.calls[0]!.release();
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(2));
+    embedder.calls[1]!.release();
+    await switched;
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(3));
+    embedder.calls[2]!.release();
+    await Promise.all([before, after]);
+    expect(events).toEqual(["before done", "switch with 2 batches sent", "after done"]);
+  });
+
+  it("close() refuses new requests and resolves once accepted ones are answered", async () => {
+    const embedder = new GatedEmbedder();
+    const batcher = new Batcher({ embedder, limits: LIMITS, estimateTokens: charTokens });
+    const accepted = submit(batcher, request(["a"]));
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
+    let closed = false;
+    const closing = batcher.close().then(() => {
+      closed = true;
+    });
+    expect(() => batcher.reserve(1)).toThrow(/shutting down/);
+    expect(closed).toBe(false);
+    embedder.calls[0]!.release();
+    await closing;
+    expect((await accepted).vectors).toHaveLength(1);
+  });
+});
+
+/** An embedder on fake timers: each batch takes 1 ms plus 1 ms per input. */
+class TimedEmbedder implements Embedder {
+  readonly name = "timed";
+  readonly inner = new MockEmbedder(8);
+  readonly batches: Array<{ texts: string[]; batch: EmbedBatch; startedAt: number }> = [];
+  inFlight = 0;
+  maxInFlight = 0;
+
+  state(): EmbedderState {
+    return { status: "ready" };
+  }
+
+  async embed(batch: EmbedBatch): Promise<EmbedResult> {
+    this.batches.push({ texts: batch.texts, batch, startedAt: performance.now() });
+    this.inFlight += 1;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    await new Promise((resolve) => setTimeout(resolve, 1 + batch.texts.length));
+    this.inFlight -= 1;
+    return this.inner.embed(batch);
+  }
+
+  countTokens(texts: string[], inputType: InputType, requestId: string): Promise<number[]> {
+    return this.inner.countTokens(texts, inputType, requestId);
+  }
+}
+
+const arrival = fc.record({
+  at: fc.integer({ min: 0, max: 40 }),
+  count: fc.integer({ min: 1, max: 12 }),
+  length: fc.integer({ min: 1, max: 9 }),
+  inputType: fc.constantFrom<InputType>("query", "document"),
+  dimensions: fc.constantFrom(undefined, 4),
+  normalize: fc.boolean(),
+  abortAt: fc.option(fc.integer({ min: 0, max: 60 }), { nil: undefined }),
+});
+
+describe("Batcher under random arrivals", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("answers every request with exactly its own vectors, in order, within every limit", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          batchSize: fc.integer({ min: 1, max: 8 }),
+          batchTimeoutMs: fc.integer({ min: 0, max: 10 }),
+          maxBatchTokens: fc.integer({ min: 5, max: 60 }),
+          requestTimeoutMs: fc.integer({ min: 20, max: 200 }),
+        }),
+        fc.array(arrival, { minLength: 1, maxLength: 25 }),
+        async (policy, arrivals) => {
+          vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance", "Date"] });
+          const limits = { ...policy, maxPendingInputs: 10_000 };
+          const embedder = new TimedEmbedder();
+          const batcher = new Batcher({ embedder, limits, estimateTokens: charTokens });
+          const owner = new Map<string, number>();
+          const outcomes: Array<{ vectors?: Float32Array[]; error?: AkidbError; at: number }> = [];
+          const requests = arrivals.map((a, r) => {
+            const texts = Array.from({ length: a.count }, (_, i) => `${r}:${i}:`.padEnd(a.length + 6, "x"));
+            for (const text of texts) owner.set(text, r);
+            const controller = new AbortController();
+            const req = request(texts, {
+              inputType: a.inputType,
+              dimensions: a.dimensions,
+              normalize: a.normalize,
+              requestId: `req-${r}`,
+              signal: controller.signal,
+            });
+            return { req, arrival: a, controller };
+          });
+          requests.forEach(({ req, arrival: a, controller }, r) => {
+            setTimeout(() => {
+              submit(batcher, req).then(
+                (result) => {
+                  outcomes[r] = { vectors: result.vectors, at: performance.now() };
+                },
+                (error: AkidbError) => {
+                  outcomes[r] = { error, at: performance.now() };
+                },
+              );
+            }, a.at);
+            if (a.abortAt !== undefined) setTimeout(() => controller.abort(), a.abortAt);
+          });
+          await vi.runAllTimersAsync();
+          vi.useRealTimers();
+
+          expect(embedder.maxInFlight).toBeLessThanOrEqual(1);
+          expect(batcher.pendingInputs).toBe(0);
+          expect(batcher.queueDepth).toBe(0);
+          for (const { texts, batch } of embedder.batches) {
+            expect(texts.length).toBeLessThanOrEqual(limits.batchSize);
+            if (texts.length > 1) {
+              expect(texts.reduce((sum, t) => sum + charTokens(t), 0)).toBeLessThanOrEqual(
+                limits.maxBatchTokens,
+              );
+            }
+            for (const text of texts) {
+              const req = requests[owner.get(text)!]!.req;
+              expect([req.inputType, req.dimensions, req.normalize]).toEqual([
+                batch.inputType,
+                batch.dimensions,
+                batch.normalize,
+              ]);
+            }
+          }
+          for (const [r, { req, arrival: a }] of requests.entries()) {
+            const outcome = outcomes[r]!;
+            if (outcome.vectors) {
+              expect(outcome.vectors).toEqual(await unbatched(req));
+              continue;
+            }
+            const code = outcome.error?.code;
+            if (code === "AKIDB_ERR_CANCELLED") {
+              expect(a.abortAt).toBeDefined();
+              const abortAt = Math.max(a.abortAt!, a.at);
+              const sentLater = embedder.batches.filter((b) => b.startedAt > abortAt);
+              expect(sentLater.flatMap((b) => b.texts).filter((t) => owner.get(t) === r)).toEqual([]);
+            } else {
+              expect(code).toBe("AKIDB_ERR_TIMEOUT");
+              expect(outcome.at - a.at).toBeGreaterThanOrEqual(limits.requestTimeoutMs);
+            }
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
