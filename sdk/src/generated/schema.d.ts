@@ -5,6 +5,185 @@
  */
 
 export interface paths {
+    "/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Liveness and readiness of the server
+         * @description 200 while the server can do its job in its mode: `ok`, or `degraded` when the embedding
+         *     model is loading, restarting or failed (vector traffic still works; text requests answer
+         *     503 with the reason). 503 only while the server shuts down. Needs no token.
+         */
+        get: operations["health"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description Prometheus text format; every name starts with `akidb_`: `akidb_embedding_batch_size`,
+         *     `akidb_embedding_latency_ms{stage=queue|inference|total}`, `akidb_embedding_requests_total{status}`,
+         *     `akidb_embedding_failures_total{cause}`, `akidb_embedding_queue_depth`,
+         *     `akidb_embedding_tokens_total`, `akidb_inference_restarts_total` and process metrics. Needs no token.
+         */
+        get: operations["metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/embeddings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Embed texts (OpenAI-compatible)
+         * @description Inputs from concurrent requests are batched; a request with more inputs than
+         *     `embedding.mlx.batch_size` is split and reassembled in order. Vectors equal those of
+         *     unbatched calls.
+         */
+        post: operations["createEmbeddings"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The registry's models (OpenAI-compatible)
+         * @description Every registry entry; `loaded` marks the one requests may name in `model`.
+         */
+        get: operations["listModels"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Mode, model, inference process, queue, uptime and versions */
+        get: operations["adminStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The effective config, secrets redacted */
+        get: operations["adminConfig"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The registry and the loaded model */
+        get: operations["adminListModels"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/models/{alias}/load": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Switch the served model
+         * @description Requests accepted before the call finish on the current model; requests arriving meanwhile
+         *     wait and run on the new one. Answers once the new model is ready.
+         */
+        post: operations["adminLoadModel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/inference/restart": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restart the inference process
+         * @description Waits for accepted requests to finish, restarts the process and answers once it is ready.
+         */
+        post: operations["adminRestartInference"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/inference/health": {
         parameters: {
             query?: never;
@@ -101,7 +280,10 @@ export interface components {
         EmbeddingRequest: {
             /** @description One text or a list of texts (none empty). */
             input: string | string[];
-            /** @description Model to use; optional. The inference process ignores it (it serves one model). */
+            /**
+             * @description Model to use; optional. The control plane answers 404 (AKIDB_ERR_MODEL_NOT_FOUND) unless it
+             *     names the loaded registry entry (its alias or source); the inference process ignores it.
+             */
             model?: string;
             /**
              * @description base64 is the little-endian float32 bytes of each vector.
@@ -160,6 +342,126 @@ export interface components {
             bits: number;
             group_size: number;
             mode: string;
+        };
+        Health: {
+            /**
+             * @description `degraded`: the model is not ready; vector traffic works, text requests answer 503.
+             * @enum {string}
+             */
+            status: "ok" | "degraded" | "shutting_down";
+            mode: components["schemas"]["EmbeddingMode"];
+            /** @description State of what computes vectors; null in `user_provided` mode. */
+            embedder: components["schemas"]["EmbedderState"] | null;
+        };
+        /** @enum {string} */
+        EmbeddingMode: "mlx" | "user_provided" | "mock";
+        EmbedderState: {
+            /** @enum {string} */
+            status: "starting" | "ready" | "restarting" | "failed" | "stopped";
+            /** @description Why it is not ready. */
+            reason?: string;
+            /** @description Process id of the inference process. */
+            pid?: number;
+        };
+        Model: {
+            /** @description The registry alias. */
+            id: string;
+            /** @constant */
+            object: "model";
+            /** @description Unix time (the load time of the loaded model */
+            created: number;
+            owned_by: string;
+            /** @description Hugging Face repo id or local directory. */
+            source: string;
+            dimension: number;
+            max_tokens: number;
+            /** @description Whether requests may name this model now. */
+            loaded: boolean;
+        };
+        ModelList: {
+            /** @constant */
+            object: "list";
+            data: components["schemas"]["Model"][];
+        };
+        RegistryEntry: {
+            alias: string;
+            source: string;
+            revision?: string;
+            /** @enum {string} */
+            architecture: "qwen3" | "gemma3_text";
+            dimension: number;
+            matryoshka_dimensions: number[];
+            max_tokens: number;
+            /** @enum {string} */
+            pooling: "last_token" | "mean";
+            prompts: {
+                query: string;
+                document: string;
+            };
+            quantization: {
+                bits: number;
+                group_size: number;
+            } | null;
+            license: string;
+            size_mb: number | null;
+            mteb: {
+                benchmark: string;
+                mean: number;
+            }[];
+            builtin: boolean;
+            loaded: boolean;
+        };
+        AdminModelList: {
+            /** @constant */
+            object: "list";
+            data: components["schemas"]["RegistryEntry"][];
+            /** @description What the inference process reports about the loaded model; null when none is. */
+            loaded: components["schemas"]["InferenceModel"] | null;
+        };
+        InferenceStatus: {
+            /** @enum {string} */
+            state: "starting" | "ready" | "restarting" | "failed" | "stopped";
+            pid: number | null;
+            port: number | null;
+            /** @description Restarts since the server started. */
+            restarts: number;
+            last_error: string | null;
+            /** @description ISO time the current process became ready. */
+            started_at: string | null;
+            /** @description Alias of the model it serves. */
+            model: string | null;
+        };
+        AdminStatus: {
+            mode: components["schemas"]["EmbeddingMode"];
+            /** @description The served registry entry; null in `mock` and `user_provided` modes. */
+            model: components["schemas"]["RegistryEntry"] | null;
+            embedder: components["schemas"]["EmbedderState"] | null;
+            /** @description The inference process; null unless the mode is `mlx`. */
+            inference: components["schemas"]["InferenceStatus"] | null;
+            uptime_seconds: number;
+            queue: {
+                /** @description Inputs waiting for a batch. */
+                depth: number;
+                /** @description Inputs in the batch being computed. */
+                in_flight: number;
+                /** @description Inputs accepted and not yet answered. */
+                pending_inputs: number;
+                max_pending_inputs: number;
+            };
+            versions: {
+                akidb: string;
+                node: string;
+            };
+        };
+        /** @description The effective config (the YAML file's keys), secrets replaced by `<redacted>`. */
+        AdminConfig: {
+            embedding: Record<string, never>;
+            collection: Record<string, never>;
+            server: Record<string, never>;
+            storage: Record<string, never>;
+            models: Record<string, never>;
+        } & {
+            [key: string]: unknown;
         };
         InferenceModel: {
             /** @description The model source as given (local directory or Hugging Face repo id). */
@@ -222,7 +524,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
-        /** @description Too many inputs or tokens. */
+        /** @description Too many inputs, or a body over `server.max_body_bytes`. */
         TooLarge: {
             headers: {
                 [name: string]: unknown;
@@ -258,6 +560,71 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
+        /** @description The bearer token is not the admin token. */
+        Forbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"];
+            };
+        };
+        /** @description `model` names no loaded registry entry (code AKIDB_ERR_MODEL_NOT_FOUND). */
+        ModelNotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"];
+            };
+        };
+        /** @description The action needs another `embedding.mode` (e.g. a model switch in mock mode). */
+        Conflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"];
+            };
+        };
+        /** @description The body is not application/json. */
+        UnsupportedMediaType: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"];
+            };
+        };
+        /** @description `embedding.queue.max_pending_inputs` inputs are already waiting. */
+        Overloaded: {
+            headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"];
+            };
+        };
+        /** @description The inference process failed while computing (it is restarted when it died). */
+        InferenceFailed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"];
+            };
+        };
+        /** @description The request missed `embedding.queue.request_timeout_ms`. */
+        Timeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"];
+            };
+        };
     };
     parameters: {
         /** @description Correlates log lines across processes; echoed in the response header. */
@@ -269,6 +636,236 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    health: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Serving (`ok` or `degraded`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description Shutting down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    createEmbeddings: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlates log lines across processes; echoed in the response header. */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmbeddingRequest"];
+            };
+        };
+        responses: {
+            /** @description One embedding per input, in input order. */
+            200: {
+                headers: {
+                    /** @description The request id (the client's, or generated). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmbeddingResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["ModelNotFound"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["Overloaded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["InferenceFailed"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    listModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The models. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    adminStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The server's state. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminStatus"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+        };
+    };
+    adminConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The config (`server.api_keys` and `server.admin_token` replaced by `<redacted>`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminConfig"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+        };
+    };
+    adminListModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Registry entries and what the inference process reports about the loaded model. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminModelList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+        };
+    };
+    adminLoadModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A registry alias (see /admin/v1/models). */
+                alias: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new model is loaded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RegistryEntry"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["ModelNotFound"];
+            409: components["responses"]["Conflict"];
+            502: components["responses"]["InferenceFailed"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    adminRestartInference: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Restarted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InferenceStatus"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            502: components["responses"]["InferenceFailed"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     inferenceHealth: {
         parameters: {
             query?: never;
