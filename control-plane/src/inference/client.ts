@@ -1,0 +1,120 @@
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { components } from "../../../sdk/src/generated/schema.d.ts";
+import { AkidbError } from "../http/errors.ts";
+
+type Schemas = components["schemas"];
+export type InferenceEmbeddingRequest = Schemas["EmbeddingRequest"];
+export type InferenceEmbeddingResponse = Schemas["EmbeddingResponse"];
+export type InferenceTokenizeRequest = Schemas["TokenizeRequest"];
+export type InferenceTokenizeResponse = Schemas["TokenizeResponse"];
+export type InferenceModel = Schemas["InferenceModel"];
+export type InferenceHealth = Schemas["InferenceHealthReady"] | Schemas["InferenceHealthNotReady"];
+
+export interface CallOptions {
+  requestId: string;
+  /** The caller's cancellation (its clients went away or timed out). */
+  signal?: AbortSignal;
+}
+
+/**
+ * The typed HTTP client of one inference process (the `inference` tag of openapi.yaml, served
+ * without the `/inference` prefix). Every failure is an `AkidbError`: the process's own 4xx
+ * answers pass through as AKIDB_ERR_INFERENCE_REJECTED with its status, message and param;
+ * 503 is AKIDB_ERR_MODEL_UNAVAILABLE; anything else is AKIDB_ERR_INFERENCE_FAILED.
+ */
+export class InferenceClient {
+  readonly baseUrl: string;
+  readonly #token: string;
+  readonly #model: string;
+  readonly #timeoutMs: number;
+
+  /** `model` names the model in errors; `timeoutMs` bounds every call (a safety net under the batcher's deadlines). */
+  constructor(options: { baseUrl: string; token: string; model: string; timeoutMs: number }) {
+    this.baseUrl = options.baseUrl;
+    this.#token = options.token;
+    this.#model = options.model;
+    this.#timeoutMs = options.timeoutMs;
+  }
+
+  /** GET /health (no token); `signal` bounds the probe. Network errors reject with the fetch error. */
+  async health(signal: AbortSignal): Promise<InferenceHealth> {
+    const response = await fetch(`${this.baseUrl}/health`, { signal });
+    return (await response.json()) as InferenceHealth;
+  }
+
+  async models(options: CallOptions): Promise<Schemas["InferenceModelList"]> {
+    return this.#call("GET", "/v1/models", undefined, options);
+  }
+
+  async embed(body: InferenceEmbeddingRequest, options: CallOptions): Promise<InferenceEmbeddingResponse> {
+    return this.#call("POST", "/v1/embeddings", body, options);
+  }
+
+  async tokenize(body: InferenceTokenizeRequest, options: CallOptions): Promise<InferenceTokenizeResponse> {
+    return this.#call("POST", "/tokenize", body, options);
+  }
+
+  async #call<T>(method: string, path: string, body: unknown, options: CallOptions): Promise<T> {
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.#token}`,
+          "x-request-id": options.requestId,
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal,
+      });
+    } catch (error) {
+      if (options.signal?.aborted) throw new AkidbError("AKIDB_ERR_CANCELLED", {}, { cause: error });
+      const reason = timeout.aborted
+        ? `no answer to ${method} ${path} within ${this.#timeoutMs} ms`
+        : `${method} ${path} failed: ${describeFetchError(error)}`;
+      throw new AkidbError("AKIDB_ERR_INFERENCE_FAILED", { reason }, { cause: error });
+    }
+    const text = await response.text();
+    if (response.ok) return JSON.parse(text) as T;
+    throw this.#upstreamError(response.status, text, `${method} ${path}`);
+  }
+
+  #upstreamError(status: number, text: string, call: string): AkidbError {
+    const upstream = parseError(text);
+    const message = upstream?.message ?? (text.slice(0, 200) || `status ${status}`);
+    if (status === 503)
+      return new AkidbError("AKIDB_ERR_MODEL_UNAVAILABLE", { model: this.#model, reason: message });
+    // 401 means the token was not passed on: a bug here, not the client's fault.
+    if (status >= 400 && status < 500 && status !== 401) {
+      return new AkidbError(
+        "AKIDB_ERR_INFERENCE_REJECTED",
+        { message },
+        { status: status as ContentfulStatusCode, param: upstream?.param ?? null },
+      );
+    }
+    return new AkidbError("AKIDB_ERR_INFERENCE_FAILED", { reason: `${call} answered ${status}: ${message}` });
+  }
+}
+
+function parseError(text: string): Schemas["ErrorResponse"]["error"] | undefined {
+  try {
+    const body = JSON.parse(text) as Partial<Schemas["ErrorResponse"]>;
+    return typeof body.error?.message === "string" ? body.error : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function describeFetchError(error: unknown): string {
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+/** The little-endian float32 bytes of `encoding_format: base64`, as a vector. */
+export function decodeVector(base64: string): Float32Array {
+  const bytes = Buffer.from(base64, "base64");
+  // Copy: a pooled Buffer's offset need not be 4-byte aligned. Every supported CPU is little-endian.
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}

@@ -1,0 +1,114 @@
+import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "../embedders/types.ts";
+import { AkidbError } from "../http/errors.ts";
+import { decodeVector, type InferenceClient } from "./client.ts";
+import type { InferenceSupervisor } from "./supervisor.ts";
+
+/**
+ * The `Embedder` over the supervised inference process: a batch is one POST /v1/embeddings
+ * (base64 vectors, a quarter of the JSON of floats) plus one POST /tokenize for per-input token
+ * counts, which the embeddings response only gives in total.
+ */
+export class InferenceEmbedder implements Embedder {
+  readonly supervisor: InferenceSupervisor;
+  readonly #preload: boolean;
+
+  /** `preload` false starts the inference process on the first request instead of at `start()`. */
+  constructor(supervisor: InferenceSupervisor, options: { preload: boolean }) {
+    this.supervisor = supervisor;
+    this.#preload = options.preload;
+  }
+
+  /** The registry alias clients name in `model`. */
+  get name(): string {
+    return this.supervisor.entry.alias;
+  }
+
+  state(): EmbedderState {
+    const status = this.supervisor.status();
+    return {
+      status: status.state,
+      ...(status.lastError ? { reason: status.lastError } : {}),
+      ...(status.pid === null ? {} : { pid: status.pid }),
+      ...(status.model ? { model: status.model } : {}),
+    };
+  }
+
+  /** Launches the inference process when `preload` (else the first request does). */
+  async start(): Promise<void> {
+    if (this.#preload) await this.supervisor.start();
+  }
+
+  stop(): Promise<void> {
+    return this.supervisor.stop();
+  }
+
+  async embed(batch: EmbedBatch): Promise<EmbedResult> {
+    const client = await this.#client();
+    const options = { requestId: batch.requestId, ...(batch.signal ? { signal: batch.signal } : {}) };
+    const [embeddings, counts] = await Promise.all([
+      client.embed(
+        {
+          input: batch.texts,
+          input_type: batch.inputType,
+          encoding_format: "base64",
+          normalize: batch.normalize,
+          truncate: batch.truncate,
+          ...(batch.dimensions === undefined ? {} : { dimensions: batch.dimensions }),
+        },
+        options,
+      ),
+      client.tokenize({ input: batch.texts, input_type: batch.inputType }, options),
+    ]);
+    if (embeddings.data.length !== batch.texts.length || counts.data.length !== batch.texts.length) {
+      throw new AkidbError("AKIDB_ERR_INFERENCE_FAILED", {
+        reason: `${batch.texts.length} inputs sent, ${embeddings.data.length} embeddings and ${counts.data.length} token counts received`,
+      });
+    }
+    const vectors = new Array<Float32Array>(batch.texts.length);
+    for (const item of embeddings.data) {
+      vectors[item.index] =
+        typeof item.embedding === "string" ? decodeVector(item.embedding) : Float32Array.from(item.embedding);
+    }
+    // Truncation cuts an input to max_tokens, so that is what it cost.
+    const tokenCounts = new Array<number>(batch.texts.length);
+    for (const item of counts.data) {
+      tokenCounts[item.index] = batch.truncate ? Math.min(item.tokens, counts.max_tokens) : item.tokens;
+    }
+    return { vectors, tokenCounts };
+  }
+
+  async countTokens(texts: string[], inputType: InputType, requestId: string): Promise<number[]> {
+    const client = await this.#client();
+    const counts = await client.tokenize({ input: texts, input_type: inputType }, { requestId });
+    const tokens = new Array<number>(texts.length);
+    for (const item of counts.data) tokens[item.index] = item.tokens;
+    return tokens;
+  }
+
+  async #client(): Promise<InferenceClient> {
+    const ready = this.supervisor.client();
+    if (ready) return ready;
+    const status = this.supervisor.status();
+    if (status.state === "stopped" && !this.#preload) {
+      await this.supervisor.start().catch(() => undefined);
+      const started = this.supervisor.client();
+      if (started) return started;
+    }
+    const current = this.supervisor.status();
+    const reason =
+      current.state === "starting" || current.state === "restarting"
+        ? `the inference process is ${current.state}${current.lastError ? ` after: ${firstLine(current.lastError)}` : ""}`
+        : current.state === "failed"
+          ? firstLine(current.lastError ?? "the inference process failed")
+          : `the inference process is ${current.state}`;
+    throw new AkidbError(
+      "AKIDB_ERR_MODEL_UNAVAILABLE",
+      { model: this.name, reason },
+      current.state === "failed" || current.state === "stopped" ? {} : { retryAfterSeconds: 1 },
+    );
+  }
+}
+
+function firstLine(text: string): string {
+  return text.split("\n", 1)[0]!;
+}

@@ -1,0 +1,73 @@
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import path from "node:path";
+import type { AkidbConfig } from "../config/schema.ts";
+import type { ModelEntry } from "../models/registry.ts";
+
+/** The inference process listens here only: it is reachable from this machine alone. */
+export const INFERENCE_HOST = "127.0.0.1";
+
+/** What to run for one launch of the inference process. */
+export interface InferenceCommand {
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+export interface LaunchSpec {
+  config: AkidbConfig;
+  entry: ModelEntry;
+  port: number;
+}
+
+/** A launch that can never succeed as configured (no Python environment): retrying is pointless. */
+export class LaunchError extends Error {
+  override name = "LaunchError";
+}
+
+const REPO_ROOT = path.resolve(import.meta.dirname, "../../..");
+
+/** `inference/.venv/bin/python -m akidb_inference ...` of this checkout. */
+export function pythonInferenceCommand({ config, entry, port }: LaunchSpec): InferenceCommand {
+  const python = path.join(REPO_ROOT, "inference", ".venv", "bin", "python");
+  if (!existsSync(python)) {
+    throw new LaunchError(`The Python environment is missing (no ${python}); run make setup.`);
+  }
+  const mlx = config.embedding.mlx;
+  const revision = mlx.revision ?? entry.revision;
+  return {
+    file: python,
+    args: [
+      "-m",
+      "akidb_inference",
+      "--model",
+      entry.source,
+      "--host",
+      INFERENCE_HOST,
+      "--port",
+      String(port),
+      "--cache-dir",
+      mlx.cache_dir,
+      "--device",
+      mlx.device,
+      ...(revision ? ["--revision", revision] : []),
+    ],
+    env: {
+      PYTHONUNBUFFERED: "1",
+      ...(mlx.offline ? { HF_HUB_OFFLINE: "1" } : {}),
+    },
+  };
+}
+
+/** A port that was free a moment ago: the OS picks it when binding port 0. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, INFERENCE_HOST, resolve);
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === "string") throw new Error("no TCP address for port 0");
+  return address.port;
+}

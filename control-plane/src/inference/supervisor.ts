@@ -1,0 +1,386 @@
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { execa } from "execa";
+import type { Logger } from "pino";
+import type { AkidbConfig } from "../config/schema.ts";
+import type { ModelEntry } from "../models/registry.ts";
+import { forwardOutput, OutputTail } from "./child-output.ts";
+import { InferenceClient, type InferenceModel } from "./client.ts";
+import {
+  freePort,
+  INFERENCE_HOST,
+  type InferenceCommand,
+  LaunchError,
+  type LaunchSpec,
+  pythonInferenceCommand,
+} from "./launch.ts";
+
+export type SupervisorState = "stopped" | "starting" | "ready" | "restarting" | "failed";
+
+export interface SupervisorStatus {
+  state: SupervisorState;
+  pid: number | null;
+  port: number | null;
+  /** Automatic relaunches (after a crash or a failed start) since the supervisor was created. */
+  restarts: number;
+  /** Why the last launch failed or the process died; null once it is ready again. */
+  lastError: string | null;
+  /** Registry alias of the model being served. */
+  alias: string;
+  /** The loaded model as the process reports it; null until ready. */
+  model: InferenceModel | null;
+  /** When the running process became ready (ISO 8601). */
+  startedAt: string | null;
+}
+
+export interface SupervisorOptions {
+  config: AkidbConfig;
+  entry: ModelEntry;
+  logger: Logger;
+  metrics?: { restarts: { inc(): void } };
+  /** What to run for a launch; default the project's `python -m akidb_inference`. */
+  command?: (spec: LaunchSpec) => InferenceCommand;
+  /** How long a stopping process may take after SIGTERM before its group gets SIGKILL. Default 5000 ms. */
+  stopGraceMs?: number;
+}
+
+interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+  /** Set when the process could not be spawned at all. */
+  error: string | null;
+}
+
+interface Child {
+  pid: number | undefined;
+  port: number;
+  client: InferenceClient;
+  stderr: OutputTail;
+  exited: Promise<ExitInfo>;
+  /** Sets `exitInfo` once exited, so loops can look without awaiting. */
+  exitInfo: ExitInfo | undefined;
+  /** SIGTERM to the process group, SIGKILL after the grace period (execa's cancelSignal). */
+  cancel: AbortController;
+  /** Signals the whole process group, even after the leader exited (stray descendants). */
+  killGroup: (signal: NodeJS.Signals) => void;
+}
+
+/** First readiness poll delay; doubled up to `POLL_MAX_MS`. */
+const POLL_INITIAL_MS = 50;
+const POLL_MAX_MS = 1000;
+/** `/health` answers within 100 ms even mid-batch; longer means the process is wedged. */
+const HEALTH_TIMEOUT_MS = 2000;
+
+/**
+ * Runs the inference process like text-embeddings-inference's launcher and Playwright's
+ * web-server plugin: spawns it on a free loopback port with a per-launch token, in a process
+ * group of its own that every exit path kills (stop, crash, parent exit via execa's cleanup);
+ * `start()` races the readiness poll against the child's exit and a deadline; an unexpected exit
+ * is followed by a relaunch after an exponential backoff, and too many failures within
+ * `restart.window_ms` leave it `failed` with the reason in `status()`.
+ *
+ * Operations (start, stop, restart, switchModel, scheduled relaunches) run one at a time; stop
+ * and restart pre-empt a launch that is still waiting for readiness.
+ */
+export class InferenceSupervisor {
+  readonly #config: AkidbConfig;
+  readonly #logger: Logger;
+  readonly #metrics: SupervisorOptions["metrics"];
+  readonly #command: (spec: LaunchSpec) => InferenceCommand;
+  readonly #stopGraceMs: number;
+  #entry: ModelEntry;
+
+  #state: SupervisorState = "stopped";
+  #child: Child | undefined;
+  #model: InferenceModel | null = null;
+  #startedAt: string | null = null;
+  #restarts = 0;
+  #lastError: string | null = null;
+  /** Times of recent failures, for the restart window and the backoff exponent. */
+  #failures: number[] = [];
+  #retryTimer: NodeJS.Timeout | undefined;
+  /** Bumped by every operator action so an already scheduled relaunch knows it is stale. */
+  #generation = 0;
+  #launching: AbortController | undefined;
+  #ops: Promise<unknown> = Promise.resolve();
+
+  constructor(options: SupervisorOptions) {
+    this.#config = options.config;
+    this.#entry = options.entry;
+    this.#logger = options.logger;
+    this.#metrics = options.metrics;
+    this.#command = options.command ?? pythonInferenceCommand;
+    this.#stopGraceMs = options.stopGraceMs ?? 5000;
+  }
+
+  get entry(): ModelEntry {
+    return this.#entry;
+  }
+
+  status(): SupervisorStatus {
+    return {
+      state: this.#state,
+      pid: this.#child?.pid ?? null,
+      port: this.#child?.port ?? null,
+      restarts: this.#restarts,
+      lastError: this.#lastError,
+      alias: this.#entry.alias,
+      model: this.#model,
+      startedAt: this.#startedAt,
+    };
+  }
+
+  /** The running process's client, or undefined unless the state is `ready`. */
+  client(): InferenceClient | undefined {
+    return this.#state === "ready" ? this.#child?.client : undefined;
+  }
+
+  /**
+   * Launches the process and resolves once `/health` says ready. A failed first launch rejects
+   * with the reason and, like a crash, is retried in the background with backoff (unless it can
+   * never work, e.g. no Python environment: then the state is `failed` at once).
+   */
+  start(): Promise<void> {
+    const generation = ++this.#generation;
+    return this.#serial(async () => {
+      if (this.#state === "ready" || generation !== this.#generation) return;
+      this.#cancelRetry();
+      if (this.#state === "failed" || this.#state === "stopped") this.#failures = [];
+      await this.#launch("starting");
+    });
+  }
+
+  /** Stops the process group (SIGTERM, SIGKILL after the grace period); no relaunch follows. */
+  stop(): Promise<void> {
+    this.#generation++;
+    this.#launching?.abort();
+    return this.#serial(async () => {
+      this.#cancelRetry();
+      this.#setState("stopped");
+      await this.#terminate();
+    });
+  }
+
+  /** Replaces the process (also out of `failed`: the failure history is cleared). */
+  restart(): Promise<void> {
+    return this.#relaunch(this.#entry);
+  }
+
+  /** Replaces the process with one serving `entry`. The batcher drains in-flight requests first. */
+  switchModel(entry: ModelEntry): Promise<void> {
+    return this.#relaunch(entry);
+  }
+
+  #relaunch(entry: ModelEntry): Promise<void> {
+    const generation = ++this.#generation;
+    this.#launching?.abort();
+    return this.#serial(async () => {
+      if (generation !== this.#generation) return;
+      this.#cancelRetry();
+      this.#failures = [];
+      this.#setState("restarting");
+      await this.#terminate();
+      this.#entry = entry;
+      await this.#launch("restarting");
+    });
+  }
+
+  #serial(operation: () => Promise<void>): Promise<void> {
+    const result = this.#ops.then(operation);
+    this.#ops = result.catch(() => undefined);
+    return result;
+  }
+
+  async #launch(state: "starting" | "restarting"): Promise<void> {
+    this.#setState(state);
+    this.#model = null;
+    this.#startedAt = null;
+    const abort = new AbortController();
+    this.#launching = abort;
+    const began = performance.now();
+    let child: Child | undefined;
+    try {
+      const port = await freePort();
+      child = this.#spawn(this.#command({ config: this.#config, entry: this.#entry, port }), port);
+      this.#child = child;
+      const model = await this.#waitReady(child, abort.signal);
+      this.#model = model;
+      this.#startedAt = new Date().toISOString();
+      this.#lastError = null;
+      this.#setState("ready");
+      this.#logger.info(
+        { pid: child.pid, port, model: model.id, ms: Math.round(performance.now() - began) },
+        "inference process ready",
+      );
+      const running = child;
+      void running.exited.then((info) => this.#onExit(running, info));
+    } catch (error) {
+      if (child) await this.#terminate(child);
+      if (abort.signal.aborted) throw new Error("the inference process was stopped before it was ready");
+      const reason = error instanceof Error ? error.message : String(error);
+      if (error instanceof LaunchError) this.#fail(reason);
+      else this.#recordFailure(reason);
+      throw error instanceof Error ? error : new Error(reason);
+    } finally {
+      if (this.#launching === abort) this.#launching = undefined;
+    }
+  }
+
+  #spawn(command: InferenceCommand, port: number): Child {
+    const token = randomBytes(32).toString("hex");
+    const cancel = new AbortController();
+    const subprocess = execa(command.file, command.args, {
+      env: { ...command.env, AKIDB_INFERENCE_TOKEN: token },
+      // A pipe the child can watch: it reaches EOF when this process dies, even by SIGKILL.
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "pipe",
+      buffer: false,
+      reject: false,
+      // Own process group; every kill below (cancel, force kill, cleanup on exit) hits the group.
+      killDescendants: true,
+      cleanup: true,
+      cancelSignal: cancel.signal,
+      forceKillAfterDelay: this.#stopGraceMs,
+    });
+    const logger = this.#logger.child({ component: "inference" });
+    const stderr = new OutputTail();
+    forwardOutput(subprocess.stdout, "stdout", logger, new OutputTail());
+    forwardOutput(subprocess.stderr, "stderr", logger, stderr);
+    const child: Child = {
+      pid: subprocess.pid,
+      port,
+      client: new InferenceClient({
+        baseUrl: `http://${INFERENCE_HOST}:${port}`,
+        token,
+        model: this.#entry.alias,
+        timeoutMs: this.#config.embedding.queue.request_timeout_ms,
+      }),
+      stderr,
+      exitInfo: undefined,
+      exited: subprocess.then((result) => {
+        const spawned = result.exitCode !== undefined || result.signal !== undefined;
+        const info: ExitInfo = {
+          code: result.exitCode ?? null,
+          signal: result.signal ?? null,
+          error: spawned ? null : (result.shortMessage ?? "spawn failed"),
+        };
+        child.exitInfo = info;
+        return info;
+      }),
+      cancel,
+      killGroup: (signal) => {
+        subprocess.kill(signal);
+      },
+    };
+    this.#logger.info({ pid: subprocess.pid, port, model: this.#entry.source }, "inference process spawned");
+    return child;
+  }
+
+  /** Polls `/health` with backoff until ready; rejects on exit, load failure, deadline or abort. */
+  async #waitReady(child: Child, signal: AbortSignal): Promise<InferenceModel> {
+    const timeoutMs = this.#config.embedding.mlx.startup_timeout_ms;
+    const deadline = Date.now() + timeoutMs;
+    let delay = POLL_INITIAL_MS;
+    let last = "no answer yet";
+    for (;;) {
+      if (child.exitInfo) throw new Error(this.#describeExit(child, "before it was ready"));
+      if (signal.aborted) throw new Error("stopped");
+      if (Date.now() >= deadline) {
+        throw new Error(`the inference process was not ready within ${timeoutMs} ms (last /health: ${last})`);
+      }
+      try {
+        const health = await child.client.health(
+          AbortSignal.any([signal, AbortSignal.timeout(HEALTH_TIMEOUT_MS)]),
+        );
+        if (health.status === "ready") return health.model;
+        if (health.status === "failed") throw new LoadFailure(`the model failed to load: ${health.reason}`);
+        last = `${health.status}: ${health.reason}`;
+      } catch (error) {
+        if (error instanceof LoadFailure) throw error;
+        last =
+          error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : "?";
+      }
+      const wait = Math.min(delay, Math.max(0, deadline - Date.now()));
+      await Promise.race([sleep(wait, undefined, { signal }).catch(() => undefined), child.exited]);
+      delay = Math.min(delay * 2, POLL_MAX_MS);
+    }
+  }
+
+  #onExit(child: Child, info: ExitInfo): void {
+    if (this.#child !== child || this.#state !== "ready") return;
+    this.#child = undefined;
+    this.#model = null;
+    this.#startedAt = null;
+    child.killGroup("SIGKILL");
+    const reason = this.#describeExit(child, "unexpectedly");
+    this.#logger.error({ code: info.code, signal: info.signal }, reason);
+    this.#recordFailure(reason);
+  }
+
+  #describeExit(child: Child, when: string): string {
+    const info = child.exitInfo;
+    const how = info?.error
+      ? `could not be spawned (${info.error})`
+      : `exited ${info?.signal ? `on signal ${info.signal}` : `with code ${info?.code}`} ${when}`;
+    const tail = child.stderr.toString();
+    return `the inference process ${how}${tail ? `; its last output:\n${tail}` : ""}`;
+  }
+
+  #recordFailure(reason: string): void {
+    const { max_restarts, window_ms, backoff_initial_ms, backoff_max_ms } =
+      this.#config.embedding.mlx.restart;
+    const now = Date.now();
+    this.#failures = [...this.#failures.filter((time) => now - time < window_ms), now];
+    this.#lastError = reason;
+    if (this.#failures.length > max_restarts) {
+      this.#fail(
+        `${reason}\n(${this.#failures.length} failures within ${window_ms} ms: not restarting again; ` +
+          "fix the cause, then POST /admin/v1/inference/restart or restart the server)",
+      );
+      return;
+    }
+    const delay = Math.min(backoff_initial_ms * 2 ** (this.#failures.length - 1), backoff_max_ms);
+    this.#setState("restarting");
+    this.#logger.warn(
+      { delayMs: delay, failures: this.#failures.length },
+      "restarting the inference process",
+    );
+    const generation = this.#generation;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      void this.#serial(async () => {
+        if (generation !== this.#generation) return;
+        this.#restarts++;
+        this.#metrics?.restarts.inc();
+        await this.#launch("restarting").catch(() => undefined); // recorded by #launch
+      });
+    }, delay);
+  }
+
+  #fail(reason: string): void {
+    this.#lastError = reason;
+    this.#setState("failed");
+    this.#logger.error({ reason }, "inference process failed");
+  }
+
+  #cancelRetry(): void {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+  }
+
+  async #terminate(child: Child | undefined = this.#child): Promise<void> {
+    if (!child) return;
+    if (this.#child === child) this.#child = undefined;
+    child.cancel.abort();
+    await child.exited;
+  }
+
+  #setState(state: SupervisorState): void {
+    if (state !== this.#state) this.#logger.debug({ from: this.#state, to: state }, "inference state");
+    this.#state = state;
+  }
+}
+
+/** `/health` said `failed`: the process is alive but will not load this model. */
+class LoadFailure extends Error {}
