@@ -5,7 +5,7 @@ NODE_BIN := $(shell scripts/node-path.sh 2>/dev/null)
 export PATH := $(CURDIR)/node_modules/.bin:$(NODE_BIN):$(PATH)
 PY := inference/.venv/bin/python
 
-.PHONY: help setup setup-test serve test lint typecheck test-python test-ts fixtures bench
+.PHONY: help setup setup-test serve test lint typecheck test-python test-ts fixtures bench bench-inference
 
 help:
 	@echo "make serve   install what is missing, start AkiDB (config: akidb.yaml if present)"
@@ -25,14 +25,14 @@ lint: setup-test
 	@$(MAKE) --no-print-directory -s _lint
 
 _lint:
-	cd inference && .venv/bin/ruff check . && .venv/bin/ruff format --check .
+	cd inference && .venv/bin/ruff check --config pyproject.toml . ../bench && .venv/bin/ruff format --check --config pyproject.toml . ../bench
 	npx biome check .
 
 typecheck: setup-test
 	@$(MAKE) --no-print-directory -s _typecheck
 
 _typecheck:
-	cd inference && .venv/bin/mypy
+	cd inference && .venv/bin/mypy && .venv/bin/mypy ../bench
 	npm run -s typecheck
 
 fixtures: setup-test
@@ -47,3 +47,8 @@ test-ts: fixtures
 test: setup-test
 	@$(MAKE) --no-print-directory _lint _typecheck
 	@$(MAKE) --no-print-directory test-python test-ts
+
+bench: bench-inference
+
+bench-inference: setup-test
+	$(PY) bench/inference.py
