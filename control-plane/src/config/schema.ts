@@ -9,9 +9,10 @@ const positiveInt = z.int().min(1);
 const restartSchema = z.strictObject({
   /**
    * Unexpected exits tolerated within `window_ms` before the supervisor gives up and enters
-   * `failed`. Higher rides out more flakiness; lower surfaces a broken model sooner. Default 5.
+   * `failed`. Higher rides out more flakiness; lower surfaces a broken model sooner; 0 never
+   * restarts. Default 5.
    */
-  max_restarts: positiveInt.default(5),
+  max_restarts: z.int().min(0).default(5),
   /** The sliding window, in ms, over which `max_restarts` is counted. Default 300000 (5 min). */
   window_ms: positiveInt.default(300_000),
   /**

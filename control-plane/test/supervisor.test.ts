@@ -1,0 +1,317 @@
+import path from "node:path";
+import { execa } from "execa";
+import { afterEach, describe, expect, it } from "vitest";
+import { type AkidbConfig, configSchema } from "../src/config/schema.ts";
+import { InferenceEmbedder } from "../src/inference/embedder.ts";
+import { type InferenceCommand, LaunchError } from "../src/inference/launch.ts";
+import { InferenceSupervisor, type SupervisorOptions } from "../src/inference/supervisor.ts";
+import { buildRegistry } from "../src/models/registry.ts";
+import { captureLogger, isAlive, waitFor } from "./helpers.ts";
+
+const FAKE = path.join(import.meta.dirname, "fixtures", "fake-inference.ts");
+
+function testConfig(restart: Partial<AkidbConfig["embedding"]["mlx"]["restart"]> = {}, startupMs = 20_000) {
+  return configSchema.parse({
+    embedding: {
+      mlx: {
+        startup_timeout_ms: startupMs,
+        restart: {
+          max_restarts: 3,
+          window_ms: 60_000,
+          backoff_initial_ms: 20,
+          backoff_max_ms: 200,
+          ...restart,
+        },
+      },
+    },
+  });
+}
+
+const entry = buildRegistry(configSchema.parse({})).get("qwen3-0.6b-4bit")!;
+
+/** The fake inference process with `env`; counts its launches. */
+function fakeCommand(env: Record<string, string> = {}) {
+  const launches: number[] = [];
+  const command = ({ port, entry }: { port: number; entry: { source: string } }): InferenceCommand => {
+    launches.push(Date.now());
+    return { file: process.execPath, args: [FAKE, "--port", String(port), "--model", entry.source], env };
+  };
+  return { command, launches };
+}
+
+const supervisors: InferenceSupervisor[] = [];
+
+function supervise(options: Partial<SupervisorOptions> & Pick<SupervisorOptions, "command">) {
+  const { logger, lines } = captureLogger();
+  let restarts = 0;
+  const supervisor = new InferenceSupervisor({
+    config: testConfig(),
+    entry,
+    logger,
+    metrics: { restarts: { inc: () => restarts++ } },
+    ...options,
+  });
+  supervisors.push(supervisor);
+  return { supervisor, lines, restarts: () => restarts };
+}
+
+afterEach(async () => {
+  await Promise.all(supervisors.splice(0).map((s) => s.stop()));
+});
+
+describe("InferenceSupervisor", () => {
+  it("start() resolves once /health says ready and forwards the child's JSON logs", async () => {
+    const { supervisor, lines } = supervise({ command: fakeCommand({ FAKE_READY_AFTER_MS: "300" }).command });
+    await supervisor.start();
+    const status = supervisor.status();
+    expect(status.state).toBe("ready");
+    expect(status.model?.id).toBe(entry.source);
+    expect(isAlive(status.pid!)).toBe(true);
+    const forwarded = lines.find((line) => line.component === "inference" && line.msg === "listening");
+    expect(forwarded).toMatchObject({ level: 30, port: status.port });
+    expect(lines.some((line) => line.msg === "inference process ready" && typeof line.ms === "number")).toBe(
+      true,
+    );
+  });
+
+  it("a child that exits before ready fails start() with its exit code and stderr tail", async () => {
+    const { command } = fakeCommand({ FAKE_EXIT_CODE: "3", FAKE_STDERR: "boom: weights missing" });
+    const { supervisor } = supervise({ command, config: testConfig({ max_restarts: 0 }) });
+    const error = await supervisor.start().catch((e: Error) => e);
+    expect(String(error)).toMatch(/exited with code 3 before it was ready/);
+    expect(String(error)).toContain("boom: weights missing");
+    expect(supervisor.status().state).toBe("failed");
+    expect(supervisor.status().lastError).toContain("boom: weights missing");
+  });
+
+  it("a model load failure reported by /health fails the start and kills the child", async () => {
+    const { command } = fakeCommand({ FAKE_HEALTH_FAILED: "model_type llama is not supported" });
+    const { supervisor, lines } = supervise({ command, config: testConfig({ max_restarts: 0 }) });
+    await expect(supervisor.start()).rejects.toThrow(/failed to load: model_type llama is not supported/);
+    const spawned = lines.find((line) => line.msg === "inference process spawned")!;
+    expect(isAlive(spawned.pid as number)).toBe(false);
+  });
+
+  it("a child that never gets ready fails at the deadline and is killed", async () => {
+    const { command } = fakeCommand({ FAKE_READY_AFTER_MS: "600000" });
+    const { supervisor, lines } = supervise({ command, config: testConfig({ max_restarts: 0 }, 500) });
+    await expect(supervisor.start()).rejects.toThrow(
+      /not ready within 500 ms \(last \/health: loading: loading weights\)/,
+    );
+    const spawned = lines.find((line) => line.msg === "inference process spawned")!;
+    expect(isAlive(spawned.pid as number)).toBe(false);
+  });
+
+  it("a launch that can never work (no Python environment) fails at once without retrying", async () => {
+    const { supervisor } = supervise({
+      command: () => {
+        throw new LaunchError("The Python environment is missing; run make setup.");
+      },
+    });
+    await expect(supervisor.start()).rejects.toThrow(/run make setup/);
+    expect(supervisor.status()).toMatchObject({ state: "failed", restarts: 0 });
+  });
+
+  it("restarts a killed child with a new pid and counts the restart", async () => {
+    const { supervisor, restarts, lines } = supervise({ command: fakeCommand().command });
+    await supervisor.start();
+    const first = supervisor.status().pid!;
+    process.kill(first, "SIGKILL");
+    await waitFor(() => supervisor.status().state === "restarting", "the restarting state");
+    const status = await waitFor(() => {
+      const s = supervisor.status();
+      return s.state === "ready" && s.pid !== first && s;
+    }, "a new ready child");
+    expect(isAlive(status.pid!)).toBe(true);
+    expect(status.restarts).toBe(1);
+    expect(restarts()).toBe(1);
+    expect(lines.some((l) => /exited on signal SIGKILL unexpectedly/.test(String(l.msg)))).toBe(true);
+  });
+
+  it("gives up after max_restarts failures within the window, backing off between attempts", async () => {
+    const { command, launches } = fakeCommand({ FAKE_EXIT_CODE: "1", FAKE_STDERR: "crash" });
+    const { supervisor } = supervise({
+      command,
+      config: testConfig({ max_restarts: 3, backoff_initial_ms: 40, backoff_max_ms: 1000 }),
+    });
+    await expect(supervisor.start()).rejects.toThrow(/code 1/);
+    await waitFor(() => supervisor.status().state === "failed", "the failed state");
+    const status = supervisor.status();
+    expect(launches).toHaveLength(4);
+    expect(status.restarts).toBe(3);
+    expect(status.lastError).toMatch(/4 failures within 60000 ms: not restarting again/);
+    const gaps = launches.slice(1).map((time, i) => time - launches[i]!);
+    // 40, 80, 160 ms of backoff at least (plus the time each attempt took).
+    gaps.forEach((gap, i) => {
+      expect(gap).toBeGreaterThanOrEqual(40 * 2 ** i);
+    });
+  });
+
+  it("stop() kills the whole process group, grandchildren included", async () => {
+    const { supervisor, lines } = supervise({ command: fakeCommand({ FAKE_GRANDCHILD: "1" }).command });
+    await supervisor.start();
+    const pid = supervisor.status().pid!;
+    const grandchild = await waitFor(
+      () => lines.find((l) => l.msg === "grandchild")?.grandchild_pid as number | undefined,
+      "the grandchild's pid",
+    );
+    expect(isAlive(grandchild)).toBe(true);
+    await supervisor.stop();
+    expect(supervisor.status()).toMatchObject({ state: "stopped", pid: null });
+    await waitFor(() => !isAlive(pid) && !isAlive(grandchild), "child and grandchild to be gone");
+  });
+
+  it("stop() escalates to SIGKILL when the child ignores SIGTERM", async () => {
+    const { supervisor } = supervise({
+      command: fakeCommand({ FAKE_IGNORE_SIGTERM: "1" }).command,
+      stopGraceMs: 300,
+    });
+    await supervisor.start();
+    const pid = supervisor.status().pid!;
+    await supervisor.stop();
+    expect(isAlive(pid)).toBe(false);
+  });
+
+  it("stop() during a slow start pre-empts it and leaves no child", async () => {
+    const { supervisor, lines } = supervise({
+      command: fakeCommand({ FAKE_READY_AFTER_MS: "600000" }).command,
+    });
+    const starting = supervisor.start().catch((e: Error) => e);
+    const spawned = await waitFor(
+      () => lines.find((l) => l.msg === "inference process spawned"),
+      "the spawn",
+    );
+    await supervisor.stop();
+    expect(String(await starting)).toMatch(/stopped before it was ready/);
+    expect(supervisor.status().state).toBe("stopped");
+    expect(isAlive(spawned.pid as number)).toBe(false);
+  });
+
+  it("switchModel() replaces the process with one serving the new entry", async () => {
+    const { supervisor } = supervise({ command: fakeCommand().command });
+    await supervisor.start();
+    const first = supervisor.status().pid!;
+    const gemma = buildRegistry(configSchema.parse({})).get("gemma-300m-4bit")!;
+    await supervisor.switchModel(gemma);
+    const status = supervisor.status();
+    expect(status).toMatchObject({ state: "ready", alias: "gemma-300m-4bit", restarts: 0 });
+    expect(status.model?.id).toBe(gemma.source);
+    expect(status.pid).not.toBe(first);
+    await waitFor(() => !isAlive(first), "the old process to be gone");
+  });
+});
+
+describe("InferenceEmbedder over the fake inference process", () => {
+  it("decodes base64 vectors equal to the process's float answer, with per-input token counts", async () => {
+    const { supervisor } = supervise({ command: fakeCommand().command });
+    const embedder = new InferenceEmbedder(supervisor, { preload: true });
+    await embedder.start();
+    const texts = ["hello world", "a b c d e f g h i j k l m n o p q r s t", "x"];
+    const result = await embedder.embed({
+      texts,
+      inputType: "document",
+      normalize: true,
+      truncate: true,
+      requestId: "req-1",
+    });
+    const client = supervisor.client()!;
+    const floats = await client.embed({ input: texts, encoding_format: "float" }, { requestId: "req-2" });
+    const tokenized = await client.tokenize({ input: texts }, { requestId: "req-3" });
+    expect(result.vectors).toHaveLength(texts.length);
+    result.vectors.forEach((vector, i) => {
+      expect(Array.from(vector)).toEqual(Array.from(new Float32Array(floats.data[i]!.embedding as number[])));
+    });
+    // truncate: true caps a count at the model's max_tokens.
+    expect(result.tokenCounts).toEqual(tokenized.data.map((d) => Math.min(d.tokens, tokenized.max_tokens)));
+    expect(await embedder.countTokens(texts, "query", "req-4")).toEqual(tokenized.data.map((d) => d.tokens));
+    expect(embedder.state()).toMatchObject({ status: "ready", pid: supervisor.status().pid });
+  });
+
+  it("maps upstream errors to AkidbError codes", async () => {
+    const { supervisor } = supervise({ command: fakeCommand().command });
+    const embedder = new InferenceEmbedder(supervisor, { preload: true });
+    await embedder.start();
+    const embed = (texts: string[], signal?: AbortSignal) =>
+      embedder.embed({
+        texts,
+        inputType: "query",
+        normalize: true,
+        truncate: true,
+        requestId: "r",
+        ...(signal ? { signal } : {}),
+      });
+    await expect(embed(["ok", "REJECT"])).rejects.toMatchObject({
+      code: "AKIDB_ERR_INFERENCE_REJECTED",
+      status: 400,
+      message: "input[1] is rejected",
+      param: "input[0]",
+    });
+    await expect(embed(["UNAVAILABLE"])).rejects.toMatchObject({
+      code: "AKIDB_ERR_MODEL_UNAVAILABLE",
+      status: 503,
+    });
+    const controller = new AbortController();
+    const slow = embed(["SLOW"], controller.signal);
+    controller.abort();
+    await expect(slow).rejects.toMatchObject({ code: "AKIDB_ERR_CANCELLED" });
+    await expect(embed(["CRASH"])).rejects.toMatchObject({ code: "AKIDB_ERR_INFERENCE_FAILED" });
+  });
+
+  it("answers 503 while the process is not ready, and starts it on first use when not preloading", async () => {
+    const { supervisor } = supervise({ command: fakeCommand().command });
+    const batch = {
+      texts: ["x"],
+      inputType: "query" as const,
+      normalize: true,
+      truncate: true,
+      requestId: "r",
+    };
+    const eager = new InferenceEmbedder(supervisor, { preload: true });
+    await expect(eager.embed(batch)).rejects.toMatchObject({
+      code: "AKIDB_ERR_MODEL_UNAVAILABLE",
+      message: expect.stringContaining("the inference process is stopped"),
+    });
+    const lazy = new InferenceEmbedder(supervisor, { preload: false });
+    await lazy.start();
+    expect(supervisor.status().state).toBe("stopped");
+    const result = await lazy.embed(batch);
+    expect(result.vectors[0]).toHaveLength(8);
+    expect(supervisor.status().state).toBe("ready");
+  });
+});
+
+describe("no orphan when the supervising process dies", () => {
+  async function parentWithChild(mode: "throw" | "wait") {
+    const parent = execa(
+      process.execPath,
+      [path.join(import.meta.dirname, "fixtures", "supervising-parent.ts"), mode],
+      {
+        reject: false,
+        buffer: false,
+      },
+    );
+    let output = "";
+    parent.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const childPid = await waitFor(
+      () => (/^\d+\n/.test(output) ? Number.parseInt(output, 10) : undefined),
+      "the child pid",
+    );
+    return { parent, childPid };
+  }
+
+  it("an uncaught exception in the parent kills the child (execa cleanup on exit)", async () => {
+    const { parent, childPid } = await parentWithChild("throw");
+    expect((await parent).exitCode).toBe(1);
+    await waitFor(() => !isAlive(childPid), "the child to be gone");
+  });
+
+  it("SIGKILL of the parent closes the child's stdin pipe, and the child exits", async () => {
+    const { parent, childPid } = await parentWithChild("wait");
+    expect(isAlive(childPid)).toBe(true);
+    parent.kill("SIGKILL");
+    await parent;
+    await waitFor(() => !isAlive(childPid), "the child to be gone");
+  });
+});
