@@ -32,7 +32,7 @@ export class MockEmbedder implements Embedder {
     if (dimensions > this.dimension) {
       throw new AkidbError(
         "AKIDB_ERR_DIMENSIONS_UNSUPPORTED",
-        { dimensions, allowed: [1, this.dimension] },
+        { dimensions, allowed: `1 to ${this.dimension}` },
         { param: "dimensions" },
       );
     }

@@ -63,11 +63,10 @@ export const errorRegistry = {
     message: (p) =>
       `${p.param} has ${p.tokens} tokens, more than the model's max_tokens (${p.limit}); shorten it or send truncate: true.`,
   }),
-  AKIDB_ERR_DIMENSIONS_UNSUPPORTED: spec<{ dimensions: number; allowed: number[] }>({
+  AKIDB_ERR_DIMENSIONS_UNSUPPORTED: spec<{ dimensions: number; allowed: string }>({
     status: 400,
     type: "invalid_request_error",
-    message: (p) =>
-      `dimensions ${p.dimensions} is not supported by the model; use one of ${p.allowed.join(", ")}.`,
+    message: (p) => `dimensions ${p.dimensions} is not supported by the model; allowed: ${p.allowed}.`,
   }),
   AKIDB_ERR_MODEL_NOT_FOUND: spec<{ model: string; available: string[] }>({
     status: 404,

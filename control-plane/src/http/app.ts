@@ -1,0 +1,80 @@
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import type { Logger } from "pino";
+import type { AkidbConfig } from "../config/schema.ts";
+import type { Serving } from "../embedders/serving.ts";
+import type { Metrics } from "../metrics.ts";
+import type { ModelRegistry } from "../models/registry.ts";
+import { AkidbError, isAkidbError } from "./errors.ts";
+import { type AppEnv, adminAuth, apiKeyAuth, requestId, requestLog } from "./middleware.ts";
+import { type AdminRoutesDeps, adminRoutes } from "./routes/admin.ts";
+import { embeddingRoutes } from "./routes/embeddings.ts";
+import { healthRoutes } from "./routes/health.ts";
+
+export interface AppDeps {
+  config: AkidbConfig;
+  registry: ModelRegistry;
+  serving: Serving;
+  metrics: Metrics;
+  logger: Logger;
+  startedAt: Date;
+  versions: AdminRoutesDeps["versions"];
+  /** True once shutdown began. */
+  closing: () => boolean;
+}
+
+/**
+ * The public face: `/health` and `/metrics` (open), `/v1` (server.api_keys), `/admin/v1`
+ * (server.admin_token). Every error, thrown anywhere below, leaves through `onError` as the
+ * OpenAI-shaped body of its AKIDB_ERR_* code.
+ */
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const { config, logger } = deps;
+  const app = new Hono<AppEnv>();
+
+  app.use(requestId());
+  app.use(requestLog(logger));
+  const origins = config.server.cors_origins;
+  if (origins.length > 0) {
+    app.use(
+      cors({
+        origin: origins.includes("*") ? "*" : origins,
+        allowHeaders: ["authorization", "content-type", "x-request-id"],
+        exposeHeaders: ["x-request-id", "retry-after"],
+      }),
+    );
+  }
+  app.use("/v1/*", apiKeyAuth(config.server.api_keys));
+  app.use("/admin/*", adminAuth(config.server.admin_token));
+  const maxBodyBytes = config.server.max_body_bytes;
+  app.use(
+    bodyLimit({
+      maxSize: maxBodyBytes,
+      onError: () => {
+        throw new AkidbError("AKIDB_ERR_BODY_TOO_LARGE", { limitBytes: maxBodyBytes });
+      },
+    }),
+  );
+
+  app.route("/", healthRoutes(deps));
+  app.route("/", embeddingRoutes(deps));
+  app.route("/", adminRoutes(deps));
+
+  app.notFound((c) =>
+    errorResponse(c, new AkidbError("AKIDB_ERR_NOT_FOUND", { method: c.req.method, path: c.req.path })),
+  );
+  app.onError((cause, c) => {
+    if (isAkidbError(cause)) return errorResponse(c, cause);
+    logger.error({ reqId: c.get("requestId"), err: cause }, "unexpected error");
+    return errorResponse(c, new AkidbError("AKIDB_ERR_INTERNAL", { reason: cause.message }, { cause }));
+  });
+  return app;
+}
+
+function errorResponse(c: Context<AppEnv>, error: AkidbError): Response {
+  c.set("errorCode", error.code);
+  if (error.retryAfterSeconds !== undefined) c.header("retry-after", String(error.retryAfterSeconds));
+  if (error.status === 401) c.header("www-authenticate", 'Bearer realm="akidb"');
+  return c.json(error.toResponse(), error.status);
+}

@@ -1,0 +1,136 @@
+import { randomUUID, timingSafeEqual } from "node:crypto";
+import type { Context, MiddlewareHandler } from "hono";
+import type { Logger } from "pino";
+import type { z } from "zod";
+import { didYouMean } from "../config/suggest.ts";
+import { AkidbError } from "./errors.ts";
+
+/** Per-request values the middleware hands to routes. */
+export interface AppEnv {
+  Variables: {
+    requestId: string;
+    /** The AKIDB_ERR_* code of the error answered, for the request log and metrics. */
+    errorCode?: string;
+  };
+}
+
+const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
+
+/** Takes the client's `x-request-id` when it is a sane token, else a new UUID; echoes it back. */
+export function requestId(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const given = c.req.header("x-request-id");
+    const id = given && REQUEST_ID.test(given) ? given : randomUUID();
+    c.set("requestId", id);
+    c.header("x-request-id", id);
+    await next();
+  };
+}
+
+/** One JSON line per request: `{reqId, method, path, status, ms}` (plus the error code, if any). */
+export function requestLog(logger: Logger): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const started = performance.now();
+    await next();
+    const ms = Math.round((performance.now() - started) * 10) / 10;
+    const { status } = c.res;
+    const line = { reqId: c.get("requestId"), method: c.req.method, path: c.req.path, status, ms };
+    const code = c.get("errorCode");
+    if (status >= 500) logger.warn({ ...line, code }, "request");
+    else logger.info(code ? { ...line, code } : line, "request");
+  };
+}
+
+function sameToken(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function bearerToken(c: Context): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
+  return match?.[1];
+}
+
+/** The public API: open when `server.api_keys` is empty, else one of them as a bearer token. */
+export function apiKeyAuth(apiKeys: readonly string[]): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (apiKeys.length > 0) {
+      const token = bearerToken(c);
+      if (token === undefined)
+        throw new AkidbError("AKIDB_ERR_UNAUTHORIZED", { credential: "server.api_keys" });
+      if (!apiKeys.some((key) => sameToken(token, key)))
+        throw new AkidbError("AKIDB_ERR_INVALID_API_KEY", {});
+    }
+    await next();
+  };
+}
+
+/** The admin API: open when `server.admin_token` is unset (the config allows that on loopback only). */
+export function adminAuth(adminToken: string | undefined): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (adminToken !== undefined) {
+      const token = bearerToken(c);
+      if (token === undefined) {
+        throw new AkidbError("AKIDB_ERR_UNAUTHORIZED", { credential: "server.admin_token" });
+      }
+      if (!sameToken(token, adminToken)) throw new AkidbError("AKIDB_ERR_FORBIDDEN", {});
+    }
+    await next();
+  };
+}
+
+/** `input.2` -> `input[2]`: the OpenAI `param` spelling of a zod issue path. */
+export function paramName(path: readonly PropertyKey[]): string {
+  return path
+    .map((key, i) => (typeof key === "number" ? `[${key}]` : `${i === 0 ? "" : "."}${String(key)}`))
+    .join("");
+}
+
+/**
+ * The JSON body validated by `schema`. 415 unless it is application/json, 400 when it does not
+ * parse, 422 (or 400 for an empty string) naming the first field at fault. The body size limit
+ * is a middleware of its own (`bodyLimit`), applied before this reads anything.
+ */
+export async function readJson<S extends z.ZodObject>(c: Context, schema: S): Promise<z.infer<S>> {
+  const contentType = c.req.header("content-type") ?? "";
+  if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
+    throw new AkidbError("AKIDB_ERR_UNSUPPORTED_MEDIA_TYPE", { contentType });
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(await c.req.text());
+  } catch (error) {
+    const detail = error instanceof SyntaxError ? error.message : String(error);
+    throw new AkidbError("AKIDB_ERR_INVALID_JSON", { detail });
+  }
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  // An unknown key first: `{inputs: [...]}` is a typo of `input`, not a missing `input`.
+  const issues = result.error.issues;
+  const issue = issues.find((i) => i.code === "unrecognized_keys") ?? issues[0]!;
+  if (issue.code === "unrecognized_keys") {
+    const key = issue.keys[0]!;
+    const param = paramName([...issue.path, key]);
+    const suggestion = issue.path.length === 0 ? didYouMean(key, Object.keys(schema.shape)) : undefined;
+    const problem = suggestion
+      ? `unknown field (did you mean \`${suggestion}\`?)`
+      : "unknown field; see docs/api.md for the fields this endpoint takes";
+    throw new AkidbError("AKIDB_ERR_INVALID_REQUEST", { param, problem }, { param });
+  }
+  const param = paramName(issue.path) || "body";
+  if (issue.code === "too_small" && issue.origin === "string") {
+    throw new AkidbError("AKIDB_ERR_EMPTY_INPUT", { param }, { param });
+  }
+  const problem = valueAt(body, issue.path) === undefined ? "is required" : issue.message;
+  throw new AkidbError("AKIDB_ERR_INVALID_REQUEST", { param, problem }, { param });
+}
+
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  let current = value;
+  for (const key of path) {
+    if (typeof current !== "object" || current === null) return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}

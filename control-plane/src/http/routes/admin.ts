@@ -1,0 +1,90 @@
+import { Hono } from "hono";
+import type { components } from "../../../../sdk/src/generated/schema.d.ts";
+import { redactConfig } from "../../config/redact.ts";
+import type { AkidbConfig } from "../../config/schema.ts";
+import type { Serving } from "../../embedders/serving.ts";
+import type { SupervisorStatus } from "../../inference/supervisor.ts";
+import type { ModelEntry, ModelRegistry } from "../../models/registry.ts";
+import { AkidbError } from "../errors.ts";
+import type { AppEnv } from "../middleware.ts";
+import { embedderState } from "./health.ts";
+
+type Schemas = components["schemas"];
+
+export interface AdminRoutesDeps {
+  config: AkidbConfig;
+  registry: ModelRegistry;
+  serving: Serving;
+  startedAt: Date;
+  versions: Schemas["AdminStatus"]["versions"];
+}
+
+/** `/admin/v1/*`: the operator's view and controls (auth is applied by the app). */
+export function adminRoutes(deps: AdminRoutesDeps): Hono<AppEnv> {
+  const { config, registry, serving } = deps;
+  const app = new Hono<AppEnv>();
+  const registryEntry = (entry: ModelEntry): Schemas["RegistryEntry"] => ({
+    ...entry,
+    loaded: entry === serving.entry,
+  });
+
+  app.get("/admin/v1/status", (c) => {
+    const batcher = serving.batcher;
+    const status: Schemas["AdminStatus"] = {
+      mode: serving.mode,
+      model: serving.entry ? registryEntry(serving.entry) : null,
+      embedder: serving.embedder ? embedderState(serving.embedder.state()) : null,
+      inference: serving.inference ? inferenceStatus(serving.inference.status()) : null,
+      uptime_seconds: Math.round((Date.now() - deps.startedAt.getTime()) / 100) / 10,
+      queue: {
+        depth: batcher?.queueDepth ?? 0,
+        in_flight: batcher?.inFlightSize ?? 0,
+        pending_inputs: batcher?.pendingInputs ?? 0,
+        max_pending_inputs: config.embedding.queue.max_pending_inputs,
+      },
+      versions: deps.versions,
+    };
+    return c.json(status);
+  });
+
+  app.get("/admin/v1/config", (c) => c.json(redactConfig(config)));
+
+  app.get("/admin/v1/models", (c) => {
+    const list: Schemas["AdminModelList"] = {
+      object: "list",
+      data: registry.list().map(registryEntry),
+      loaded: serving.embedder?.state().model ?? null,
+    };
+    return c.json(list);
+  });
+
+  app.post("/admin/v1/models/:alias/load", async (c) => {
+    const alias = c.req.param("alias");
+    const entry = registry.get(alias);
+    if (!entry) {
+      const available = registry.list().map((e) => e.alias);
+      throw new AkidbError("AKIDB_ERR_MODEL_NOT_FOUND", { model: alias, available }, { param: "alias" });
+    }
+    await serving.loadModel(entry);
+    return c.json(registryEntry(entry));
+  });
+
+  app.post("/admin/v1/inference/restart", async (c) => {
+    await serving.restartInference();
+    return c.json(inferenceStatus(serving.inference!.status()));
+  });
+
+  return app;
+}
+
+function inferenceStatus(status: SupervisorStatus): Schemas["InferenceStatus"] {
+  return {
+    state: status.state,
+    pid: status.pid,
+    port: status.port,
+    restarts: status.restarts,
+    last_error: status.lastError,
+    started_at: status.startedAt,
+    model: status.alias,
+  };
+}

@@ -1,0 +1,180 @@
+import { Hono } from "hono";
+import type { components } from "../../../../sdk/src/generated/schema.d.ts";
+import type { AkidbConfig } from "../../config/schema.ts";
+import type { Serving } from "../../embedders/serving.ts";
+import { failureCause, type Metrics } from "../../metrics.ts";
+import type { ModelRegistry } from "../../models/registry.ts";
+import { AkidbError } from "../errors.ts";
+import { type AppEnv, readJson } from "../middleware.ts";
+import { type EmbeddingRequest, embeddingRequestSchema } from "../schemas.ts";
+
+type Schemas = components["schemas"];
+
+export interface EmbeddingRoutesDeps {
+  config: AkidbConfig;
+  registry: ModelRegistry;
+  serving: Serving;
+  metrics: Metrics;
+  startedAt: Date;
+}
+
+/** `POST /v1/embeddings` and `GET /v1/models`, OpenAI-compatible. */
+export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
+  const { registry, serving, metrics } = deps;
+  const app = new Hono<AppEnv>();
+
+  app.use("/v1/embeddings", async (c, next) => {
+    const started = performance.now();
+    await next();
+    metrics.latencyMs.observe({ stage: "total" }, performance.now() - started);
+    metrics.requests.inc({ status: String(c.res.status) });
+    const code = c.get("errorCode");
+    if (code) metrics.failures.inc({ cause: failureCause(code) });
+  });
+
+  app.post("/v1/embeddings", async (c) => {
+    const body = await readJson(c, embeddingRequestSchema);
+    const request = await validate(body, deps, c.get("requestId"));
+    const batcher = serving.batcher!;
+    const permit = batcher.reserve(request.texts.length);
+    const result = await batcher.embed(
+      { ...request, requestId: c.get("requestId"), signal: c.req.raw.signal },
+      permit,
+    );
+    const base64 = body.encoding_format === "base64";
+    const promptTokens = result.tokenCounts.reduce((sum, count) => sum + count, 0);
+    const response: Schemas["EmbeddingResponse"] = {
+      object: "list",
+      data: result.vectors.map((vector, index) => ({
+        object: "embedding",
+        index,
+        embedding: base64 ? toBase64(vector) : Array.from(vector),
+      })),
+      model: body.model ?? serving.modelNames()[0] ?? "",
+      usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+    };
+    return c.json(response);
+  });
+
+  app.get("/v1/models", (c) => {
+    const created = Math.floor(deps.startedAt.getTime() / 1000);
+    const loaded = serving.embedder?.state().model;
+    const served = serving.entry;
+    const data: Schemas["Model"][] = registry.list().map((entry) => ({
+      id: entry.alias,
+      object: "model",
+      created: entry === served && loaded ? loaded.created : created,
+      owned_by: "akidb",
+      source: entry.source,
+      dimension: entry.dimension,
+      max_tokens: entry.max_tokens,
+      loaded: entry === served,
+    }));
+    const mock = serving.mode === "mock" ? serving.limits() : null;
+    if (mock) {
+      data.unshift({
+        id: serving.modelNames()[0]!,
+        object: "model",
+        created,
+        owned_by: "akidb",
+        source: "mock",
+        dimension: mock.dimension,
+        max_tokens: mock.max_tokens,
+        loaded: true,
+      });
+    }
+    const list: Schemas["ModelList"] = { object: "list", data };
+    return c.json(list);
+  });
+
+  return app;
+}
+
+/** A request the batcher can take: every limit checked, defaults from the config filled in. */
+async function validate(body: EmbeddingRequest, deps: EmbeddingRoutesDeps, requestId: string) {
+  const { config, serving } = deps;
+  if (serving.mode === "user_provided" || !serving.embedder || !serving.batcher) {
+    throw new AkidbError("AKIDB_ERR_TEXT_NEEDS_MODEL", { mode: serving.mode });
+  }
+  const names = serving.modelNames();
+  if (body.model !== undefined && !names.includes(body.model)) {
+    throw new AkidbError(
+      "AKIDB_ERR_MODEL_NOT_FOUND",
+      { model: body.model, available: names.slice(0, 1) },
+      { param: "model" },
+    );
+  }
+  const state = serving.embedder.state();
+  if (state.status === "failed" || state.status === "stopped") {
+    throw new AkidbError("AKIDB_ERR_MODEL_UNAVAILABLE", {
+      model: names[0] ?? serving.embedder.name,
+      reason: state.reason ?? `the inference process is ${state.status}`,
+    });
+  }
+  const texts = typeof body.input === "string" ? [body.input] : body.input;
+  const maxInputs = config.embedding.queue.max_inputs_per_request;
+  if (texts.length > maxInputs) {
+    throw new AkidbError(
+      "AKIDB_ERR_TOO_MANY_INPUTS",
+      { count: texts.length, limit: maxInputs },
+      { param: "input" },
+    );
+  }
+  const limits = serving.limits();
+  const { dimensions } = body;
+  if (dimensions !== undefined && limits && !allowsDimensions(limits, dimensions)) {
+    const allowed = describeSizes(limits.matryoshka_dimensions, limits.dimension);
+    throw new AkidbError(
+      "AKIDB_ERR_DIMENSIONS_UNSUPPORTED",
+      { dimensions, allowed },
+      { param: "dimensions" },
+    );
+  }
+  const inputType = body.input_type ?? config.embedding.default_input_type;
+  const truncate = body.truncate ?? true;
+  if (!truncate && limits) {
+    const counts = await serving.embedder.countTokens(texts, inputType, requestId);
+    const index = counts.findIndex((count) => count > limits.max_tokens);
+    if (index >= 0) {
+      const param = `input[${index}]`;
+      throw new AkidbError(
+        "AKIDB_ERR_INPUT_TOO_LONG",
+        { param, tokens: counts[index]!, limit: limits.max_tokens },
+        {
+          param,
+        },
+      );
+    }
+  }
+  return {
+    texts,
+    inputType,
+    ...(dimensions === undefined ? {} : { dimensions }),
+    normalize: body.normalize ?? config.embedding.mlx.normalize,
+    truncate,
+  };
+}
+
+function allowsDimensions(
+  limits: { dimension: number; matryoshka_dimensions: number[] },
+  dimensions: number,
+) {
+  if (dimensions > limits.dimension) return false;
+  return limits.matryoshka_dimensions.length === 0 || limits.matryoshka_dimensions.includes(dimensions);
+}
+
+/** `128, 256, 512, 768`, or `32 to 1024` for a run of consecutive sizes (Qwen3's). */
+export function describeSizes(sizes: number[], dimension: number): string {
+  if (sizes.length === 0) return `1 to ${dimension}`;
+  const consecutive = sizes.every((size, i) => i === 0 || size === sizes[i - 1]! + 1);
+  return consecutive && sizes.length > 2 ? `${sizes[0]} to ${sizes.at(-1)}` : sizes.join(", ");
+}
+
+/** base64 of the vector's little-endian float32 bytes (OpenAI's `encoding_format: base64`). */
+function toBase64(vector: Float32Array): string {
+  const bytes = Buffer.alloc(vector.length * 4);
+  vector.forEach((value, i) => {
+    bytes.writeFloatLE(value, i * 4);
+  });
+  return bytes.toString("base64");
+}

@@ -1,0 +1,47 @@
+import { Hono } from "hono";
+import type { components } from "../../../../sdk/src/generated/schema.d.ts";
+import type { Serving } from "../../embedders/serving.ts";
+import type { EmbedderState } from "../../embedders/types.ts";
+import type { Metrics } from "../../metrics.ts";
+import type { AppEnv } from "../middleware.ts";
+
+type Schemas = components["schemas"];
+
+export interface HealthRoutesDeps {
+  serving: Serving;
+  metrics: Metrics;
+  /** True once shutdown began: the server can no longer take work. */
+  closing: () => boolean;
+}
+
+/** `GET /health` and `GET /metrics`: open, for load balancers and Prometheus. */
+export function healthRoutes(deps: HealthRoutesDeps): Hono<AppEnv> {
+  const { serving, metrics } = deps;
+  const app = new Hono<AppEnv>();
+
+  app.get("/health", (c) => {
+    const embedder = serving.embedder?.state() ?? null;
+    const health: Schemas["Health"] = {
+      status: deps.closing() ? "shutting_down" : !embedder || embedder.status === "ready" ? "ok" : "degraded",
+      mode: serving.mode,
+      embedder: embedder && embedderState(embedder),
+    };
+    return c.json(health, health.status === "shutting_down" ? 503 : 200);
+  });
+
+  app.get("/metrics", async (c) => {
+    c.header("content-type", metrics.registry.contentType);
+    return c.body(await metrics.registry.metrics());
+  });
+
+  return app;
+}
+
+/** The embedder's state as the contract shows it (the model's facts are in /admin/v1/models). */
+export function embedderState(state: EmbedderState): Schemas["EmbedderState"] {
+  return {
+    status: state.status,
+    ...(state.reason === undefined ? {} : { reason: state.reason }),
+    ...(state.pid === undefined ? {} : { pid: state.pid }),
+  };
+}

@@ -1,0 +1,147 @@
+import { readFileSync } from "node:fs";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import type { Logger } from "pino";
+import { Batcher } from "./batching/batcher.ts";
+import { estimateTokens } from "./batching/tokens.ts";
+import type { AkidbConfig } from "./config/schema.ts";
+import { MockEmbedder } from "./embedders/mock.ts";
+import { Serving } from "./embedders/serving.ts";
+import type { Embedder } from "./embedders/types.ts";
+import { createApp } from "./http/app.ts";
+import { InferenceEmbedder } from "./inference/embedder.ts";
+import { InferenceSupervisor } from "./inference/supervisor.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { buildRegistry, type ModelRegistry } from "./models/registry.ts";
+
+export interface RunningServer {
+  /** Base URL, e.g. `http://127.0.0.1:8080` (the real port when `server.port` is 0). */
+  url: string;
+  /**
+   * Stops accepting connections, lets accepted requests finish within
+   * `server.shutdown_timeout_ms` (then answers the rest 503), and stops the inference process.
+   */
+  close(): Promise<void>;
+}
+
+const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
+
+/** Wires config -> registry -> embedder -> batcher -> app, and listens. */
+export async function startServer(config: AkidbConfig, logger: Logger): Promise<RunningServer> {
+  const startedAt = new Date();
+  const metrics = createMetrics();
+  const registry = buildRegistry(config);
+  const { serving, inference } = createServing(config, registry, metrics, logger);
+  let closing = false;
+  const app = createApp({
+    config,
+    registry,
+    serving,
+    metrics,
+    logger,
+    startedAt,
+    versions: { akidb: packageJson.version, node: process.version },
+    closing: () => closing,
+  });
+
+  // Without `createServer` options @hono/node-server listens with node:http.
+  const server = serve({
+    fetch: app.fetch,
+    hostname: config.server.host,
+    port: config.server.port,
+  }) as Server;
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
+  const url = `http://${host}:${port}`;
+  logger.info({ url, mode: config.embedding.mode, model: serving.modelNames()[0] ?? null }, "listening");
+  // The model loads in the background: /health and /admin answer meanwhile (`degraded`), and a
+  // model that fails to load leaves the server up for vector traffic.
+  inference?.start().catch((error: unknown) => {
+    logger.error(
+      { reason: error instanceof Error ? error.message : String(error) },
+      "the model did not load",
+    );
+  });
+
+  return {
+    url,
+    async close() {
+      if (closing) return;
+      closing = true;
+      const timeoutMs = config.server.shutdown_timeout_ms;
+      logger.info({ timeoutMs }, "shutting down: finishing accepted requests");
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const finished = Promise.all([serving.batcher?.close(), serverClosed]);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        finished.then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        logger.warn({ timeoutMs }, "server.shutdown_timeout_ms passed: answering the remaining requests 503");
+        serving.batcher?.abortAll();
+        server.closeAllConnections();
+      }
+      await serverClosed;
+      await inference?.stop();
+      logger.info("stopped");
+    },
+  };
+}
+
+/** The embedder of the configured mode, the batcher in front of it, and the inference process (mlx). */
+function createServing(config: AkidbConfig, registry: ModelRegistry, metrics: Metrics, logger: Logger) {
+  const { mode, mlx, queue, mock } = config.embedding;
+  let inference: InferenceEmbedder | null = null;
+  let embedder: Embedder | null = null;
+  if (mode === "mlx") {
+    const supervisor = new InferenceSupervisor({
+      config,
+      entry: registry.resolve(mlx.model),
+      logger,
+      metrics: { restarts: metrics.inferenceRestarts },
+    });
+    inference = new InferenceEmbedder(supervisor, { preload: mlx.preload });
+    embedder = inference;
+  } else if (mode === "mock") {
+    embedder = new MockEmbedder(mock.dimension);
+  }
+  let serving: Serving | undefined;
+  const batcher =
+    embedder &&
+    new Batcher({
+      embedder,
+      limits: {
+        batchSize: mlx.batch_size,
+        batchTimeoutMs: mlx.batch_timeout_ms,
+        maxBatchTokens: mlx.max_batch_tokens,
+        maxPendingInputs: queue.max_pending_inputs,
+        requestTimeoutMs: queue.request_timeout_ms,
+      },
+      estimateTokens: (text, inputType) => {
+        const limits = serving?.limits();
+        return limits ? estimateTokens(text, inputType, limits) : 1;
+      },
+      metrics,
+      logger: logger.child({ component: "batcher" }),
+    });
+  serving = new Serving({
+    mode,
+    embedder,
+    batcher,
+    inference: inference?.supervisor ?? null,
+    mockDimension: mock.dimension,
+  });
+  return { serving, inference };
+}
