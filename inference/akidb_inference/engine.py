@@ -5,24 +5,35 @@ Everything here is backend-agnostic; the forward pass lives behind `backends.Bac
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from tokenizers import Tokenizer
+
+from .architectures import ARCHITECTURES
+from .backends import Backend, Device, load_backend
+from .checkpoint import Checkpoint, ModelLoadError, Quantization, read_checkpoint
+from .pooling import POOLING
+from .prompts import apply_prompt, resolve_prompts
+
+__all__ = [
+    "Device",
+    "Embedder",
+    "Embeddings",
+    "InputTooLong",
+    "InputType",
+    "ModelInfo",
+    "ModelLoadError",
+    "NonFiniteEmbedding",
+    "Quantization",
+    "load_embedder",
+]
 
 InputType = Literal["query", "document"]
-Device = Literal["auto", "gpu", "cpu"]
-
-
-@dataclass(frozen=True)
-class Quantization:
-    """How the checkpoint's weights are quantized (MLX affine: w = scales * q + biases per group)."""
-
-    bits: int
-    group_size: int
-    mode: str
 
 
 @dataclass(frozen=True)
@@ -54,10 +65,6 @@ class Embeddings:
     """Tokens processed per input, after truncation."""
 
 
-class ModelLoadError(Exception):
-    """The checkpoint cannot be loaded; the message names the directory, file or model_type."""
-
-
 class InputTooLong(Exception):
     """An input has more tokens than the model accepts and truncation was off."""
 
@@ -78,13 +85,30 @@ class NonFiniteEmbedding(Exception):
 
 
 class Embedder:
-    """A loaded model: texts in, vectors out. Not thread-safe: call from one thread at a time."""
+    """A loaded model: texts in, vectors out. Not thread-safe: call `embed` from one thread at a time."""
 
     info: ModelInfo
 
+    def __init__(
+        self,
+        info: ModelInfo,
+        tokenizer: Tokenizer,
+        backend: Backend,
+        *,
+        bos_id: int | None,
+        eos_id: int,
+        max_batch_tokens: int,
+    ) -> None:
+        self.info = info
+        self._tokenizer = tokenizer
+        self._backend = backend
+        self._prefix = [] if bos_id is None else [bos_id]
+        self._suffix = [eos_id]
+        self._max_batch_tokens = max_batch_tokens
+
     def count_tokens(self, texts: Sequence[str], input_type: InputType) -> list[int]:
         """Tokens per text, prompt and special tokens included, before truncation."""
-        raise NotImplementedError
+        return [len(self._prefix) + len(ids) + len(self._suffix) for ids in self._tokenize(texts, input_type)]
 
     def embed(
         self,
@@ -97,16 +121,86 @@ class Embedder:
     ) -> Embeddings:
         """Embed `texts` in input order.
 
-        Inputs over `info.max_tokens` are cut to it when `truncate`, else `InputTooLong` is raised
-        for the first. `dimensions` (one of `info.matryoshka_dimensions`) keeps the leading
-        components, re-normalised when `normalize`. Raises `NonFiniteEmbedding` rather than
-        returning a NaN.
+        Inputs over `info.max_tokens` are cut to it (keeping the special tokens) when `truncate`,
+        else `InputTooLong` is raised for the first. `dimensions` (one of
+        `info.matryoshka_dimensions`) keeps the leading components, re-normalised when
+        `normalize`. Raises `NonFiniteEmbedding` rather than returning a NaN.
         """
-        raise NotImplementedError
+        assert dimensions is None or dimensions in self.info.matryoshka_dimensions, dimensions
+        sequences = self.encode(texts, input_type, truncate=truncate)
+        vectors = np.empty((len(sequences), self._backend.dimension), dtype=np.float32)
+        for batch in self._batches([len(ids) for ids in sequences]):
+            vectors[batch] = self._embed_batch([sequences[i] for i in batch])
+        _check_finite(vectors, "model output")
+        if dimensions is not None:
+            vectors = vectors[:, :dimensions]
+        if normalize:
+            vectors = _normalized(vectors)
+        return Embeddings(vectors=np.ascontiguousarray(vectors), token_counts=[len(ids) for ids in sequences])
 
     def warm_up(self) -> float:
-        """Run one real one-token forward pass; returns its duration in seconds."""
-        raise NotImplementedError
+        """Run one real one-token forward pass (and the head); returns its duration in seconds."""
+        started = time.perf_counter()
+        self._embed_batch([self._suffix])
+        return time.perf_counter() - started
+
+    def encode(self, texts: Sequence[str], input_type: InputType, *, truncate: bool) -> list[list[int]]:
+        """Token ids per text: special tokens around prompt + text, cut to `info.max_tokens`."""
+        room = self.info.max_tokens - len(self._prefix) - len(self._suffix)
+        sequences = []
+        for index, ids in enumerate(self._tokenize(texts, input_type)):
+            if len(ids) > room:
+                if not truncate:
+                    total = len(self._prefix) + len(ids) + len(self._suffix)
+                    raise InputTooLong(index, total, self.info.max_tokens)
+                ids = ids[:room]
+            sequences.append(self._prefix + ids + self._suffix)
+        return sequences
+
+    def _tokenize(self, texts: Sequence[str], input_type: InputType) -> list[list[int]]:
+        # The special tokens are added by `encode`: tokenizer.json files differ in what their
+        # post-processor adds (the LLM tokenizers omit Qwen3-Embedding's <|endoftext|>).
+        prompted = [apply_prompt(self.info.prompts, input_type, text) for text in texts]
+        return [encoding.ids for encoding in self._tokenizer.encode_batch(prompted, add_special_tokens=False)]
+
+    def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
+        """Indices grouped longest first so that a batch's padded size stays within the budget."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        batch: list[int] = []
+        for index in order:
+            # Sorted longest first, so the batch's first entry sets its padded length.
+            if batch and (len(batch) + 1) * lengths[batch[0]] > self._max_batch_tokens:
+                yield batch
+                batch = []
+            batch.append(index)
+        if batch:
+            yield batch
+
+    def _embed_batch(self, sequences: list[list[int]]) -> np.ndarray:
+        width = max(len(ids) for ids in sequences)
+        input_ids = np.zeros((len(sequences), width), dtype=np.int32)
+        attention_mask = np.zeros((len(sequences), width), dtype=np.int32)
+        for row, ids in enumerate(sequences):
+            input_ids[row, : len(ids)] = ids
+            attention_mask[row, : len(ids)] = 1
+        hidden = self._backend.forward(input_ids, attention_mask)
+        return self._backend.project(POOLING[self.info.pooling](hidden, attention_mask))
+
+
+def _check_finite(vectors: np.ndarray, where: str) -> None:
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        index = int(np.argmin(finite))
+        kind = "NaN" if np.isnan(vectors[index]).any() else "an infinite value"
+        raise NonFiniteEmbedding(index, f"{kind} in the {where}")
+
+
+def _normalized(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if (zero := norms[:, 0] == 0).any():
+        raise NonFiniteEmbedding(int(np.argmax(zero)), "the vector is all zeros and cannot be normalised")
+    normalized: np.ndarray = vectors / norms
+    return normalized
 
 
 def load_embedder(model_dir: Path, *, device: Device = "auto", max_batch_tokens: int = 16384) -> Embedder:
@@ -115,4 +209,51 @@ def load_embedder(model_dir: Path, *, device: Device = "auto", max_batch_tokens:
     `device`: "auto" is the GPU when Metal is available, else the CPU. `max_batch_tokens` bounds
     the padded tokens of one forward pass. Raises `ModelLoadError`.
     """
-    raise NotImplementedError
+    checkpoint = read_checkpoint(model_dir)
+    architecture = ARCHITECTURES.get(checkpoint.model_type)
+    if architecture is None:
+        raise ModelLoadError(
+            f"{model_dir / 'config.json'}: model_type {checkpoint.model_type!r} is not supported; "
+            f"supported: {', '.join(sorted(ARCHITECTURES))}"
+        )
+    try:
+        tokenizer = Tokenizer.from_file(str(checkpoint.tokenizer_file))
+    except Exception as error:  # tokenizers raises a bare Exception for malformed files
+        raise ModelLoadError(f"{checkpoint.tokenizer_file} cannot be read: {error}") from error
+    bos_id = (
+        None if architecture.bos_token is None else _token_id(tokenizer, checkpoint, architecture.bos_token)
+    )
+    eos_id = _token_id(tokenizer, checkpoint, architecture.eos_token)
+
+    backend = load_backend(checkpoint, device)
+    info = ModelInfo(
+        architecture=checkpoint.model_type,
+        dimension=backend.dimension,
+        matryoshka_dimensions=architecture.matryoshka_dimensions(backend.dimension),
+        max_tokens=_max_tokens(checkpoint),
+        pooling=checkpoint.pooling or architecture.pooling,
+        prompts=resolve_prompts(checkpoint.prompts, architecture.prompts),
+        quantization=checkpoint.quantization,
+        dtype="float32",
+    )
+    return Embedder(info, tokenizer, backend, bos_id=bos_id, eos_id=eos_id, max_batch_tokens=max_batch_tokens)
+
+
+def _token_id(tokenizer: Tokenizer, checkpoint: Checkpoint, token: str) -> int:
+    token_id = tokenizer.token_to_id(token)
+    if token_id is None:
+        raise ModelLoadError(
+            f"{checkpoint.tokenizer_file} has no {token} token, which {checkpoint.model_type} needs"
+        )
+    return int(token_id)
+
+
+def _max_tokens(checkpoint: Checkpoint) -> int:
+    """sentence-transformers' max_seq_length when given, else the model's position limit."""
+    limit = checkpoint.max_seq_length or checkpoint.config.get("max_position_embeddings")
+    if not isinstance(limit, int) or limit < 2:
+        raise ModelLoadError(
+            f"{checkpoint.directory}: neither sentence_bert_config.json max_seq_length nor "
+            "config.json max_position_embeddings gives the input limit"
+        )
+    return limit

@@ -1,0 +1,46 @@
+"""The MLX backend: Metal on Apple Silicon, CPU elsewhere."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+
+from ...checkpoint import Checkpoint, ModelLoadError
+from .. import Device
+from .loader import EmbeddingModel, load_model
+
+
+def select_device(device: Device) -> mx.DeviceType:
+    """ "auto" is the GPU when Metal is available, else the CPU."""
+    if device == "cpu" or (device == "auto" and not mx.metal.is_available()):
+        return mx.cpu
+    if not mx.metal.is_available():
+        raise ModelLoadError("device 'gpu' was requested but Metal is not available; use 'cpu' or 'auto'")
+    return mx.gpu
+
+
+class MLXBackend:
+    def __init__(self, model: EmbeddingModel, device: mx.DeviceType):
+        self._model = model
+        self._device = device
+
+    @classmethod
+    def load(cls, checkpoint: Checkpoint, device: Device) -> MLXBackend:
+        selected = select_device(device)
+        mx.set_default_device(selected)
+        with mx.stream(selected):
+            return cls(load_model(checkpoint), selected)
+
+    @property
+    def dimension(self) -> int:
+        return self._model.dimension
+
+    def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        # The server calls from a worker thread: name the device rather than rely on a default.
+        with mx.stream(self._device):
+            hidden = self._model(mx.array(input_ids, dtype=mx.int32), mx.array(attention_mask))
+            return np.array(hidden.astype(mx.float32))
+
+    def project(self, pooled: np.ndarray) -> np.ndarray:
+        with mx.stream(self._device):
+            return np.array(self._model.project(mx.array(pooled)).astype(mx.float32))

@@ -1,0 +1,106 @@
+"""Turning a checkpoint's safetensors into a loaded MLX model (plain or MLX-quantized weights)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from ...checkpoint import Checkpoint, ModelLoadError
+from .models import MODELS
+
+
+class EmbeddingModel(Protocol):
+    """What every module of `MODELS` defines as `Model`."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    def __call__(self, input_ids: mx.array, padding_mask: mx.array) -> mx.array: ...
+
+    def project(self, pooled: mx.array) -> mx.array: ...
+
+    def sanitize(self, weights: dict[str, mx.array]) -> dict[str, mx.array]: ...
+
+    def load_weights(self, file_or_weights: list[tuple[str, mx.array]], strict: bool = True) -> Any: ...
+
+    def parameters(self) -> Any: ...
+
+
+def load_model(checkpoint: Checkpoint) -> EmbeddingModel:
+    """Build the model its config describes and load its weights, cast to float32 activations."""
+    module = MODELS.get(checkpoint.model_type)
+    if module is None:
+        raise ModelLoadError(
+            f"{checkpoint.directory / 'config.json'}: model_type {checkpoint.model_type!r} is not supported "
+            f"by the MLX backend; supported: {', '.join(sorted(MODELS))}"
+        )
+    try:
+        args = module.ModelArgs.from_dict(checkpoint.config)
+    except (TypeError, ValueError) as error:
+        raise ModelLoadError(
+            f"{checkpoint.directory / 'config.json'} ({checkpoint.model_type}): {error}"
+        ) from error
+    model: EmbeddingModel = module.Model(args)
+    weights = model.sanitize(read_weights(checkpoint))
+    if checkpoint.quantization is not None:
+        _quantize(model, checkpoint, weights)
+    # Activations run in float32: float16 overflows in Gemma, and bfloat16 costs accuracy.
+    weights = {
+        key: value.astype(mx.float32) if mx.issubdtype(value.dtype, mx.floating) else value
+        for key, value in weights.items()
+    }
+    try:
+        model.load_weights(list(weights.items()), strict=True)
+    except ValueError as error:
+        raise ModelLoadError(
+            f"the weights in {checkpoint.directory} do not match its {checkpoint.model_type} config: {error}"
+        ) from error
+    mx.eval(model.parameters())
+    return model
+
+
+def read_weights(checkpoint: Checkpoint) -> dict[str, mx.array]:
+    """Every tensor, keyed as stored; a Dense module's keys get its directory name as a prefix."""
+    weights: dict[str, mx.array] = {}
+    for path in checkpoint.weight_files:
+        weights.update(_load_file(path))
+    for module_dir in checkpoint.dense_modules:
+        path = module_dir / "model.safetensors"
+        if path.is_file():
+            weights.update({f"{module_dir.name}.{key}": value for key, value in _load_file(path).items()})
+    return weights
+
+
+def _load_file(path: Any) -> dict[str, mx.array]:
+    try:
+        loaded = mx.load(str(path))
+    except (OSError, RuntimeError, ValueError) as error:
+        raise ModelLoadError(f"{path} cannot be read: {error}") from error
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _quantize(model: EmbeddingModel, checkpoint: Checkpoint, weights: dict[str, mx.array]) -> None:
+    """Swap in quantized layers wherever the checkpoint has `.scales`; per-layer settings in the
+    config's `quantization` (keyed by module path, as mlx-lm writes them) override the default."""
+    assert checkpoint.quantization is not None
+    overrides = checkpoint.config["quantization"]
+
+    def predicate(path: str, module: nn.Module) -> bool | dict[str, Any]:
+        if f"{path}.scales" not in weights:
+            return False
+        override = overrides.get(path)
+        return override if isinstance(override, dict) else True
+
+    try:
+        nn.quantize(
+            model,  # type: ignore[arg-type]
+            group_size=checkpoint.quantization.group_size,
+            bits=checkpoint.quantization.bits,
+            mode=checkpoint.quantization.mode,
+            class_predicate=predicate,
+        )
+    except ValueError as error:
+        raise ModelLoadError(f"{checkpoint.directory / 'config.json'}: quantization: {error}") from error

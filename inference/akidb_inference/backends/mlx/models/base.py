@@ -1,0 +1,41 @@
+"""Shared pieces of the MLX model files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, Self
+
+import mlx.core as mx
+
+
+@dataclass
+class BaseModelArgs:
+    @classmethod
+    def from_dict(cls, params: Mapping[str, Any]) -> Self:
+        """Keep the fields this class declares; a missing required one raises ValueError."""
+        declared = fields(cls)
+        missing = [
+            f.name
+            for f in declared
+            if f.name not in params and f.default is MISSING and f.default_factory is MISSING
+        ]
+        if missing:
+            raise ValueError(f"config lacks {', '.join(missing)}")
+        return cls(**{f.name: params[f.name] for f in declared if f.name in params})
+
+
+def attention_mask(padding_mask: mx.array, *, causal: bool, window: int | None = None) -> mx.array:
+    """Boolean (batch, 1, tokens, tokens) mask, True where query i may attend key j.
+
+    Padding keys are hidden. `window` keeps |i - j| < window. Every query sees itself, so a padding
+    row never has all keys masked (its softmax would be NaN, and 0 * NaN leaks into real rows).
+    """
+    positions = mx.arange(padding_mask.shape[1])
+    query, key = positions[:, None], positions[None, :]
+    allowed = padding_mask.astype(mx.bool_)[:, None, None, :]
+    if causal:
+        allowed = allowed & (key <= query)
+    if window is not None:
+        allowed = allowed & (mx.abs(query - key) < window)
+    return allowed | (query == key)

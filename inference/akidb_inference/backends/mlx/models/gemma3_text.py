@@ -1,0 +1,185 @@
+"""Gemma 3 text model as EmbeddingGemma uses it: bidirectional attention, sliding-window layers
+mixed with full layers, and a Dense head (hidden -> 4 * hidden -> hidden) after pooling."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from .base import BaseModelArgs, attention_mask
+
+_SLIDING, _FULL = "sliding_attention", "full_attention"
+
+
+@dataclass
+class ModelArgs(BaseModelArgs):
+    model_type: str
+    hidden_size: int
+    num_hidden_layers: int
+    intermediate_size: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    rms_norm_eps: float
+    vocab_size: int
+    query_pre_attn_scalar: float
+    sliding_window: int
+    rope_theta: float
+    """RoPE base of the full-attention layers."""
+    use_bidirectional_attention: bool
+    rope_local_base_freq: float = 10_000.0
+    """RoPE base of the sliding-window layers."""
+    layer_types: list[str] | None = None
+    sliding_window_pattern: int = 6
+    """Every n-th layer is a full-attention one, when `layer_types` is absent."""
+
+    def __post_init__(self) -> None:
+        if not self.use_bidirectional_attention:
+            raise ValueError("only use_bidirectional_attention=true (EmbeddingGemma) is supported")
+        if self.layer_types is None:
+            pattern = self.sliding_window_pattern
+            self.layer_types = [
+                _FULL if (i + 1) % pattern == 0 else _SLIDING for i in range(self.num_hidden_layers)
+            ]
+        if unknown := set(self.layer_types) - {_SLIDING, _FULL}:
+            raise ValueError(f"layer_types has {sorted(unknown)}; supported: {_SLIDING}, {_FULL}")
+
+    @property
+    def window_radius(self) -> int:
+        """Sliding layers attend |i - j| < radius. transformers turns the configured window into
+        an exclusive bound on both sides: window // 2 + 1 (257 for EmbeddingGemma's 512)."""
+        return self.sliding_window // 2 + 1
+
+
+class RMSNorm(nn.Module):
+    """Gemma's RMSNorm scales by (1 + weight)."""
+
+    def __init__(self, dims: int, eps: float):
+        super().__init__()
+        self.weight = mx.zeros((dims,))
+        self.eps = eps
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return mx.fast.rms_norm(x, 1.0 + self.weight, self.eps)
+
+
+class Attention(nn.Module):
+    def __init__(self, args: ModelArgs, is_sliding: bool):
+        super().__init__()
+        dim, head_dim = args.hidden_size, args.head_dim
+        self.n_heads = args.num_attention_heads
+        self.n_kv_heads = args.num_key_value_heads
+        self.scale = args.query_pre_attn_scalar**-0.5
+
+        self.q_proj = nn.Linear(dim, self.n_heads * head_dim, bias=False)
+        self.k_proj = nn.Linear(dim, self.n_kv_heads * head_dim, bias=False)
+        self.v_proj = nn.Linear(dim, self.n_kv_heads * head_dim, bias=False)
+        self.o_proj = nn.Linear(self.n_heads * head_dim, dim, bias=False)
+
+        self.q_norm = RMSNorm(head_dim, eps=args.rms_norm_eps)
+        self.k_norm = RMSNorm(head_dim, eps=args.rms_norm_eps)
+        base = args.rope_local_base_freq if is_sliding else args.rope_theta
+        self.rope = nn.RoPE(head_dim, traditional=False, base=base)
+
+    def __call__(self, x: mx.array, mask: mx.array) -> mx.array:
+        B, L, _ = x.shape
+        queries = self.q_norm(self.q_proj(x).reshape(B, L, self.n_heads, -1)).transpose(0, 2, 1, 3)
+        keys = self.k_norm(self.k_proj(x).reshape(B, L, self.n_kv_heads, -1)).transpose(0, 2, 1, 3)
+        values = self.v_proj(x).reshape(B, L, self.n_kv_heads, -1).transpose(0, 2, 1, 3)
+
+        queries, keys = self.rope(queries), self.rope(keys)
+        output = mx.fast.scaled_dot_product_attention(queries, keys, values, scale=self.scale, mask=mask)
+        return self.o_proj(output.transpose(0, 2, 1, 3).reshape(B, L, -1))
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, hidden_dim: int):
+        super().__init__()
+        self.gate_proj = nn.Linear(dim, hidden_dim, bias=False)
+        self.down_proj = nn.Linear(hidden_dim, dim, bias=False)
+        self.up_proj = nn.Linear(dim, hidden_dim, bias=False)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self.down_proj(nn.gelu_approx(self.gate_proj(x)) * self.up_proj(x))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, args: ModelArgs, is_sliding: bool):
+        super().__init__()
+        self.is_sliding = is_sliding
+        self.self_attn = Attention(args, is_sliding)
+        self.mlp = MLP(args.hidden_size, args.intermediate_size)
+        self.input_layernorm = RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
+        self.pre_feedforward_layernorm = RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
+        self.post_feedforward_layernorm = RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
+
+    def __call__(self, x: mx.array, mask: mx.array) -> mx.array:
+        h = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), mask))
+        return h + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(h)))
+
+
+class Gemma3Model(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.embed_tokens = nn.Embedding(args.vocab_size, args.hidden_size)
+        self.layers = [
+            TransformerBlock(args, is_sliding=layer_type == _SLIDING) for layer_type in args.layer_types or []
+        ]
+        self.norm = RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
+
+    def __call__(self, input_ids: mx.array, padding_mask: mx.array) -> mx.array:
+        h = self.embed_tokens(input_ids)
+        h = h * mx.array(self.args.hidden_size**0.5, dtype=h.dtype)
+        full_mask = attention_mask(padding_mask, causal=False)
+        sliding_mask = attention_mask(padding_mask, causal=False, window=self.args.window_radius)
+        for layer in self.layers:
+            h = layer(h, sliding_mask if layer.is_sliding else full_mask)
+        return self.norm(h)
+
+
+class Model(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.model = Gemma3Model(args)
+        self.dense = [
+            nn.Linear(args.hidden_size, 4 * args.hidden_size, bias=False),
+            nn.Linear(4 * args.hidden_size, args.hidden_size, bias=False),
+        ]
+
+    @property
+    def dimension(self) -> int:
+        return self.args.hidden_size
+
+    def __call__(self, input_ids: mx.array, padding_mask: mx.array) -> mx.array:
+        return self.model(input_ids, padding_mask)
+
+    def project(self, pooled: mx.array) -> mx.array:
+        for layer in self.dense:
+            pooled = layer(pooled)
+        return pooled
+
+    def sanitize(self, weights: dict[str, mx.array]) -> dict[str, mx.array]:
+        """Name the Dense head `dense.{i}`: sentence-transformers stores it as `{n}_Dense.linear`
+        in module directories (read as `{n}_Dense.linear.weight`), MLX conversions as `dense.{i}`
+        in the main file, which wins when both are present. Gemma3TextModel checkpoints lack `model.`."""
+        st_dense = re.compile(r"^(\d+)_Dense\.linear\.")
+        has_dense = any(key.startswith("dense.") for key in weights)
+        modules = sorted({int(m[1]) for key in weights if (m := st_dense.match(key))})
+        sanitized = {}
+        for key, value in weights.items():
+            if key.startswith("lm_head.") or "rotary_emb" in key:
+                continue
+            if match := st_dense.match(key):
+                if has_dense:
+                    continue
+                key = f"dense.{modules.index(int(match[1]))}.{key[match.end() :]}"
+            elif not key.startswith(("model.", "dense.")):
+                key = f"model.{key}"
+            sanitized[key] = value
+        return sanitized
