@@ -109,7 +109,7 @@ function readYaml(file: string): YamlFile {
     data: data ?? {},
     locate(issuePath, key) {
       const node = keyNode(doc, issuePath, key);
-      return node ? `${name} line ${lineCounter.linePos(node).line}` : undefined;
+      return node === undefined ? undefined : `${name} line ${lineCounter.linePos(node).line}`;
     },
   };
 }
@@ -160,7 +160,7 @@ function describeIssue(
       return value === undefined
         ? [`${key}: required${at}; allowed: ${typeName(issue.expected)}.`]
         : [
-            `${key}: ${value} is not ${typeName(issue.expected)}${at}; allowed: ${domain ?? typeName(issue.expected)}.`,
+            `${key}: ${value} is not ${domain ?? typeName(issue.expected)}${at}; allowed: ${domain ?? typeName(issue.expected)}.`,
           ];
     case "too_small":
     case "too_big": {
