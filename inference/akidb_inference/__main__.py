@@ -1,0 +1,163 @@
+"""`python -m akidb_inference --model <dir | org/name>`: serve one embedding model over HTTP.
+
+Logs are JSON lines on stderr; the "listening" line carries the bound port (useful with --port 0).
+SIGTERM and SIGINT stop the server gracefully: in-flight requests finish (up to --shutdown-grace),
+then the process exits with status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import uvicorn
+from huggingface_hub import constants
+
+from .app import create_app
+from .download import resolve_model_dir
+from .logs import configure_logging, log
+from .settings import DEFAULT_CACHE_DIR, Settings
+from .worker import ModelWorker
+
+TOKEN_VARIABLE = "AKIDB_INFERENCE_TOKEN"
+
+
+def parse_settings(argv: Sequence[str] | None = None) -> Settings:
+    defaults = Settings(model="")
+    parser = argparse.ArgumentParser(
+        prog="python -m akidb_inference",
+        description=f"Serve one embedding model (Qwen3-Embedding, EmbeddingGemma) over HTTP. When "
+        f"{TOKEN_VARIABLE} is set, every request but /health needs 'Authorization: Bearer <it>'.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--model", required=True, help="checkpoint directory, or Hugging Face repo id (org/name) to download")
+    add("--host", default=defaults.host, help="address to bind; keep loopback, the API has no TLS")
+    add("--port", type=int, default=defaults.port, help="port to bind; 0 picks a free one (logged)")
+    add("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="where Hub downloads are cached")
+    add("--revision", default=defaults.revision, help="branch, tag or commit of the Hub repo")
+    add("--device", choices=["auto", "gpu", "cpu"], default=defaults.device, help="auto: Metal GPU if any")
+    add(
+        "--offline",
+        action="store_true",
+        default=constants.HF_HUB_OFFLINE,
+        help="use only the cache, never the network (default on when HF_HUB_OFFLINE=1)",
+    )
+    add("--max-inputs", type=int, default=defaults.max_inputs, help="inputs per request (413 above)")
+    add(
+        "--max-tokens-per-request",
+        type=int,
+        default=defaults.max_tokens_per_request,
+        help="tokens per request after truncation, prompts included (413 above)",
+    )
+    add(
+        "--max-batch-tokens",
+        type=int,
+        default=defaults.max_batch_tokens,
+        help="padded tokens per forward pass; larger requests are split (memory vs throughput)",
+    )
+    add(
+        "--max-request-bytes",
+        type=int,
+        default=defaults.max_request_bytes,
+        help="request body size, checked before parsing (413 above)",
+    )
+    add(
+        "--download-retries",
+        type=int,
+        default=defaults.download_retries,
+        help="retries of a Hub download after a transient failure (exponential backoff from 1 s)",
+    )
+    add(
+        "--shutdown-grace",
+        type=int,
+        default=defaults.shutdown_grace_seconds,
+        help="seconds in-flight requests may take to finish after SIGTERM/SIGINT",
+    )
+    args = parser.parse_args(argv)
+    return Settings(
+        model=args.model,
+        host=args.host,
+        port=args.port,
+        cache_dir=args.cache_dir,
+        revision=args.revision,
+        device=args.device,
+        offline=args.offline,
+        token=os.environ.get(TOKEN_VARIABLE) or None,
+        max_inputs=args.max_inputs,
+        max_tokens_per_request=args.max_tokens_per_request,
+        max_batch_tokens=args.max_batch_tokens,
+        max_request_bytes=args.max_request_bytes,
+        download_retries=args.download_retries,
+        shutdown_grace_seconds=args.shutdown_grace,
+    )
+
+
+class _Server(uvicorn.Server):
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        for sock in sockets or []:
+            host, port = sock.getsockname()[:2]
+            log.info("listening", extra={"host": host, "port": port, "url": f"http://{host}:{port}"})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_settings(argv)
+    configure_logging()
+    log.info(
+        "starting",
+        extra={
+            "model": settings.model,
+            "revision": settings.revision,
+            "device": settings.device,
+            "offline": settings.offline,
+            "auth": settings.token is not None,
+            "pid": os.getpid(),
+        },
+    )
+    model_dir = partial(
+        resolve_model_dir,
+        settings.model,
+        cache_dir=settings.cache_dir,
+        revision=settings.revision,
+        offline=settings.offline,
+        retries=settings.download_retries,
+        retry_delay=settings.download_retry_delay,
+    )
+    worker = ModelWorker(model_dir, device=settings.device, max_batch_tokens=settings.max_batch_tokens)
+    try:
+        family = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)[0][0]
+        listener = socket.create_server((settings.host, settings.port), family=family)
+    except OSError as error:
+        log.error("cannot listen", extra={"host": settings.host, "port": settings.port, "reason": str(error)})
+        return 1
+    config = uvicorn.Config(
+        create_app(settings, worker),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
+    server = _Server(config)
+    # uvicorn re-raises the signal that stopped it once it has shut down; routing that back to its
+    # own handler (a no-op by then) lets the process exit with status 0 instead of dying of it.
+    for handled in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(handled, server.handle_exit)
+    server.run(sockets=[listener])
+    log.info("stopped")
+    if worker.busy:
+        # A download or load is still running on the model thread and cannot be interrupted; waiting
+        # would delay shutdown for minutes, and ending a thread inside MLX at interpreter exit can abort.
+        logging.shutdown()
+        os._exit(0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

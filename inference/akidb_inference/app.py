@@ -1,0 +1,296 @@
+"""The HTTP API of the inference process: /health, /v1/models, /v1/embeddings, /tokenize.
+
+Handlers validate, then hand the model work to the `ModelWorker`; they never compute on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from .engine import Embedder, InputTooLong, InputType, NonFiniteEmbedding
+from .errors import (
+    ERROR_TABLE,
+    ApiError,
+    InternalError,
+    InvalidInput,
+    InvalidOutput,
+    MethodNotAllowed,
+    ModelUnavailable,
+    RouteNotFound,
+    TooLarge,
+    Unauthorized,
+    WrongShape,
+    error_response,
+)
+from .logs import log
+from .middleware import RequestContext
+from .schemas import (
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ErrorResponse,
+    InferenceHealthNotReady,
+    InferenceHealthReady,
+    InferenceModel,
+    InferenceModelList,
+    Prompts,
+    Quantization,
+    TokenCount,
+    TokenizeRequest,
+    TokenizeResponse,
+    render_embeddings,
+)
+from .settings import Settings
+from .worker import LoadedModel, ModelWorker, resident_memory_bytes
+
+
+def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
+    """The app; its lifespan starts loading the model on `worker` and drops queued work at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        worker.start()
+        yield
+        worker.close()
+
+    app = FastAPI(
+        title="AkiDB inference",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        max_body_size=settings.max_request_bytes,
+    )
+    app.add_middleware(RequestContext, token=settings.token)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+
+    def ready_model() -> LoadedModel:
+        model = worker.model
+        if model is None:
+            code = "model_failed" if worker.status == "failed" else "model_loading"
+            raise ModelUnavailable(worker.reason, code=code)
+        return model
+
+    def model_card(model: LoadedModel) -> InferenceModel:
+        info = model.embedder.info
+        quantization = info.quantization
+        return InferenceModel(
+            id=settings.model,
+            created=model.loaded_at,
+            architecture=info.architecture,  # type: ignore[arg-type]  # validated by pydantic
+            dimension=info.dimension,
+            matryoshka_dimensions=list(info.matryoshka_dimensions),
+            max_tokens=info.max_tokens,
+            pooling=info.pooling,  # type: ignore[arg-type]  # validated by pydantic
+            prompts=Prompts(query=info.prompts["query"], document=info.prompts["document"]),
+            quantization=None
+            if quantization is None
+            else Quantization(
+                bits=quantization.bits, group_size=quantization.group_size, mode=quantization.mode
+            ),
+            dtype=info.dtype,
+            load_seconds=round(model.load_seconds, 3),
+            resident_memory_bytes=resident_memory_bytes(),
+        )
+
+    def check_input_count(texts: Sequence[str]) -> None:
+        if len(texts) > settings.max_inputs:
+            raise TooLarge(
+                f"input has {len(texts)} items, more than the limit of {settings.max_inputs} per request "
+                "(--max-inputs); split the request",
+                code="too_many_inputs",
+                param="input",
+            )
+
+    async def count_tokens(embedder: Embedder, texts: Sequence[str], input_type: InputType) -> list[int]:
+        # Only the tokenizer is read, so a batch computing on the worker does not hold this up.
+        return await asyncio.to_thread(embedder.count_tokens, texts, input_type)
+
+    @app.get(
+        "/health",
+        response_model=InferenceHealthReady,
+        responses={503: {"model": InferenceHealthNotReady, "description": "Loading or failed."}},
+    )
+    async def health() -> Response:
+        model = worker.model
+        if model is None:
+            status: Literal["loading", "failed"] = "failed" if worker.status == "failed" else "loading"
+            not_ready = InferenceHealthNotReady(status=status, reason=worker.reason)
+            return JSONResponse(not_ready.model_dump(), status_code=503)
+        return JSONResponse(InferenceHealthReady(model=model_card(model)).model_dump())
+
+    @app.get("/v1/models", responses=_documented(Unauthorized, ModelUnavailable))
+    async def list_models() -> InferenceModelList:
+        return InferenceModelList(data=[model_card(ready_model())])
+
+    @app.post(
+        "/v1/embeddings",
+        response_model=EmbeddingResponse,
+        responses=_documented(
+            InvalidInput, Unauthorized, TooLarge, WrongShape, InvalidOutput, ModelUnavailable
+        ),
+    )
+    async def create_embeddings(request: EmbeddingRequest) -> Response:
+        model = ready_model()
+        info = model.embedder.info
+        texts = request.input
+        check_input_count(texts)
+        if request.dimensions is not None and request.dimensions not in info.matryoshka_dimensions:
+            raise InvalidInput(
+                f"dimensions {request.dimensions} is not allowed by the model; "
+                f"use one of {describe_dimensions(info.matryoshka_dimensions)}",
+                code="dimensions_not_allowed",
+                param="dimensions",
+            )
+        counts = await count_tokens(model.embedder, texts, request.input_type)
+        if not request.truncate:
+            for index, tokens in enumerate(counts):
+                if tokens > info.max_tokens:
+                    raise input_too_long(InputTooLong(index, tokens, info.max_tokens))
+        total = sum(min(tokens, info.max_tokens) for tokens in counts)
+        if total > settings.max_tokens_per_request:
+            raise TooLarge(
+                f"input has {total} tokens, more than the limit of {settings.max_tokens_per_request} per "
+                "request (--max-tokens-per-request); split the request",
+                code="too_many_tokens",
+                param="input",
+            )
+
+        def embed(embedder: Embedder) -> bytes:
+            result = embedder.embed(
+                texts,
+                request.input_type,
+                truncate=request.truncate,
+                normalize=request.normalize,
+                dimensions=request.dimensions,
+            )
+            return render_embeddings(
+                result.vectors, request.encoding_format, settings.model, sum(result.token_counts)
+            )
+
+        try:
+            body = await worker.run(embed)
+        except InputTooLong as error:
+            raise input_too_long(error) from error
+        except NonFiniteEmbedding as error:
+            log.error("non-finite embedding", extra={"index": error.index, "reason": error.reason})
+            raise InvalidOutput(
+                f"the model produced an invalid embedding for input {error.index} ({error.reason}); "
+                "nothing was returned",
+                code="non_finite_embedding",
+                param=f"input[{error.index}]",
+            ) from error
+        return Response(body, media_type="application/json")
+
+    @app.post(
+        "/tokenize",
+        responses=_documented(InvalidInput, Unauthorized, TooLarge, WrongShape, ModelUnavailable),
+    )
+    async def tokenize(request: TokenizeRequest) -> TokenizeResponse:
+        model = ready_model()
+        check_input_count(request.input)
+        counts = await count_tokens(model.embedder, request.input, request.input_type)
+        return TokenizeResponse(
+            data=[TokenCount(index=index, tokens=tokens) for index, tokens in enumerate(counts)],
+            max_tokens=model.embedder.info.max_tokens,
+        )
+
+    return app
+
+
+def input_too_long(error: InputTooLong) -> InvalidInput:
+    return InvalidInput(
+        f"input[{error.index}] has {error.tokens} tokens, more than the model's limit of {error.max_tokens}; "
+        "shorten it or send truncate: true",
+        code="input_too_long",
+        param=f"input[{error.index}]",
+    )
+
+
+def describe_dimensions(dimensions: Sequence[int]) -> str:
+    """A run of consecutive sizes as "32..1024", other sets as a list: "128, 256, 512, 768"."""
+    ordered = sorted(dimensions)
+    if len(ordered) > 2 and ordered[-1] - ordered[0] == len(ordered) - 1:
+        return f"{ordered[0]}..{ordered[-1]}"
+    return ", ".join(str(d) for d in ordered)
+
+
+def _documented(*errors: type[ApiError]) -> dict[int | str, dict[str, Any]]:
+    return {
+        ERROR_TABLE[error][0]: {"model": ErrorResponse, "description": (error.__doc__ or "").split("\n")[0]}
+        for error in errors
+    }
+
+
+async def _api_error(_: Request, error: Exception) -> Response:
+    assert isinstance(error, ApiError)
+    return error_response(error)
+
+
+async def _http_error(_: Request, error: Exception) -> Response:
+    """Starlette's own failures: no route, wrong method, body over `max_request_bytes`."""
+    assert isinstance(error, HTTPException)
+    if error.status_code == 404:
+        return error_response(
+            RouteNotFound("no such path; see openapi.yaml (tag inference)", code="not_found")
+        )
+    if error.status_code == 405:
+        return error_response(MethodNotAllowed(f"{error.detail}", code="method_not_allowed"))
+    if error.status_code == 413:
+        return error_response(
+            TooLarge("the request body is over the limit (--max-request-bytes)", code="body_too_large")
+        )
+    if error.status_code == 400:
+        return error_response(InvalidInput(f"the body cannot be read: {error.detail}", code="invalid_body"))
+    return error_response(InternalError(f"{error.detail}", code="internal_error"))
+
+
+_EMPTY = frozenset({"empty_input", "string_too_short", "too_short"})
+
+
+async def _validation_error(_: Request, error: Exception) -> Response:
+    """The first problem, OpenAI-shaped: 400 for malformed JSON, empty texts and token ids, 422 for a
+    wrong shape or type. `param` is the field path, e.g. `input[3]`."""
+    assert isinstance(error, RequestValidationError)
+    first = error.errors()[0]
+    kind, loc = first["type"], tuple(first["loc"])
+    param = field_path(loc)
+    reason: ApiError
+    if kind == "json_invalid":
+        context = first.get("ctx") or {}
+        reason = InvalidInput(
+            f"the body is not valid JSON: {context.get('error', 'decode error')} at character {loc[-1]}",
+            code="invalid_json",
+        )
+    elif kind in _EMPTY and param is not None and param.startswith("input"):
+        reason = InvalidInput(
+            f"{param} is empty; every input must be a non-empty string", code="empty_input", param=param
+        )
+    elif kind == "token_ids":
+        reason = InvalidInput(first["msg"], code="token_ids_not_supported", param=param)
+    elif param is None:
+        reason = WrongShape(
+            "the body must be a JSON object sent with Content-Type: application/json", code="invalid_body"
+        )
+    elif kind == "missing":
+        reason = WrongShape(f"{param} is required", code="missing_field", param=param)
+    else:
+        reason = WrongShape(f"{param} is invalid: {first['msg']}", code=kind, param=param)
+    return error_response(reason)
+
+
+def field_path(loc: Sequence[int | str]) -> str | None:
+    """("body", "input", 3) -> "input[3]"; the body itself -> None."""
+    path = ""
+    for part in loc[1:]:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or None
