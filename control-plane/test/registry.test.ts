@@ -1,0 +1,193 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../src/config/errors.ts";
+import { configSchema } from "../src/config/schema.ts";
+import { buildRegistry, type ModelEntry } from "../src/models/registry.ts";
+
+function registry(
+  overrides: Record<string, unknown> = {},
+  cacheDir = mkdtempSync(path.join(tmpdir(), "akidb-cache-")),
+) {
+  const config = configSchema.parse({ embedding: { mlx: { cache_dir: cacheDir } }, ...overrides });
+  return buildRegistry(config);
+}
+
+/** A checkpoint directory with just the config.json the registry reads. */
+function checkpoint(dir: string, config: Record<string, unknown>): string {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, "config.json"), JSON.stringify(config));
+  return dir;
+}
+
+const qwenConfig = {
+  model_type: "qwen3",
+  hidden_size: 64,
+  max_position_embeddings: 512,
+  quantization: { group_size: 64, bits: 4, mode: "affine" },
+};
+
+function isAscendingWithin(entry: ModelEntry): boolean {
+  const dims = entry.matryoshka_dimensions;
+  return dims.every((d, i) => i === 0 || d > dims[i - 1]!) && dims.at(-1) === entry.dimension;
+}
+
+describe("built-in entries", () => {
+  const builtins = registry().list();
+
+  it("are the two MLX 4-bit checkpoints, with consistent facts", () => {
+    expect(builtins.map((e) => e.alias)).toEqual(["qwen3-0.6b-4bit", "gemma-300m-4bit"]);
+    for (const entry of builtins) {
+      expect(entry.builtin).toBe(true);
+      expect(entry.source).toMatch(/^mlx-community\//);
+      expect(entry.quantization).toEqual({ bits: 4, group_size: 64 });
+      expect(isAscendingWithin(entry)).toBe(true);
+      expect(entry.mteb.map((m) => m.benchmark)).toEqual(["MTEB(Multilingual, v2)", "MTEB(eng, v2)"]);
+      expect(entry.size_mb).toBeGreaterThan(0);
+    }
+  });
+
+  it("Qwen3: last-token pooling, an instruction on queries only, any size from 32", () => {
+    const qwen = builtins[0]!;
+    expect(qwen).toMatchObject({
+      architecture: "qwen3",
+      dimension: 1024,
+      max_tokens: 32768,
+      pooling: "last_token",
+    });
+    expect(qwen.prompts.query).toMatch(/^Instruct: .+\nQuery:$/);
+    expect(qwen.prompts.document).toBe("");
+    expect(qwen.matryoshka_dimensions[0]).toBe(32);
+    expect(qwen.matryoshka_dimensions).toHaveLength(1024 - 32 + 1);
+  });
+
+  it("EmbeddingGemma: mean pooling, prompts on both sides, MRL 128/256/512/768", () => {
+    const gemma = builtins[1]!;
+    expect(gemma).toMatchObject({
+      architecture: "gemma3_text",
+      dimension: 768,
+      max_tokens: 2048,
+      pooling: "mean",
+    });
+    expect(gemma.prompts).toEqual({
+      query: "task: search result | query: ",
+      document: "title: none | text: ",
+    });
+    expect(gemma.matryoshka_dimensions).toEqual([128, 256, 512, 768]);
+  });
+});
+
+describe("user entries", () => {
+  it("add to the built-ins, taking pooling and prompts from the architecture", () => {
+    const r = registry({
+      models: {
+        "my-gemma": { source: "/ckpt/gemma", architecture: "gemma3_text", dimension: 768, max_tokens: 1024 },
+      },
+    });
+    expect(r.list().map((e) => e.alias)).toEqual(["qwen3-0.6b-4bit", "gemma-300m-4bit", "my-gemma"]);
+    const mine = r.get("my-gemma")!;
+    expect(mine).toMatchObject({
+      builtin: false,
+      pooling: "mean",
+      license: "unknown",
+      size_mb: null,
+      quantization: null,
+    });
+    expect(mine.prompts).toEqual(r.get("gemma-300m-4bit")!.prompts);
+    expect(mine.matryoshka_dimensions).toEqual([768]);
+  });
+
+  it("replace a built-in of the same alias; their Matryoshka sizes are sorted and include the dimension", () => {
+    const r = registry({
+      models: {
+        "qwen3-0.6b-4bit": {
+          source: "Qwen/Qwen3-Embedding-0.6B",
+          architecture: "qwen3",
+          dimension: 1024,
+          matryoshka_dimensions: [512, 128, 256],
+          max_tokens: 8192,
+          prompts: { query: "Q: ", document: "D: " },
+        },
+      },
+    });
+    const entry = r.get("qwen3-0.6b-4bit")!;
+    expect(r.list()).toHaveLength(2);
+    expect(entry).toMatchObject({
+      builtin: false,
+      max_tokens: 8192,
+      prompts: { query: "Q: ", document: "D: " },
+    });
+    expect(entry.matryoshka_dimensions).toEqual([128, 256, 512, 1024]);
+  });
+});
+
+describe("resolve", () => {
+  it("finds an alias, or a known entry by its repo id (case-insensitive)", () => {
+    const r = registry();
+    expect(r.resolve("gemma-300m-4bit").alias).toBe("gemma-300m-4bit");
+    expect(r.resolve("MLX-Community/Qwen3-Embedding-0.6B-4bit-DWQ").alias).toBe("qwen3-0.6b-4bit");
+  });
+
+  it("reads a local checkpoint directory's config.json", () => {
+    const dir = checkpoint(mkdtempSync(path.join(tmpdir(), "akidb-ckpt-")), qwenConfig);
+    const entry = registry().resolve(dir);
+    expect(entry).toMatchObject({
+      alias: dir,
+      source: dir,
+      architecture: "qwen3",
+      dimension: 64,
+      max_tokens: 512,
+      pooling: "last_token",
+      quantization: { bits: 4, group_size: 64 },
+      builtin: false,
+    });
+    expect(isAscendingWithin(entry)).toBe(true);
+    expect(entry.matryoshka_dimensions[0]).toBe(32);
+  });
+
+  it("finds a repo id in the Hugging Face cache, preferring the snapshot refs/main names", () => {
+    const cache = mkdtempSync(path.join(tmpdir(), "akidb-cache-"));
+    const repo = path.join(cache, "models--someone--tiny-gemma");
+    checkpoint(path.join(repo, "snapshots", "aaa"), {
+      ...qwenConfig,
+      model_type: "gemma3_text",
+      hidden_size: 32,
+    });
+    checkpoint(path.join(repo, "snapshots", "bbb"), {
+      ...qwenConfig,
+      model_type: "gemma3_text",
+      hidden_size: 48,
+    });
+    mkdirSync(path.join(repo, "refs"));
+    writeFileSync(path.join(repo, "refs", "main"), "aaa\n");
+    const entry = registry({}, cache).resolve("someone/tiny-gemma");
+    expect(entry).toMatchObject({ source: "someone/tiny-gemma", architecture: "gemma3_text", dimension: 32 });
+    expect(entry.matryoshka_dimensions).toEqual([32]);
+  });
+
+  it("an unknown model is one clear ConfigError naming embedding.mlx.model and the aliases", () => {
+    const error = (() => {
+      try {
+        registry().resolve("someone/not-cached");
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).key).toBe("embedding.mlx.model");
+    expect((error as ConfigError).message).toMatch(
+      /unknown model "someone\/not-cached"\. Use a registry alias \(qwen3-0\.6b-4bit, gemma-300m-4bit\)/,
+    );
+  });
+
+  it("a directory without config.json, or of an unsupported model_type, is a ConfigError", () => {
+    const empty = mkdtempSync(path.join(tmpdir(), "akidb-ckpt-"));
+    expect(() => registry().resolve(empty)).toThrow(/has no config\.json/);
+    const bert = checkpoint(mkdtempSync(path.join(tmpdir(), "akidb-ckpt-")), {
+      ...qwenConfig,
+      model_type: "bert",
+    });
+    expect(() => registry().resolve(bert)).toThrow(/model_type "bert"; supported: qwen3, gemma3_text/);
+  });
+});
