@@ -3,7 +3,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import type { Logger } from "pino";
-import { Batcher } from "./batching/batcher.ts";
+import { Batcher, batcherLimits } from "./batching/batcher.ts";
 import { estimateTokens } from "./batching/tokens.ts";
 import type { AkidbConfig } from "./config/schema.ts";
 import { MockEmbedder } from "./embedders/mock.ts";
@@ -102,7 +102,7 @@ export async function startServer(config: AkidbConfig, logger: Logger): Promise<
 
 /** The embedder of the configured mode, the batcher in front of it, and the inference process (mlx). */
 function createServing(config: AkidbConfig, registry: ModelRegistry, metrics: Metrics, logger: Logger) {
-  const { mode, mlx, queue, mock } = config.embedding;
+  const { mode, mlx, mock } = config.embedding;
   let inference: InferenceEmbedder | null = null;
   let embedder: Embedder | null = null;
   if (mode === "mlx") {
@@ -122,13 +122,7 @@ function createServing(config: AkidbConfig, registry: ModelRegistry, metrics: Me
     embedder &&
     new Batcher({
       embedder,
-      limits: {
-        batchSize: mlx.batch_size,
-        batchTimeoutMs: mlx.batch_timeout_ms,
-        maxBatchTokens: mlx.max_batch_tokens,
-        maxPendingInputs: queue.max_pending_inputs,
-        requestTimeoutMs: queue.request_timeout_ms,
-      },
+      limits: batcherLimits(config),
       estimateTokens: (text, inputType) => {
         const limits = serving?.limits();
         return limits ? estimateTokens(text, inputType, limits) : 1;

@@ -4,6 +4,7 @@ import { Batcher, type BatcherLimits, type EmbedRequest } from "../src/batching/
 import { MockEmbedder } from "../src/embedders/mock.ts";
 import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "../src/embedders/types.ts";
 import { AkidbError } from "../src/http/errors.ts";
+import { GatedEmbedder } from "./fakes.ts";
 
 const LIMITS: BatcherLimits = {
   batchSize: 4,
@@ -15,44 +16,6 @@ const LIMITS: BatcherLimits = {
 
 /** One token per character: makes token budgets easy to reason about. */
 const charTokens = (text: string) => text.length;
-
-/** A mock embedder whose batches the test releases by hand, recording what it was sent. */
-class GatedEmbedder implements Embedder {
-  readonly name = "gated";
-  readonly inner = new MockEmbedder(8);
-  readonly calls: Array<{ batch: EmbedBatch; release: () => void; fail: (error: unknown) => void }> = [];
-  inFlight = 0;
-  maxInFlight = 0;
-
-  state(): EmbedderState {
-    return { status: "ready" };
-  }
-
-  embed(batch: EmbedBatch): Promise<EmbedResult> {
-    this.inFlight += 1;
-    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
-    return new Promise<EmbedResult>((resolve, reject) => {
-      const done = () => {
-        this.inFlight -= 1;
-      };
-      this.calls.push({
-        batch,
-        release: () => {
-          done();
-          resolve(this.inner.embed(batch));
-        },
-        fail: (error) => {
-          done();
-          reject(error);
-        },
-      });
-    });
-  }
-
-  countTokens(texts: string[], inputType: InputType, requestId: string): Promise<number[]> {
-    return this.inner.countTokens(texts, inputType, requestId);
-  }
-}
 
 function request(texts: string[], overrides: Partial<EmbedRequest> = {}): EmbedRequest {
   return { texts, inputType: "document", normalize: true, truncate: true, requestId: "r", ...overrides };
@@ -79,7 +42,9 @@ async function rejection(promise: Promise<unknown>): Promise<AkidbError> {
 describe("Batcher", () => {
   it("groups concurrent requests into one batch and returns each request its own vectors", async () => {
     const embedder = new GatedEmbedder();
-    const batcher = new Batcher({ embedder, limits: LIMITS, estimateTokens: charTokens });
+    // A full batch goes at once, however long the timeout.
+    const limits = { ...LIMITS, batchTimeoutMs: 60_000 };
+    const batcher = new Batcher({ embedder, limits, estimateTokens: charTokens });
     const requests = [request(["a"]), request(["b", "c"]), request(["d"])];
     const results = requests.map((req) => submit(batcher, req));
     await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
@@ -126,7 +91,14 @@ describe("Batcher", () => {
 
   it("never mixes inputs with different input_type, dimensions, normalize or truncate", async () => {
     const embedder = new GatedEmbedder();
-    const batcher = new Batcher({ embedder, limits: LIMITS, estimateTokens: charTokens });
+    const batcher = new Batcher({
+      embedder,
+      limits: { ...LIMITS, batchTimeoutMs: 0 },
+      estimateTokens: charTokens,
+    });
+    // While this batch is in flight the others queue up, so the grouping does not depend on timing.
+    const blocker = submit(batcher, request(["blocker"]));
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
     const requests = [
       request(["a"]),
       request(["b"], { inputType: "query" }),
@@ -136,11 +108,19 @@ describe("Batcher", () => {
       request(["f"]),
     ];
     const results = requests.map((req) => submit(batcher, req));
-    for (let n = 1; n <= 5; n++) {
+    embedder.calls[0]!.release();
+    await blocker;
+    for (let n = 2; n <= 6; n++) {
       await vi.waitFor(() => expect(embedder.calls).toHaveLength(n));
       embedder.calls[n - 1]!.release();
     }
-    expect(embedder.calls.map((call) => call.batch.texts)).toEqual([["a", "f"], ["b"], ["c"], ["d"], ["e"]]);
+    expect(embedder.calls.slice(1).map((call) => call.batch.texts)).toEqual([
+      ["a", "f"],
+      ["b"],
+      ["c"],
+      ["d"],
+      ["e"],
+    ]);
     for (const [i, result] of results.entries()) {
       expect((await result).vectors).toEqual(await unbatched(requests[i]!));
     }

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import type { AkidbConfig } from "../config/schema.ts";
 import type { EmbedBatch, Embedder, EmbedResult, InputType } from "../embedders/types.ts";
 import { AkidbError, isAkidbError } from "../http/errors.ts";
 import type { Metrics } from "../metrics.ts";
@@ -16,6 +17,18 @@ export interface BatcherLimits {
   maxPendingInputs: number;
   /** Deadline of a request from enqueue to answer (`embedding.queue.request_timeout_ms`); beyond it, 504. */
   requestTimeoutMs: number;
+}
+
+/** The policy as the config names it. */
+export function batcherLimits(config: AkidbConfig): BatcherLimits {
+  const { mlx, queue } = config.embedding;
+  return {
+    batchSize: mlx.batch_size,
+    batchTimeoutMs: mlx.batch_timeout_ms,
+    maxBatchTokens: mlx.max_batch_tokens,
+    maxPendingInputs: queue.max_pending_inputs,
+    requestTimeoutMs: queue.request_timeout_ms,
+  };
 }
 
 /** One client request: its inputs may be split over several batches and come back in order. */
@@ -115,6 +128,11 @@ export class Batcher {
   /** Inputs in the batch being computed. */
   get inFlightSize(): number {
     return this.#inFlight?.slots.length ?? 0;
+  }
+
+  /** True while a model switch or restart waits for accepted inputs (later ones are held). */
+  get draining(): boolean {
+    return this.#barriers.length > 0;
   }
 
   /** Inputs accepted and not yet answered. */

@@ -447,6 +447,8 @@ export interface components {
                 /** @description Inputs accepted and not yet answered. */
                 pending_inputs: number;
                 max_pending_inputs: number;
+                /** @description A model switch or restart waits for accepted inputs; new ones are held until it is done. */
+                draining: boolean;
             };
             versions: {
                 akidb: string;

@@ -41,6 +41,7 @@ export function adminRoutes(deps: AdminRoutesDeps): Hono<AppEnv> {
         in_flight: batcher?.inFlightSize ?? 0,
         pending_inputs: batcher?.pendingInputs ?? 0,
         max_pending_inputs: config.embedding.queue.max_pending_inputs,
+        draining: batcher?.draining ?? false,
       },
       versions: deps.versions,
     };
