@@ -1,9 +1,11 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import { afterEach, describe, expect, it } from "vitest";
 import { type AkidbConfig, configSchema } from "../src/config/schema.ts";
 import { InferenceEmbedder } from "../src/inference/embedder.ts";
-import { type InferenceCommand, LaunchError } from "../src/inference/launch.ts";
+import { type InferenceCommand, LaunchError, pythonInferenceCommand } from "../src/inference/launch.ts";
 import { InferenceSupervisor, type SupervisorOptions } from "../src/inference/supervisor.ts";
 import { buildRegistry } from "../src/models/registry.ts";
 import { captureLogger, isAlive, waitFor } from "./helpers.ts";
@@ -313,5 +315,76 @@ describe("no orphan when the supervising process dies", () => {
     parent.kill("SIGKILL");
     await parent;
     await waitFor(() => !isAlive(childPid), "the child to be gone");
+  });
+});
+
+describe("the Python inference command", () => {
+  const spec = (mlx: Record<string, unknown> = {}) => {
+    const config = configSchema.parse({ embedding: { mlx: { cache_dir: "/models", ...mlx } } });
+    return { config, entry: { ...entry, revision: "entry-rev" }, port: 4321 };
+  };
+
+  it("runs the venv's python -m akidb_inference on loopback with the config's options", () => {
+    const command = pythonInferenceCommand(spec({ device: "cpu", offline: true, max_batch_tokens: 2048 }));
+    expect(command.file).toBe(path.resolve(import.meta.dirname, "../../inference/.venv/bin/python"));
+    expect(command.args.join(" ")).toBe(
+      `-m akidb_inference --model ${entry.source} --host 127.0.0.1 --port 4321 --cache-dir /models --device cpu --max-batch-tokens 2048 --revision entry-rev --offline`,
+    );
+    expect(pythonInferenceCommand(spec({ revision: "v2" })).args).toContain("v2");
+  });
+
+  it("without the Python environment is a LaunchError that says to run make setup", () => {
+    const root = mkdtempSync(path.join(tmpdir(), "akidb-no-venv-"));
+    expect(() => pythonInferenceCommand(spec(), root)).toThrow(LaunchError);
+    expect(() => pythonInferenceCommand(spec(), root)).toThrow(
+      `The Python environment is missing (no ${root}/inference/.venv/bin/python); run make setup.`,
+    );
+  });
+});
+
+describe("the real inference process on the qwen3-4bit fixture", () => {
+  const fixture = path.resolve(import.meta.dirname, "../../.cache/fixtures/qwen3-4bit");
+
+  it("starts, embeds like its own float output, and is restarted after SIGKILL", async () => {
+    const config = testConfig();
+    const fixtureEntry = buildRegistry(config).resolve(fixture);
+    const { logger, lines } = captureLogger();
+    const supervisor = new InferenceSupervisor({ config, entry: fixtureEntry, logger });
+    supervisors.push(supervisor);
+    const embedder = new InferenceEmbedder(supervisor, { preload: true });
+    await embedder.start();
+    expect(supervisor.status().model).toMatchObject({ id: fixture, dimension: fixtureEntry.dimension });
+    expect(lines.some((l) => l.component === "inference" && l.msg === "listening")).toBe(true);
+
+    const texts = ["What is the capital of France?", "Paris is the capital of France."];
+    const result = await embedder.embed({
+      texts,
+      inputType: "query",
+      normalize: true,
+      truncate: true,
+      requestId: "q1",
+    });
+    const own = await supervisor.client()!.embed({ input: texts, input_type: "query" }, { requestId: "q2" });
+    result.vectors.forEach((vector, i) => {
+      expect(Array.from(vector)).toEqual(Array.from(Float32Array.from(own.data[i]!.embedding as number[])));
+    });
+    expect(result.tokenCounts.reduce((a, b) => a + b, 0)).toBe(own.usage.prompt_tokens);
+    expect(lines.some((l) => l.component === "inference" && l.request_id === "q1")).toBe(true);
+
+    const first = supervisor.status().pid!;
+    process.kill(first, "SIGKILL");
+    await waitFor(
+      () => supervisor.status().state === "ready" && supervisor.status().pid !== first,
+      "recovery",
+      60_000,
+    );
+    const again = await embedder.embed({
+      texts,
+      inputType: "query",
+      normalize: true,
+      truncate: true,
+      requestId: "q3",
+    });
+    expect(Array.from(again.vectors[0]!)).toEqual(Array.from(result.vectors[0]!));
   });
 });

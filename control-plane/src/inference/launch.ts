@@ -27,9 +27,12 @@ export class LaunchError extends Error {
 
 const REPO_ROOT = path.resolve(import.meta.dirname, "../../..");
 
-/** `inference/.venv/bin/python -m akidb_inference ...` of this checkout. */
-export function pythonInferenceCommand({ config, entry, port }: LaunchSpec): InferenceCommand {
-  const python = path.join(REPO_ROOT, "inference", ".venv", "bin", "python");
+/** `inference/.venv/bin/python -m akidb_inference ...` of the checkout at `root` (default this one). */
+export function pythonInferenceCommand(
+  { config, entry, port }: LaunchSpec,
+  root = REPO_ROOT,
+): InferenceCommand {
+  const python = path.join(root, "inference", ".venv", "bin", "python");
   if (!existsSync(python)) {
     throw new LaunchError(`The Python environment is missing (no ${python}); run make setup.`);
   }
@@ -50,12 +53,12 @@ export function pythonInferenceCommand({ config, entry, port }: LaunchSpec): Inf
       mlx.cache_dir,
       "--device",
       mlx.device,
+      "--max-batch-tokens",
+      String(mlx.max_batch_tokens),
       ...(revision ? ["--revision", revision] : []),
+      ...(mlx.offline ? ["--offline"] : []),
     ],
-    env: {
-      PYTHONUNBUFFERED: "1",
-      ...(mlx.offline ? { HF_HUB_OFFLINE: "1" } : {}),
-    },
+    env: { PYTHONUNBUFFERED: "1" },
   };
 }
 
