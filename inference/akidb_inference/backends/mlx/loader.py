@@ -54,8 +54,10 @@ def load_model(checkpoint: Checkpoint) -> EmbeddingModel:
     try:
         model.load_weights(list(weights.items()), strict=True)
     except ValueError as error:
+        listing = " ".join(str(error).split())  # MLX lists the names one per line
         raise ModelLoadError(
-            f"the weights in {checkpoint.directory} do not match its {checkpoint.model_type} config: {error}"
+            f"the weights in {checkpoint.directory} do not match its {checkpoint.model_type} config: "
+            + listing
         ) from error
     mx.eval(model.parameters())
     return model
