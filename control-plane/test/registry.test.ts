@@ -1,10 +1,12 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../src/config/errors.ts";
 import { configSchema } from "../src/config/schema.ts";
+import { pruneModelCache, repoCacheDir } from "../src/models/cache.ts";
 import { buildRegistry, type ModelEntry } from "../src/models/registry.ts";
+import { captureLogger } from "./helpers.ts";
 
 function registry(
   overrides: Record<string, unknown> = {},
@@ -189,5 +191,41 @@ describe("resolve", () => {
       model_type: "bert",
     });
     expect(() => registry().resolve(bert)).toThrow(/model_type "bert"; supported: qwen3, gemma3_text/);
+  });
+});
+
+describe("model cache budget", () => {
+  /** A cached repo of `bytes` bytes in blobs/ (plus a snapshot symlink), last used `ageS` seconds ago. */
+  function cachedRepo(cache: string, repoId: string, bytes: number, ageS: number): string {
+    const dir = repoCacheDir(cache, repoId);
+    mkdirSync(path.join(dir, "blobs"), { recursive: true });
+    mkdirSync(path.join(dir, "snapshots", "rev"), { recursive: true });
+    writeFileSync(path.join(dir, "blobs", "weights"), Buffer.alloc(bytes));
+    symlinkSync(path.join(dir, "blobs", "weights"), path.join(dir, "snapshots", "rev", "model.safetensors"));
+    const then = new Date(Date.now() - ageS * 1000);
+    utimesSync(dir, then, then);
+    return dir;
+  }
+
+  it("deletes the least recently used other repos until the cache fits, never the one in use", () => {
+    const cache = mkdtempSync(path.join(tmpdir(), "akidb-cache-"));
+    const oldest = cachedRepo(cache, "org/oldest", 1000, 300);
+    const older = cachedRepo(cache, "org/older", 1000, 200);
+    const recent = cachedRepo(cache, "org/recent", 1000, 100);
+    const inUse = cachedRepo(cache, "org/in-use", 1000, 400);
+    const { logger } = captureLogger();
+    expect(pruneModelCache(cache, 2500, "org/in-use", logger)).toEqual([oldest, older]);
+    expect([oldest, older, recent, inUse].map((dir) => existsSync(dir))).toEqual([false, false, true, true]);
+    // Within budget: nothing goes.
+    expect(pruneModelCache(cache, 2500, "org/recent", logger)).toEqual([]);
+  });
+
+  it("keeps the repo in use even when it alone is over budget, and says so", () => {
+    const cache = mkdtempSync(path.join(tmpdir(), "akidb-cache-"));
+    const inUse = cachedRepo(cache, "org/big", 5000, 0);
+    const { logger, lines } = captureLogger();
+    expect(pruneModelCache(cache, 1000, "org/big", logger)).toEqual([]);
+    expect(existsSync(inUse)).toBe(true);
+    expect(lines.some((l) => /alone exceeds embedding\.mlx\.max_cache_gb/.test(String(l.msg)))).toBe(true);
   });
 });

@@ -16,6 +16,7 @@ function testConfig(restart: Partial<AkidbConfig["embedding"]["mlx"]["restart"]>
   return configSchema.parse({
     embedding: {
       mlx: {
+        cache_dir: mkdtempSync(path.join(tmpdir(), "akidb-models-")),
         startup_timeout_ms: startupMs,
         restart: {
           max_restarts: 3,

@@ -38,8 +38,9 @@ const mlxSchema = z.strictObject({
    */
   cache_dir: z.string().min(1).default("~/.cache/akidb/models"),
   /**
-   * Disk budget of `cache_dir` in GB. At start the least recently used other checkpoints are
-   * deleted until the cache fits; the model in use is never deleted. Default 10.
+   * Disk budget of `cache_dir` in GB (10^9 bytes). Before each launch of the inference process the
+   * least recently used other checkpoints are deleted until the cache fits; the model in use is
+   * never deleted. Lower saves disk; higher keeps more models ready to switch to offline. Default 10.
    */
   max_cache_gb: z.number().positive().default(10),
   /**

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import type { Logger } from "pino";
 import type { AkidbConfig } from "../config/schema.ts";
+import { pruneModelCache } from "../models/cache.ts";
 import type { ModelEntry } from "../models/registry.ts";
 import { forwardOutput, OutputTail } from "./child-output.ts";
 import { InferenceClient, type InferenceModel } from "./client.ts";
@@ -200,6 +201,7 @@ export class InferenceSupervisor {
     const began = performance.now();
     let child: Child | undefined;
     try {
+      this.#pruneCache();
       const port = await freePort();
       child = this.#spawn(this.#command({ config: this.#config, entry: this.#entry, port }), port);
       this.#child = child;
@@ -223,6 +225,15 @@ export class InferenceSupervisor {
       throw error instanceof Error ? error : new Error(reason);
     } finally {
       if (this.#launching === abort) this.#launching = undefined;
+    }
+  }
+
+  #pruneCache(): void {
+    const { cache_dir, max_cache_gb } = this.#config.embedding.mlx;
+    try {
+      pruneModelCache(cache_dir, max_cache_gb * 1e9, this.#entry.source, this.#logger);
+    } catch (error) {
+      this.#logger.warn({ err: error, cache_dir }, "could not prune the model cache");
     }
   }
 

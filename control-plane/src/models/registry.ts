@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { ConfigError } from "../config/errors.ts";
 import type { AkidbConfig, ModelEntryConfig } from "../config/schema.ts";
+import { repoCacheDir } from "./cache.ts";
 
 export type Architecture = "qwen3" | "gemma3_text";
 export type Pooling = "last_token" | "mean";
@@ -237,7 +238,7 @@ function readCheckpointConfig(configPath: string): CheckpointFacts {
  * preferring the one `refs/main` points at.
  */
 function cachedSnapshot(cacheDir: string, repoId: string): string | undefined {
-  const repoDir = path.join(cacheDir, `models--${repoId.replace("/", "--")}`);
+  const repoDir = repoCacheDir(cacheDir, repoId);
   const snapshots = path.join(repoDir, "snapshots");
   if (!existsSync(snapshots)) return undefined;
   const mainRef = path.join(repoDir, "refs", "main");
