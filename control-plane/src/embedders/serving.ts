@@ -3,7 +3,7 @@ import type { TokenLimits } from "../batching/tokens.ts";
 import type { AkidbConfig } from "../config/schema.ts";
 import { AkidbError } from "../http/errors.ts";
 import type { InferenceSupervisor } from "../inference/supervisor.ts";
-import type { ModelEntry } from "../models/registry.ts";
+import type { ModelEntry, ModelRegistry } from "../models/registry.ts";
 import { MOCK_MAX_TOKENS } from "./mock.ts";
 import type { Embedder } from "./types.ts";
 
@@ -50,6 +50,18 @@ export class Serving {
   /** The served registry entry (mlx mode only). */
   get entry(): ModelEntry | null {
     return this.inference?.entry ?? null;
+  }
+
+  /** The registry's entries, plus the served one when it is ad hoc (a directory or repo id in the config). */
+  catalog(registry: ModelRegistry): ModelEntry[] {
+    const entries = registry.list();
+    const served = this.entry;
+    return served && !entries.some((e) => e.alias === served.alias) ? [served, ...entries] : entries;
+  }
+
+  /** Whether `entry` is the model being served. */
+  serves(entry: ModelEntry): boolean {
+    return this.entry?.alias === entry.alias;
   }
 
   /** The names a request's `model` may use: the served entry's alias and source, or `mock`. */

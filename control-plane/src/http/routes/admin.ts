@@ -25,7 +25,7 @@ export function adminRoutes(deps: AdminRoutesDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const registryEntry = (entry: ModelEntry): Schemas["RegistryEntry"] => ({
     ...entry,
-    loaded: entry === serving.entry,
+    loaded: serving.serves(entry),
   });
 
   app.get("/admin/v1/status", (c) => {
@@ -53,7 +53,7 @@ export function adminRoutes(deps: AdminRoutesDeps): Hono<AppEnv> {
   app.get("/admin/v1/models", (c) => {
     const list: Schemas["AdminModelList"] = {
       object: "list",
-      data: registry.list().map(registryEntry),
+      data: serving.catalog(registry).map(registryEntry),
       loaded: serving.embedder?.state().model ?? null,
     };
     return c.json(list);

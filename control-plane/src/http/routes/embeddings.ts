@@ -59,16 +59,15 @@ export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
   app.get("/v1/models", (c) => {
     const created = Math.floor(deps.startedAt.getTime() / 1000);
     const loaded = serving.embedder?.state().model;
-    const served = serving.entry;
-    const data: Schemas["Model"][] = registry.list().map((entry) => ({
+    const data: Schemas["Model"][] = serving.catalog(registry).map((entry) => ({
       id: entry.alias,
       object: "model",
-      created: entry === served && loaded ? loaded.created : created,
+      created: serving.serves(entry) && loaded ? loaded.created : created,
       owned_by: "akidb",
       source: entry.source,
       dimension: entry.dimension,
       max_tokens: entry.max_tokens,
-      loaded: entry === served,
+      loaded: serving.serves(entry),
     }));
     const mock = serving.mode === "mock" ? serving.limits() : null;
     if (mock) {
