@@ -81,6 +81,14 @@ describe("akidb.example.yaml", () => {
   });
 });
 
+it("docs/configuration.md describes every key", () => {
+  const docs = readFileSync(path.join(REPO, "docs", "configuration.md"), "utf8");
+  const missing = allKeyPaths()
+    .map((keyPath) => keyPath.join("."))
+    .filter((key) => key.split(".").length > 1 && !docs.includes(`\`${key}\``));
+  expect(missing).toEqual([]);
+});
+
 describe("environment overrides", () => {
   it("every leaf has its own variable by the one rule", () => {
     const names = configLeaves().map((leaf) => envName(leaf.path));
@@ -231,7 +239,9 @@ describe("error messages name the key, the bad value, where it was set and what 
     expect(lines).toContain(
       'models.My Model: the alias "My Model" is not allowed (akidb.yaml line 2); allowed: lowercase letters, digits, ".", "_" and "-", starting with a letter or digit.',
     );
-    expect(lines).toContain('models.ok.architecture: "bert" is not allowed (akidb.yaml line 3); allowed: qwen3, gemma3_text.');
+    expect(lines).toContain(
+      'models.ok.architecture: "bert" is not allowed (akidb.yaml line 3); allowed: qwen3, gemma3_text.',
+    );
     expect(lines).toContain("models.ok.max_tokens: required; allowed: a number.");
   });
 
