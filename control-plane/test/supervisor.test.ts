@@ -2,7 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { execa } from "execa";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { type AkidbConfig, configSchema } from "../src/config/schema.ts";
 import { InferenceEmbedder } from "../src/inference/embedder.ts";
 import { type InferenceCommand, LaunchError, pythonInferenceCommand } from "../src/inference/launch.ts";
@@ -64,6 +64,10 @@ afterEach(async () => {
 
 describe("InferenceSupervisor", () => {
   it("start() resolves once /health says ready and forwards the child's JSON logs", async () => {
+    process.env.AKIDB_SERVER_ADMIN_TOKEN = "not-for-the-child";
+    onTestFinished(() => {
+      delete process.env.AKIDB_SERVER_ADMIN_TOKEN;
+    });
     const { supervisor, lines } = supervise({ command: fakeCommand({ FAKE_READY_AFTER_MS: "300" }).command });
     await supervisor.start();
     const status = supervisor.status();
@@ -71,7 +75,12 @@ describe("InferenceSupervisor", () => {
     expect(status.model?.id).toBe(entry.source);
     expect(isAlive(status.pid!)).toBe(true);
     const forwarded = lines.find((line) => line.component === "inference" && line.msg === "listening");
-    expect(forwarded).toMatchObject({ level: 30, port: status.port });
+    // Only its own token among the AKIDB_* variables: the test process's are not passed on.
+    expect(forwarded).toMatchObject({
+      level: 30,
+      port: status.port,
+      akidb_variables: ["AKIDB_INFERENCE_TOKEN"],
+    });
     expect(lines.some((line) => line.msg === "inference process ready" && typeof line.ms === "number")).toBe(
       true,
     );

@@ -241,7 +241,8 @@ export class InferenceSupervisor {
     const token = randomBytes(32).toString("hex");
     const cancel = new AbortController();
     const subprocess = execa(command.file, command.args, {
-      env: { ...command.env, AKIDB_INFERENCE_TOKEN: token },
+      // The control plane's own AKIDB_* settings (admin token, API keys) are not the child's business.
+      env: { ...withoutAkidbVariables(), ...command.env, AKIDB_INFERENCE_TOKEN: token },
       // A pipe the child can watch: it reaches EOF when this process dies, even by SIGKILL.
       stdin: "pipe",
       stdout: "pipe",
@@ -391,6 +392,13 @@ export class InferenceSupervisor {
     if (state !== this.#state) this.#logger.debug({ from: this.#state, to: state }, "inference state");
     this.#state = state;
   }
+}
+
+/** Unsets (for execa's `extendEnv`) every inherited `AKIDB_*` variable. */
+function withoutAkidbVariables(): Record<string, undefined> {
+  return Object.fromEntries(
+    Object.keys(process.env).flatMap((name) => (name.startsWith("AKIDB_") ? [[name, undefined]] : [])),
+  );
 }
 
 /** `/health` said `failed`: the process is alive but will not load this model. */
