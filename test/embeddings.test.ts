@@ -9,7 +9,7 @@ import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { waitFor } from "../control-plane/test/helpers.ts";
+import { isAlive, waitFor } from "../control-plane/test/helpers.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const FIXTURE = path.join(ROOT, ".cache/fixtures/qwen3-4bit");
@@ -133,13 +133,29 @@ async function direct(text: string, options: Options = {}): Promise<number[]> {
   return body.data[0]!.embedding;
 }
 
-function embed(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+function embed(body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
   return fetch(`${url}/v1/embeddings`, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}`, ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
+    ...(signal ? { signal } : {}),
   });
 }
+
+interface Status {
+  queue: { pending_inputs: number };
+  inference: { pid: number };
+}
+
+async function status(): Promise<Status> {
+  const response = await fetch(`${url}/admin/v1/status`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  return (await response.json()) as Status;
+}
+
+/** Work that keeps the fixture model busy for a second or two (30 batches of 16 short inputs). */
+const BUSY = Array.from({ length: 480 }, (_, i) => `busy ${i} ${"word ".repeat(5)}`);
 
 async function vectors(body: Record<string, unknown>): Promise<number[][]> {
   const response = await embed(body);
@@ -211,6 +227,34 @@ describe("the server against the inference process", () => {
     });
     expect(await metric('akidb_embedding_requests_total{status="200"}')).toBeGreaterThanOrEqual(60);
     expect(await metric("akidb_embedding_tokens_total")).toBeGreaterThan(60);
+  });
+});
+
+describe("clients that go away", () => {
+  it("never sends the inputs of a client that disconnected while they waited", async () => {
+    const sentBefore = await metric("akidb_embedding_batch_size_sum");
+    const cancelledBefore = await metric('akidb_embedding_failures_total{cause="cancelled"}');
+    const busy = vectors({ input: BUSY });
+    await waitFor(
+      async () => (await status()).queue.pending_inputs === BUSY.length,
+      "the busy request to queue",
+    );
+    const controller = new AbortController();
+    const gone = embed({ input: ["never sent 1", "never sent 2"] }, {}, controller.signal).catch(
+      (e: unknown) => e,
+    );
+    await waitFor(
+      async () => (await status()).queue.pending_inputs >= BUSY.length + 2,
+      "the second request to queue",
+    );
+    controller.abort();
+    expect(await gone).toBeInstanceOf(Error);
+    await waitFor(
+      async () => (await metric('akidb_embedding_failures_total{cause="cancelled"}')) === cancelledBefore + 1,
+      "the cancellation to be counted",
+    );
+    expect(await busy).toHaveLength(BUSY.length);
+    expect((await metric("akidb_embedding_batch_size_sum")) - sentBefore).toBe(BUSY.length);
   });
 });
 
@@ -333,5 +377,17 @@ describe("error paths over the wire", () => {
       () => server.lines.find((l) => l.component === "inference" && l.request_id === "e2e-trace-1"),
       "an inference log line with the request id",
     );
+  });
+});
+
+describe("shutdown", () => {
+  it("on SIGTERM finishes the request in flight, then exits 0 and stops the inference process", async () => {
+    const { inference: child } = await status();
+    const inFlight = vectors({ input: BUSY });
+    await waitFor(async () => (await status()).queue.pending_inputs > 0, "the request to be accepted");
+    server.child.kill("SIGTERM");
+    expect(await inFlight).toHaveLength(BUSY.length);
+    expect(await server.exited).toBe(0);
+    expect(isAlive(child.pid)).toBe(false);
   });
 });

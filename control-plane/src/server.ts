@@ -136,6 +136,7 @@ function createServing(config: AkidbConfig, registry: ModelRegistry, metrics: Me
     batcher,
     inference: inference?.supervisor ?? null,
     mockDimension: mock.dimension,
+    loadsOnDemand: mode === "mlx" && !mlx.preload,
   });
   return { serving, inference };
 }

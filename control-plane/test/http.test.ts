@@ -34,6 +34,7 @@ interface TestAppOptions {
   embedder?: Embedder | null;
   inference?: InferenceControl;
   closing?: () => boolean;
+  loadsOnDemand?: boolean;
 }
 
 function buildApp(options: TestAppOptions = {}) {
@@ -66,6 +67,7 @@ function buildApp(options: TestAppOptions = {}) {
     batcher,
     inference: options.inference ?? null,
     mockDimension: MOCK_DIMENSION,
+    loadsOnDemand: options.loadsOnDemand ?? false,
   });
   const app = createApp({
     config,
@@ -363,6 +365,30 @@ describe("POST /v1/embeddings error paths", () => {
     expect((await retried).status).toBe(200);
   });
 
+  it("drops the inputs of a client that went away before they reach the embedder", async () => {
+    const embedder = new GatedEmbedder(MOCK_DIMENSION, "mock");
+    const { app, batcher, metrics } = buildApp({ embedder });
+    const blocker = post(app, "/v1/embeddings", { input: "blocker" });
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
+    const controller = new AbortController();
+    const gone = app.request("/v1/embeddings", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ input: ["gone 1", "gone 2"] }),
+      signal: controller.signal,
+    });
+    await vi.waitFor(() => expect(batcher!.queueDepth).toBe(2));
+    controller.abort();
+    await vi.waitFor(() => expect(batcher!.queueDepth).toBe(0));
+    expect((await gone).status).toBe(400);
+    embedder.calls[0]!.release();
+    expect((await blocker).status).toBe(200);
+    expect(embedder.calls.map((c) => c.batch.texts)).toEqual([["blocker"]]);
+    expect(batcher!.pendingInputs).toBe(0);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('akidb_embedding_failures_total{cause="cancelled"} 1');
+  });
+
   it("504 AKIDB_ERR_TIMEOUT past embedding.queue.request_timeout_ms", async () => {
     const embedder = new GatedEmbedder(MOCK_DIMENSION, "mock");
     const { app } = buildApp({
@@ -495,6 +521,17 @@ describe("GET /health", () => {
       mode: "mock",
       embedder: { status: "failed", reason: "no Python environment", pid: 42 },
     });
+  });
+
+  it("is degraded while the model starts, ok for a stopped model that loads on demand", async () => {
+    const embedder = new ScriptedEmbedder(MOCK_DIMENSION, "mock");
+    embedder.current = { status: "starting" };
+    const health = async (app: Hono<AppEnv>) =>
+      ((await (await call(app, "/health")).json()) as { status: string }).status;
+    expect(await health(buildApp({ embedder }).app)).toBe("degraded");
+    embedder.current = { status: "stopped" };
+    expect(await health(buildApp({ embedder }).app)).toBe("degraded");
+    expect(await health(buildApp({ embedder, loadsOnDemand: true }).app)).toBe("ok");
   });
 
   it("is 503 shutting_down once shutdown began", async () => {

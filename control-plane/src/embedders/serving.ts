@@ -31,6 +31,8 @@ export class Serving {
   readonly embedder: Embedder | null;
   readonly batcher: Batcher | null;
   readonly inference: InferenceControl | null;
+  /** The model loads on the first request that needs it (`embedding.mlx.preload: false`). */
+  readonly loadsOnDemand: boolean;
   readonly #mockDimension: number;
 
   constructor(options: {
@@ -39,17 +41,26 @@ export class Serving {
     batcher: Batcher | null;
     inference: InferenceControl | null;
     mockDimension: number;
+    loadsOnDemand?: boolean;
   }) {
     this.mode = options.mode;
     this.embedder = options.embedder;
     this.batcher = options.batcher;
     this.inference = options.inference;
+    this.loadsOnDemand = options.loadsOnDemand ?? false;
     this.#mockDimension = options.mockDimension;
   }
 
   /** The served registry entry (mlx mode only). */
   get entry(): ModelEntry | null {
     return this.inference?.entry ?? null;
+  }
+
+  /** Whether the server can embed text now or on demand; false while the model is starting or failed. */
+  canEmbed(): boolean {
+    const state = this.embedder?.state();
+    if (!state) return this.mode === "user_provided";
+    return state.status === "ready" || (state.status === "stopped" && this.loadsOnDemand);
   }
 
   /** The registry's entries, plus the served one when it is ad hoc (a directory or repo id in the config). */

@@ -104,10 +104,12 @@ async function validate(body: EmbeddingRequest, deps: EmbeddingRoutesDeps, reque
     );
   }
   const state = serving.embedder.state();
-  if (state.status === "failed" || state.status === "stopped") {
+  // Other states are the embedder's to handle: it starts a stopped process on demand
+  // (`preload: false`) and says how long a starting one needs.
+  if (state.status === "failed") {
     throw new AkidbError("AKIDB_ERR_MODEL_UNAVAILABLE", {
       model: names[0] ?? serving.embedder.name,
-      reason: state.reason ?? `the inference process is ${state.status}`,
+      reason: state.reason ?? "the inference process failed",
     });
   }
   const texts = typeof body.input === "string" ? [body.input] : body.input;

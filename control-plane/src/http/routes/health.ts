@@ -22,7 +22,7 @@ export function healthRoutes(deps: HealthRoutesDeps): Hono<AppEnv> {
   app.get("/health", (c) => {
     const embedder = serving.embedder?.state() ?? null;
     const health: Schemas["Health"] = {
-      status: deps.closing() ? "shutting_down" : !embedder || embedder.status === "ready" ? "ok" : "degraded",
+      status: deps.closing() ? "shutting_down" : serving.canEmbed() ? "ok" : "degraded",
       mode: serving.mode,
       embedder: embedder && embedderState(embedder),
     };
