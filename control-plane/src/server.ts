@@ -29,6 +29,22 @@ const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import
   version: string;
 };
 
+/** How long the 503s of requests cut off by the shutdown timeout get to reach their clients. */
+const ABORTED_RESPONSES_GRACE_MS = 1000;
+
+/** Whether `promise` settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Wires config -> registry -> embedder -> batcher -> app, and listens. */
 export async function startServer(config: AkidbConfig, logger: Logger): Promise<RunningServer> {
   const startedAt = new Date();
@@ -79,18 +95,16 @@ export async function startServer(config: AkidbConfig, logger: Logger): Promise<
       logger.info({ timeoutMs }, "shutting down: finishing accepted requests");
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      const finished = Promise.all([serving.batcher?.close(), serverClosed]);
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        finished.then(() => false),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(true), timeoutMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
+      const finished = (async () => {
+        await serving.batcher?.close();
+        // Keep-alive connections whose last response just went out.
+        server.closeIdleConnections();
+        await serverClosed;
+      })();
+      if (!(await settlesWithin(finished, timeoutMs))) {
         logger.warn({ timeoutMs }, "server.shutdown_timeout_ms passed: answering the remaining requests 503");
         serving.batcher?.abortAll();
+        await settlesWithin(serverClosed, ABORTED_RESPONSES_GRACE_MS);
         server.closeAllConnections();
       }
       await serverClosed;
