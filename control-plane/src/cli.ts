@@ -6,7 +6,7 @@ import { type LoadedConfig, loadConfig } from "./config/load.ts";
 import { redactConfig } from "./config/redact.ts";
 import { createLogger } from "./log.ts";
 import { buildRegistry } from "./models/registry.ts";
-import { startServer } from "./server.ts";
+import { type RunningServer, startServer } from "./server.ts";
 
 const USAGE = `Usage:
   akidb serve [--config FILE] [--host HOST] [--port PORT]
@@ -61,8 +61,17 @@ async function serve(loaded: LoadedConfig): Promise<void> {
   const { config } = loaded;
   const logger = createLogger(config.server.log_level);
   for (const warning of loaded.warnings) logger.warn(warning);
-  const server = await startServer(config, logger);
+  let server: RunningServer | undefined;
   let stopping = false;
+  const shutdown = (running: RunningServer) =>
+    running.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  // Installed before the server starts, so a signal during start-up is never the default (abrupt) exit.
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
       logger.warn({ signal }, "second signal: exiting now");
@@ -70,16 +79,12 @@ async function serve(loaded: LoadedConfig): Promise<void> {
     }
     stopping = true;
     logger.info({ signal }, "shutting down");
-    server.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
+    if (server) void shutdown(server);
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  server = await startServer(config, logger);
+  if (stopping) void shutdown(server);
 }
 
 async function main(argv: string[]): Promise<void> {

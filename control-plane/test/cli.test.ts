@@ -1,4 +1,5 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -93,5 +94,33 @@ describe("bin/akidb", () => {
     const result = await server;
     expect(result.exitCode).toBe(0);
     expect(output).toMatch(/"msg":"stopped"/);
+  });
+
+  it("a second signal during a graceful shutdown exits at once (code 1)", async () => {
+    const server = akidb(["serve", "--port", "0"], {
+      AKIDB_EMBEDDING_MODE: "mock",
+      AKIDB_SERVER_SHUTDOWN_TIMEOUT_MS: "60000",
+    });
+    let output = "";
+    server.stdout?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const url = new URL(await waitFor(() => /"url":"([^"]+)"/.exec(output)?.[1], "the listening log line"));
+    // A request whose body never finishes keeps the graceful shutdown waiting.
+    const socket = connect(Number(url.port), url.hostname);
+    socket.on("error", () => undefined); // reset when the server exits with it open: expected
+    await new Promise((resolve) => socket.once("connect", resolve));
+    socket.write(
+      "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    );
+    // Answered after the partial request reached the server, so the server has parsed its headers.
+    expect((await fetch(`${url.origin}/health`)).status).toBe(200);
+    server.kill("SIGTERM");
+    await waitFor(() => /"msg":"shutting down"/.test(output), "the graceful shutdown to begin");
+    server.kill("SIGTERM");
+    const result = await server;
+    socket.destroy();
+    expect(result.exitCode).toBe(1);
+    expect(output).toMatch(/"msg":"second signal: exiting now"/);
   });
 });
