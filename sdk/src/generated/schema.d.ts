@@ -333,7 +333,7 @@ export interface components {
             object: "list";
             data: {
                 index: number;
-                /** @description Token count with prompt and special tokens */
+                /** @description Token count with prompt and special tokens, before truncation. */
                 tokens: number;
             }[];
             max_tokens: number;
@@ -368,7 +368,7 @@ export interface components {
             id: string;
             /** @constant */
             object: "model";
-            /** @description Unix time (the load time of the loaded model */
+            /** @description Unix time (the load time of the loaded model, else server start). */
             created: number;
             owned_by: string;
             /** @description Hugging Face repo id or local directory. */
