@@ -3,8 +3,6 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 /** Every metric name starts with this, process metrics included. */
 export const METRIC_PREFIX = "akidb_";
 
-export type LatencyStage = "queue" | "inference" | "total";
-
 /** The server's Prometheus metrics, on a registry of their own so several servers can share a process. */
 export interface Metrics {
   registry: Registry;

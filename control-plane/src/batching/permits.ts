@@ -17,10 +17,6 @@ export class Permits {
     this.#available = total;
   }
 
-  get available(): number {
-    return this.#available;
-  }
-
   get inUse(): number {
     return this.total - this.#available;
   }

@@ -11,7 +11,7 @@ export interface TokenLimits {
  * on English and about 3 on CJK (one token per 3-byte character), so 3 over-estimates most text:
  * batches come out a little smaller than the budget allows, never much larger.
  */
-export const BYTES_PER_TOKEN = 3;
+const BYTES_PER_TOKEN = 3;
 
 /** Special tokens a model adds around an input (Qwen3 appends one, Gemma3 prepends and appends). */
 const SPECIAL_TOKENS = 2;

@@ -6,7 +6,7 @@ import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from
 export const MOCK_MAX_TOKENS = 8192;
 
 /** Pseudo-tokens: one per 4 UTF-8 bytes (about what BPE tokenizers give for English) plus one special token. */
-export function mockTokenCount(text: string): number {
+function mockTokenCount(text: string): number {
   return Math.ceil(Buffer.byteLength(text, "utf8") / 4) + 1;
 }
 

@@ -81,7 +81,7 @@ export function adminAuth(adminToken: string | undefined): MiddlewareHandler<App
 }
 
 /** `input.2` -> `input[2]`: the OpenAI `param` spelling of a zod issue path. */
-export function paramName(path: readonly PropertyKey[]): string {
+function paramName(path: readonly PropertyKey[]): string {
   return path
     .map((key, i) => (typeof key === "number" ? `[${key}]` : `${i === 0 ? "" : "."}${String(key)}`))
     .join("");

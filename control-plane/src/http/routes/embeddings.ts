@@ -165,7 +165,7 @@ function allowsDimensions(
 }
 
 /** `128, 256, 512, 768`, or `32 to 1024` for a run of consecutive sizes (Qwen3's). */
-export function describeSizes(sizes: number[], dimension: number): string {
+function describeSizes(sizes: number[], dimension: number): string {
   if (sizes.length === 0) return `1 to ${dimension}`;
   const consecutive = sizes.every((size, i) => i === 0 || size === sizes[i - 1]! + 1);
   return consecutive && sizes.length > 2 ? `${sizes[0]} to ${sizes.at(-1)}` : sizes.join(", ");
