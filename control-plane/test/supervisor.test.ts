@@ -1,9 +1,12 @@
 import { mkdtempSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { type AkidbConfig, configSchema } from "../src/config/schema.ts";
+import { InferenceClient } from "../src/inference/client.ts";
 import { InferenceEmbedder } from "../src/inference/embedder.ts";
 import { type InferenceCommand, LaunchError, pythonInferenceCommand } from "../src/inference/launch.ts";
 import { InferenceSupervisor, type SupervisorOptions } from "../src/inference/supervisor.ts";
@@ -267,6 +270,30 @@ describe("InferenceEmbedder over the fake inference process", () => {
     controller.abort();
     await expect(slow).rejects.toMatchObject({ code: "AKIDB_ERR_CANCELLED" });
     await expect(embed(["CRASH"])).rejects.toMatchObject({ code: "AKIDB_ERR_INFERENCE_FAILED" });
+  });
+
+  it("the client's own timeout and a refused token are inference failures", async () => {
+    const { supervisor } = supervise({ command: fakeCommand().command });
+    await supervisor.start();
+    const { baseUrl } = supervisor.client()!;
+    const wrongToken = new InferenceClient({ baseUrl, token: "wrong", model: "m", timeoutMs: 5000 });
+    // A server that accepts requests and never answers them.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    onTestFinished(() => {
+      silent.closeAllConnections();
+      silent.close();
+    });
+    const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const impatient = new InferenceClient({ baseUrl: silentUrl, token: "t", model: "m", timeoutMs: 200 });
+    await expect(impatient.embed({ input: ["SLOW"] }, { requestId: "r" })).rejects.toMatchObject({
+      code: "AKIDB_ERR_INFERENCE_FAILED",
+      message: expect.stringContaining("no answer to POST /v1/embeddings within 200 ms"),
+    });
+    await expect(wrongToken.tokenize({ input: ["x"] }, { requestId: "r" })).rejects.toMatchObject({
+      code: "AKIDB_ERR_INFERENCE_FAILED",
+      message: expect.stringContaining("POST /tokenize answered 401: missing or wrong bearer token"),
+    });
   });
 
   it("answers 503 while the process is not ready, and starts it on first use when not preloading", async () => {

@@ -35,25 +35,25 @@ export class OutputTail {
 /**
  * Re-logs each line of `stream` under `logger` (already bound to `{component: "inference"}`):
  * a JSON line `{time, level, msg, ...fields}` keeps its level and fields, anything else (a
- * traceback, a library's print) is logged as `{msg: line}`. Every line also enters `tail`.
+ * traceback, a library's print) is logged as `{msg: line}`. Every line also enters `tail`, if given.
  */
 export function forwardOutput(
   stream: Readable,
   streamName: "stdout" | "stderr",
   logger: Logger,
-  tail: OutputTail,
+  tail?: OutputTail,
 ) {
   createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on("line", (line) => {
     if (line.trim() === "") return;
     const record = parseRecord(line);
     if (!record) {
-      tail.push(line);
+      tail?.push(line);
       logger.info({ stream: streamName }, line);
       return;
     }
     const { time: _time, level, msg, ...fields } = record;
     const method = LEVELS[String(level).toLowerCase()] ?? "info";
-    tail.push(`${level}: ${msg}${typeof fields.exception === "string" ? `\n${fields.exception}` : ""}`);
+    tail?.push(`${level}: ${msg}${typeof fields.exception === "string" ? `\n${fields.exception}` : ""}`);
     logger[method](fields, String(msg));
   });
 }

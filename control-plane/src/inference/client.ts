@@ -42,43 +42,40 @@ export class InferenceClient {
     return (await response.json()) as InferenceHealth;
   }
 
-  async models(options: CallOptions): Promise<Schemas["InferenceModelList"]> {
-    return this.#call("GET", "/v1/models", undefined, options);
-  }
-
   async embed(body: InferenceEmbeddingRequest, options: CallOptions): Promise<InferenceEmbeddingResponse> {
-    return this.#call("POST", "/v1/embeddings", body, options);
+    return this.#post("/v1/embeddings", body, options);
   }
 
   async tokenize(body: InferenceTokenizeRequest, options: CallOptions): Promise<InferenceTokenizeResponse> {
-    return this.#call("POST", "/tokenize", body, options);
+    return this.#post("/tokenize", body, options);
   }
 
-  async #call<T>(method: string, path: string, body: unknown, options: CallOptions): Promise<T> {
+  async #post<T>(path: string, body: unknown, options: CallOptions): Promise<T> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     let response: Response;
+    let text: string;
     try {
       response = await fetch(`${this.baseUrl}${path}`, {
-        method,
+        method: "POST",
         headers: {
           authorization: `Bearer ${this.#token}`,
           "x-request-id": options.requestId,
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
+          "content-type": "application/json",
         },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        body: JSON.stringify(body),
         signal,
       });
+      text = await response.text();
     } catch (error) {
       if (options.signal?.aborted) throw new AkidbError("AKIDB_ERR_CANCELLED", {}, { cause: error });
       const reason = timeout.aborted
-        ? `no answer to ${method} ${path} within ${this.#timeoutMs} ms`
-        : `${method} ${path} failed: ${describeFetchError(error)}`;
+        ? `no answer to POST ${path} within ${this.#timeoutMs} ms`
+        : `POST ${path} failed: ${describeFetchError(error)}`;
       throw new AkidbError("AKIDB_ERR_INFERENCE_FAILED", { reason }, { cause: error });
     }
-    const text = await response.text();
     if (response.ok) return JSON.parse(text) as T;
-    throw this.#upstreamError(response.status, text, `${method} ${path}`);
+    throw this.#upstreamError(response.status, text, `POST ${path}`);
   }
 
   #upstreamError(status: number, text: string, call: string): AkidbError {

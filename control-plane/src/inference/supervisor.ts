@@ -257,7 +257,7 @@ export class InferenceSupervisor {
     });
     const logger = this.#logger.child({ component: "inference" });
     const stderr = new OutputTail();
-    forwardOutput(subprocess.stdout, "stdout", logger, new OutputTail());
+    forwardOutput(subprocess.stdout, "stdout", logger);
     forwardOutput(subprocess.stderr, "stderr", logger, stderr);
     const child: Child = {
       pid: subprocess.pid,
