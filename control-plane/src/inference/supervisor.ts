@@ -142,9 +142,8 @@ export class InferenceSupervisor {
    * never work, e.g. no Python environment: then the state is `failed` at once).
    */
   start(): Promise<void> {
-    const generation = ++this.#generation;
     return this.#serial(async () => {
-      if (this.#state === "ready" || generation !== this.#generation) return;
+      if (this.#state === "ready") return;
       this.#cancelRetry();
       if (this.#state === "failed" || this.#state === "stopped") this.#failures = [];
       await this.#launch("starting");
@@ -201,6 +200,7 @@ export class InferenceSupervisor {
     const began = performance.now();
     let child: Child | undefined;
     try {
+      await this.#terminate(); // never two children
       this.#pruneCache();
       const port = await freePort();
       child = this.#spawn(this.#command({ config: this.#config, entry: this.#entry, port }), port);
@@ -362,7 +362,7 @@ export class InferenceSupervisor {
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       void this.#serial(async () => {
-        if (generation !== this.#generation) return;
+        if (generation !== this.#generation || this.#state !== "restarting") return;
         this.#restarts++;
         this.#metrics?.restarts.inc();
         await this.#launch("restarting").catch(() => undefined); // recorded by #launch
