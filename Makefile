@@ -27,6 +27,7 @@ lint: setup-test
 _lint:
 	cd inference && .venv/bin/ruff check --config pyproject.toml . ../bench && .venv/bin/ruff format --check --config pyproject.toml . ../bench
 	npx biome check .
+	scripts/generate-types.sh --check
 
 typecheck: setup-test
 	@$(MAKE) --no-print-directory -s _typecheck
