@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 import mlx.nn as nn
 
-from .base import BaseModelArgs, attention_mask
+from .base import BaseModelArgs, Mask, attention_mask
 
 _SLIDING, _FULL = "sliding_attention", "full_attention"
 
@@ -84,7 +84,7 @@ class Attention(nn.Module):
         base = args.rope_local_base_freq if is_sliding else args.rope_theta
         self.rope = nn.RoPE(head_dim, traditional=False, base=base)
 
-    def __call__(self, x: mx.array, mask: mx.array) -> mx.array:
+    def __call__(self, x: mx.array, mask: Mask) -> mx.array:
         B, L, _ = x.shape
         queries = self.q_norm(self.q_proj(x).reshape(B, L, self.n_heads, -1)).transpose(0, 2, 1, 3)
         keys = self.k_norm(self.k_proj(x).reshape(B, L, self.n_kv_heads, -1)).transpose(0, 2, 1, 3)
@@ -117,7 +117,7 @@ class TransformerBlock(nn.Module):
         self.pre_feedforward_layernorm = RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
         self.post_feedforward_layernorm = RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
 
-    def __call__(self, x: mx.array, mask: mx.array) -> mx.array:
+    def __call__(self, x: mx.array, mask: Mask) -> mx.array:
         h = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), mask))
         return h + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(h)))
 
