@@ -220,6 +220,9 @@ def load_embedder(model_dir: Path, *, device: Device = "auto", max_batch_tokens:
         tokenizer = Tokenizer.from_file(str(checkpoint.tokenizer_file))
     except Exception as error:  # tokenizers raises a bare Exception for malformed files
         raise ModelLoadError(f"{checkpoint.tokenizer_file} cannot be read: {error}") from error
+    # Some tokenizer.json files carry padding or truncation settings; the engine does both itself.
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
     bos_id = (
         None if architecture.bos_token is None else _token_id(tokenizer, checkpoint, architecture.bos_token)
     )

@@ -13,6 +13,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
+from tokenizers import Tokenizer
 
 from akidb_inference.backends.mlx import select_device
 from akidb_inference.backends.mlx.loader import load_model, read_weights
@@ -156,6 +157,19 @@ def load_safetensors(path: Path) -> dict[str, mx.array]:
     weights = mx.load(str(path))
     assert isinstance(weights, dict)
     return weights
+
+
+def test_padding_and_truncation_saved_in_the_tokenizer_are_ignored(tmp_path: Path) -> None:
+    directory = linked_copy("qwen3-f32", tmp_path / "model")
+    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    tokenizer.enable_padding(length=40)
+    tokenizer.enable_truncation(max_length=8)
+    (directory / "tokenizer.json").unlink()
+    tokenizer.save(str(directory / "tokenizer.json"))
+    texts = ["a short one", "a text that is a good deal longer than eight tokens, by any count"]
+    expected = load_embedder(fixture_dir("qwen3-f32")).count_tokens(texts, "document")
+    assert load_embedder(directory).count_tokens(texts, "document") == expected
+    assert expected[0] < 8 < expected[1]
 
 
 def test_half_precision_weights_load_as_float32(tmp_path: Path) -> None:
