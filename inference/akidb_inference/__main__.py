@@ -44,6 +44,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     add("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="where Hub downloads are cached")
     add("--revision", default=defaults.revision, help="branch, tag or commit of the Hub repo")
     add("--device", choices=["auto", "gpu", "cpu"], default=defaults.device, help="auto: Metal GPU if any")
+    add("--log-level", choices=["debug", "info", "warning", "error"], default=defaults.log_level)
     add(
         "--offline",
         action="store_true",
@@ -89,6 +90,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         cache_dir=args.cache_dir,
         revision=args.revision,
         device=args.device,
+        log_level=args.log_level,
         offline=args.offline,
         token=os.environ.get(TOKEN_VARIABLE) or None,
         max_inputs=args.max_inputs,
@@ -103,14 +105,15 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
 class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        for sock in sockets or []:
-            host, port = sock.getsockname()[:2]
-            log.info("listening", extra={"host": host, "port": port, "url": f"http://{host}:{port}"})
+        for server in self.servers:
+            for listener in server.sockets:
+                host, port = listener.getsockname()[:2]
+                log.info("listening", extra={"host": host, "port": port, "url": f"http://{host}:{port}"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_settings(argv)
-    configure_logging()
+    configure_logging(settings.log_level.upper())
     log.info(
         "starting",
         extra={
@@ -132,14 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         retry_delay=settings.download_retry_delay,
     )
     worker = ModelWorker(model_dir, device=settings.device, max_batch_tokens=settings.max_batch_tokens)
-    try:
-        family = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)[0][0]
-        listener = socket.create_server((settings.host, settings.port), family=family)
-    except OSError as error:
-        log.error("cannot listen", extra={"host": settings.host, "port": settings.port, "reason": str(error)})
-        return 1
     config = uvicorn.Config(
         create_app(settings, worker),
+        host=settings.host,
+        port=settings.port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
@@ -149,14 +148,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     # own handler (a no-op by then) lets the process exit with status 0 instead of dying of it.
     for handled in (signal.SIGINT, signal.SIGTERM):
         signal.signal(handled, server.handle_exit)
-    server.run(sockets=[listener])
-    log.info("stopped")
+    try:
+        server.run()
+    except SystemExit as stop:  # how uvicorn reports that it could not bind or start
+        status = stop.code if isinstance(stop.code, int) else 1
+    else:
+        status = 0
+    log.info("stopped", extra={"exit_status": status})
     if worker.busy:
         # A download or load is still running on the model thread and cannot be interrupted; waiting
         # would delay shutdown for minutes, and ending a thread inside MLX at interpreter exit can abort.
         logging.shutdown()
-        os._exit(0)
-    return 0
+        os._exit(status)
+    return status
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -40,8 +41,6 @@ from .schemas import (
     InferenceHealthReady,
     InferenceModel,
     InferenceModelList,
-    Prompts,
-    Quantization,
     TokenCount,
     TokenizeRequest,
     TokenizeResponse,
@@ -82,24 +81,21 @@ def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
 
     def model_card(model: LoadedModel) -> InferenceModel:
         info = model.embedder.info
-        quantization = info.quantization
-        return InferenceModel(
-            id=settings.model,
-            created=model.loaded_at,
-            architecture=info.architecture,  # type: ignore[arg-type]  # validated by pydantic
-            dimension=info.dimension,
-            matryoshka_dimensions=list(info.matryoshka_dimensions),
-            max_tokens=info.max_tokens,
-            pooling=info.pooling,  # type: ignore[arg-type]  # validated by pydantic
-            prompts=Prompts(query=info.prompts["query"], document=info.prompts["document"]),
-            quantization=None
-            if quantization is None
-            else Quantization(
-                bits=quantization.bits, group_size=quantization.group_size, mode=quantization.mode
-            ),
-            dtype=info.dtype,
-            load_seconds=round(model.load_seconds, 3),
-            resident_memory_bytes=resident_memory_bytes(),
+        return InferenceModel.model_validate(
+            {
+                "id": settings.model,
+                "created": model.loaded_at,
+                "architecture": info.architecture,
+                "dimension": info.dimension,
+                "matryoshka_dimensions": list(info.matryoshka_dimensions),
+                "max_tokens": info.max_tokens,
+                "pooling": info.pooling,
+                "prompts": dict(info.prompts),
+                "quantization": None if info.quantization is None else asdict(info.quantization),
+                "dtype": info.dtype,
+                "load_seconds": round(model.load_seconds, 3),
+                "resident_memory_bytes": resident_memory_bytes(),
+            }
         )
 
     def check_input_count(texts: Sequence[str]) -> None:
@@ -166,6 +162,7 @@ def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
             )
 
         def embed(embedder: Embedder) -> bytes:
+            log.debug("batch started", extra={"inputs": len(texts), "tokens": total})
             result = embedder.embed(
                 texts,
                 request.input_type,

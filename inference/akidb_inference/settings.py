@@ -23,6 +23,8 @@ class Settings:
     revision: str = "main"
     """Branch, tag or commit of the Hub repo. A commit hash makes start-up reproducible."""
     device: Device = "auto"
+    log_level: str = "info"
+    """"debug" adds a line when each batch starts computing."""
     offline: bool = False
     """Use only the cache, never the network (also when HF_HUB_OFFLINE=1)."""
     token: str | None = None

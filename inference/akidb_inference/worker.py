@@ -9,6 +9,7 @@ Token counting only reads the tokenizer, so it runs on other threads and does no
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -61,7 +62,9 @@ class ModelWorker:
         """Run `job` on the worker thread after the jobs before it. The caller checks `model` first."""
         model = self.model
         assert model is not None, "run() before the model is ready"
-        return await asyncio.wrap_future(self._submit(lambda: job(model.embedder)))
+        # The copied context carries the request id into the worker thread's log lines.
+        context = contextvars.copy_context()
+        return await asyncio.wrap_future(self._submit(lambda: context.run(job, model.embedder)))
 
     def close(self) -> None:
         """Drop queued jobs; a job already running finishes on its own."""
