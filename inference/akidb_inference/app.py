@@ -29,6 +29,7 @@ from .errors import (
     TooLarge,
     Unauthorized,
     WrongShape,
+    body_too_large,
     error_response,
 )
 from .logs import log
@@ -65,9 +66,8 @@ def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        max_body_size=settings.max_request_bytes,
     )
-    app.add_middleware(RequestContext, token=settings.token)
+    app.add_middleware(RequestContext, token=settings.token, max_request_bytes=settings.max_request_bytes)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
@@ -243,9 +243,7 @@ async def _http_error(_: Request, error: Exception) -> Response:
     if error.status_code == 405:
         return error_response(MethodNotAllowed(f"{error.detail}", code="method_not_allowed"))
     if error.status_code == 413:
-        return error_response(
-            TooLarge("the request body is over the limit (--max-request-bytes)", code="body_too_large")
-        )
+        return error_response(body_too_large())
     if error.status_code == 400:
         return error_response(InvalidInput(f"the body cannot be read: {error.detail}", code="invalid_body"))
     return error_response(InternalError(f"{error.detail}", code="internal_error"))

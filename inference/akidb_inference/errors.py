@@ -81,3 +81,9 @@ def error_body(error: ApiError) -> dict[str, Any]:
 def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
     status, _ = ERROR_TABLE[type(error)]
     return JSONResponse(error_body(error), status_code=status, headers=headers)
+
+
+def body_too_large() -> TooLarge:
+    return TooLarge(
+        "the request body is over the limit (--max-request-bytes); split the request", code="body_too_large"
+    )

@@ -1,4 +1,5 @@
-"""What happens around every request: its id, the bearer token check, the log line, the last-resort 500."""
+"""What happens around every request: its id, the bearer token check, the body size limit, the log line,
+and the last-resort 500."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import time
 import uuid
 
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import InternalError, Unauthorized, error_response
+from .errors import InternalError, Unauthorized, body_too_large, error_response
 from .logs import log, request_id
 
 UNAUTHENTICATED_PATHS = frozenset({"/health"})
@@ -23,9 +25,10 @@ class RequestContext:
     """Pure ASGI, and inside Starlette's error middleware, so that a 500 still gets the OpenAI shape,
     the request id header and its log line."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, max_request_bytes: int) -> None:
         self.app = app
         self._expected = None if token is None else f"Bearer {token}".encode()
+        self._max_request_bytes = max_request_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,15 +50,29 @@ class RequestContext:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            # A body without Content-Length (chunked) is counted as it arrives; the HTTPException
+            # surfaces through FastAPI's body reading to the app's 413 handler.
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self._max_request_bytes:
+                raise HTTPException(413)
+            return message
+
         try:
-            if self._authorized(scope["path"], headers):
-                await self.app(scope, receive, send_with_id)
-            else:
+            if not self._authorized(scope["path"], headers):
                 reason = Unauthorized(
                     "this endpoint needs the header Authorization: Bearer <AKIDB_INFERENCE_TOKEN>",
                     code="invalid_token",
                 )
                 await error_response(reason)(scope, receive, send_with_id)
+            elif _declared_length(headers) > self._max_request_bytes:
+                await error_response(body_too_large())(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive_within_limit, send_with_id)
         except Exception as error:
             log.error("unhandled error", exc_info=error)
             if not response_started:
@@ -80,3 +97,9 @@ class RequestContext:
             return True
         given = headers.get("authorization", "").encode()
         return hmac.compare_digest(given, self._expected)
+
+
+def _declared_length(headers: Headers) -> int:
+    """Content-Length, or 0 when absent (the server rejects a malformed one before the app runs)."""
+    declared = headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else 0
