@@ -263,3 +263,25 @@ def test_a_port_in_use_is_reported_and_the_process_exits_with_failure() -> None:
     assert finished.returncode != 0
     assert any(line["level"] == "error" and "address already in use" in line["msg"] for line in lines)
     assert lines[-1] == {**lines[-1], "msg": "stopped", "exit_status": finished.returncode}
+
+
+def test_a_signal_during_a_download_stops_the_process_at_once(tmp_path: Path) -> None:
+    with socket.socket() as silent_hub:
+        silent_hub.bind(("127.0.0.1", 0))
+        silent_hub.listen()
+        silent_hub.settimeout(START_SECONDS)
+        hub_url = f"http://127.0.0.1:{silent_hub.getsockname()[1]}"
+        args = ["--model", "org/model", "--cache-dir", str(tmp_path), "--port", "0"]
+        process = InferenceProcess(args, env={"HF_ENDPOINT": hub_url})
+        try:
+            connection, _ = silent_hub.accept()  # the repo listing is in flight, and never answered
+            with connection:
+                started = time.monotonic()
+                status = process.stop(signal.SIGTERM, timeout=10.0)
+                stopped_after = time.monotonic() - started
+        finally:
+            process.kill()
+
+    assert status == 0
+    assert stopped_after < 5.0
+    assert process.lines[-1]["msg"] == "stopped"

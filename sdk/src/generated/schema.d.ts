@@ -944,9 +944,22 @@ export interface operations {
                     "application/json": components["schemas"]["EmbeddingResponse"];
                 };
             };
+            /**
+             * @description Malformed JSON; an empty text (`param` names it, e.g. `input[3]`); token ids instead of
+             *     text; a `dimensions` the model does not allow (the message lists the allowed ones); or,
+             *     with `truncate: false`, an input over the model's max tokens (the message gives its count).
+             */
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            /**
+             * @description More inputs than `--max-inputs`, more tokens (after truncation) than
+             *     `--max-tokens-per-request`, or a body over `--max-request-bytes`.
+             */
             413: components["responses"]["TooLarge"];
+            /**
+             * @description Well-formed JSON of the wrong shape or type (`param` is the field path), or a body not sent
+             *     as application/json.
+             */
             422: components["responses"]["Unprocessable"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
@@ -977,9 +990,15 @@ export interface operations {
                     "application/json": components["schemas"]["TokenizeResponse"];
                 };
             };
+            /** @description Malformed JSON, an empty text (`param` names it) or token ids instead of text. */
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            /** @description More inputs than `--max-inputs`, or a body over `--max-request-bytes`. */
             413: components["responses"]["TooLarge"];
+            /**
+             * @description Well-formed JSON of the wrong shape or type (`param` is the field path), or a body not sent
+             *     as application/json.
+             */
             422: components["responses"]["Unprocessable"];
             503: components["responses"]["Unavailable"];
         };
