@@ -5,7 +5,7 @@ NODE_BIN := $(shell scripts/node-path.sh 2>/dev/null)
 export PATH := $(CURDIR)/node_modules/.bin:$(NODE_BIN):$(PATH)
 PY := inference/.venv/bin/python
 
-.PHONY: help setup setup-test serve test lint typecheck test-python test-ts fixtures bench bench-inference
+.PHONY: help setup setup-test serve test lint typecheck test-python test-ts fixtures bench bench-inference bench-load
 
 help:
 	@echo "make serve   install what is missing, start AkiDB (config: akidb.yaml if present)"
@@ -49,7 +49,10 @@ test: setup-test
 	@$(MAKE) --no-print-directory _lint _typecheck
 	@$(MAKE) --no-print-directory test-python test-ts
 
-bench: bench-inference
+bench: bench-inference bench-load
 
 bench-inference: setup-test
 	$(PY) bench/inference.py
+
+bench-load: fixtures
+	node bench/load.ts
