@@ -11,26 +11,20 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any, Literal
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException
+from fastapi import FastAPI
 from starlette.responses import JSONResponse, Response
 
 from .engine import Embedder, InputTooLong, InputType, NonFiniteEmbedding
 from .errors import (
     ERROR_TABLE,
     ApiError,
-    InternalError,
     InvalidInput,
     InvalidOutput,
-    MethodNotAllowed,
     ModelUnavailable,
-    RouteNotFound,
     TooLarge,
     Unauthorized,
     WrongShape,
-    body_too_large,
-    error_response,
+    add_error_handlers,
 )
 from .logs import log
 from .middleware import RequestContext
@@ -68,9 +62,7 @@ def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
         openapi_url=None,
     )
     app.add_middleware(RequestContext, token=settings.token, max_request_bytes=settings.max_request_bytes)
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
+    add_error_handlers(app)
 
     def ready_model() -> LoadedModel:
         model = worker.model
@@ -226,66 +218,3 @@ def _documented(*errors: type[ApiError]) -> dict[int | str, dict[str, Any]]:
         ERROR_TABLE[error][0]: {"model": ErrorResponse, "description": (error.__doc__ or "").split("\n")[0]}
         for error in errors
     }
-
-
-async def _api_error(_: Request, error: Exception) -> Response:
-    assert isinstance(error, ApiError)
-    return error_response(error)
-
-
-async def _http_error(_: Request, error: Exception) -> Response:
-    """Starlette's own failures: no route, wrong method, body over `max_request_bytes`."""
-    assert isinstance(error, HTTPException)
-    if error.status_code == 404:
-        return error_response(
-            RouteNotFound("no such path; see openapi.yaml (tag inference)", code="not_found")
-        )
-    if error.status_code == 405:
-        return error_response(MethodNotAllowed(f"{error.detail}", code="method_not_allowed"))
-    if error.status_code == 413:
-        return error_response(body_too_large())
-    if error.status_code == 400:
-        return error_response(InvalidInput(f"the body cannot be read: {error.detail}", code="invalid_body"))
-    return error_response(InternalError(f"{error.detail}", code="internal_error"))
-
-
-_EMPTY = frozenset({"empty_input", "string_too_short", "too_short"})
-
-
-async def _validation_error(_: Request, error: Exception) -> Response:
-    """The first problem, OpenAI-shaped: 400 for malformed JSON, empty texts and token ids, 422 for a
-    wrong shape or type. `param` is the field path, e.g. `input[3]`."""
-    assert isinstance(error, RequestValidationError)
-    first = error.errors()[0]
-    kind, loc = first["type"], tuple(first["loc"])
-    param = field_path(loc)
-    reason: ApiError
-    if kind == "json_invalid":
-        context = first.get("ctx") or {}
-        reason = InvalidInput(
-            f"the body is not valid JSON: {context.get('error', 'decode error')} at character {loc[-1]}",
-            code="invalid_json",
-        )
-    elif kind in _EMPTY and param is not None and param.startswith("input"):
-        reason = InvalidInput(
-            f"{param} is empty; every input must be a non-empty string", code="empty_input", param=param
-        )
-    elif kind == "token_ids":
-        reason = InvalidInput(first["msg"], code="token_ids_not_supported", param=param)
-    elif param is None:
-        reason = WrongShape(
-            "the body must be a JSON object sent with Content-Type: application/json", code="invalid_body"
-        )
-    elif kind == "missing":
-        reason = WrongShape(f"{param} is required", code="missing_field", param=param)
-    else:
-        reason = WrongShape(f"{param} is invalid: {first['msg']}", code=kind, param=param)
-    return error_response(reason)
-
-
-def field_path(loc: Sequence[int | str]) -> str | None:
-    """("body", "input", 3) -> "input[3]"; the body itself -> None."""
-    path = ""
-    for part in loc[1:]:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
-    return path or None

@@ -227,7 +227,10 @@ def _describe(error: BaseException) -> str:
 
 def _hint(error: BaseException) -> str:
     if isinstance(error, GatedRepoError | RepositoryNotFoundError):
-        return " (check the repo id; a private or gated repo needs HF_TOKEN with access to it)"
+        return (
+            " (check the repo id, which is not a local directory either; "
+            "a private or gated repo needs HF_TOKEN with access to it)"
+        )
     if isinstance(error, RevisionNotFoundError):
         return " (check --revision)"
     if isinstance(error, RemoteEntryNotFoundError):
@@ -285,5 +288,5 @@ class _FileProgress:
         )
 
 
-def _progress_class(repo_id: str, name: str) -> Any:
+def _progress_class(repo_id: str, name: str) -> type[_FileProgress]:
     return type("FileProgress", (_FileProgress,), {"repo": repo_id, "file": name})

@@ -95,11 +95,11 @@ def render_embeddings(
     """An `EmbeddingResponse` as JSON bytes, built row by row on the worker thread: one pydantic pass
     over a large batch would hold the GIL, and the event loop, for hundreds of milliseconds."""
     if encoding_format == "base64":
-        rows = [json.dumps(base64.b64encode(row.astype("<f4").tobytes()).decode("ascii")) for row in vectors]
+        rows = [f'"{base64.b64encode(row.astype("<f4").tobytes()).decode("ascii")}"' for row in vectors]
     else:
-        rows = [json.dumps(row.tolist()) for row in vectors]
+        rows = [json.dumps(row.tolist(), separators=(",", ":")) for row in vectors]
     data = ",".join(f'{{"object":"embedding","index":{i},"embedding":{row}}}' for i, row in enumerate(rows))
-    usage = json.dumps({"prompt_tokens": tokens, "total_tokens": tokens})
+    usage = json.dumps({"prompt_tokens": tokens, "total_tokens": tokens}, separators=(",", ":"))
     return f'{{"object":"list","data":[{data}],"model":{json.dumps(model)},"usage":{usage}}}'.encode()
 
 

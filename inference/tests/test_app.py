@@ -103,13 +103,19 @@ def test_each_request_writes_one_log_line_with_its_id(
     assert line["duration_ms"] >= 0
 
 
-def test_an_unknown_path_is_404(client: TestClient) -> None:
-    error_of(client.get("/v2/embeddings", headers=AUTH), 404, "not_found")
+def test_an_unknown_path_is_404_listing_the_routes(client: TestClient) -> None:
+    message = error_of(client.get("/v2/embeddings", headers=AUTH), 404, "not_found")
+    assert message == (
+        "there is no route GET /v2/embeddings; "
+        "the routes are GET /health, GET /v1/models, POST /v1/embeddings, POST /tokenize"
+    )
 
 
-def test_a_wrong_method_is_405(client: TestClient) -> None:
-    message = error_of(client.get("/v1/embeddings", headers=AUTH), 405, "method_not_allowed")
-    assert message == "Method Not Allowed"
+def test_a_wrong_method_is_405_naming_the_right_one(client: TestClient) -> None:
+    response = client.get("/v1/embeddings", headers=AUTH)
+    message = error_of(response, 405, "method_not_allowed")
+    assert message == "GET /v1/embeddings is not a route; use POST /v1/embeddings"
+    assert response.headers["allow"] == "POST"
 
 
 # --- bodies and fields ---------------------------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from akidb_inference import errors
-from akidb_inference.app import describe_dimensions, field_path
+from akidb_inference.app import describe_dimensions
+from akidb_inference.errors import field_path
 
 
 def test_every_error_type_has_one_status_and_an_openai_type() -> None:
