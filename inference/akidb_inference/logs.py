@@ -46,12 +46,13 @@ class JsonLinesFormatter(logging.Formatter):
 
 
 def configure_logging(level: int | str = logging.INFO) -> None:
-    """Send this package's, uvicorn's and huggingface_hub's records to stderr as JSON lines."""
+    """Send every record (this package's, uvicorn's, huggingface_hub's, warnings) to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLinesFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)  # a library's warnings.warn() would print a non-JSON line
     # uvicorn's access log would duplicate the request line the middleware writes.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "huggingface_hub"):
         logging.getLogger(name).handlers.clear()

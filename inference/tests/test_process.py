@@ -198,6 +198,7 @@ def test_each_request_is_logged_once_with_its_request_id(processes: dict[str, In
     assert len([x for x in process.lines if x["request_id"] == "req-42"]) == 1
     generated = process.client.get("/health").headers["x-request-id"]
     assert len(generated) == 32
+    assert process.other_output == [], "every line on stderr is JSON"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -238,6 +239,7 @@ def test_weights_come_from_the_hub_then_from_the_cache_offline(tmp_path: Path) -
     done = {line["file"]: line for line in online.lines if line["msg"] == "download progress"}
     assert set(done) == {name for name in repo.files if name.endswith((".json", ".safetensors"))}
     assert all(line["bytes"] == line["total"] == len(repo.files[name]) for name, line in done.items())
+    assert online.other_output == [], "every line on stderr is JSON (no progress bars)"
 
     offline = InferenceProcess([*args, "--offline"], env={"HF_ENDPOINT": hub.url})
     try:
@@ -247,6 +249,7 @@ def test_weights_come_from_the_hub_then_from_the_cache_offline(tmp_path: Path) -
         offline.kill()
     assert response.status_code == 200
     assert not [line for line in offline.lines if line["msg"].startswith("download")]
+    assert offline.other_output == []
 
 
 def test_a_port_in_use_is_reported_and_the_process_exits_with_failure() -> None:
