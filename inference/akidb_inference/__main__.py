@@ -65,6 +65,12 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         help="padded tokens per forward pass; larger requests are split (memory vs throughput)",
     )
     add(
+        "--max-queued-requests",
+        type=int,
+        default=defaults.max_queued_requests,
+        help="embedding requests that may wait while one computes (429 above)",
+    )
+    add(
         "--max-request-bytes",
         type=int,
         default=defaults.max_request_bytes,
@@ -96,6 +102,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         max_inputs=args.max_inputs,
         max_tokens_per_request=args.max_tokens_per_request,
         max_batch_tokens=args.max_batch_tokens,
+        max_queued_requests=args.max_queued_requests,
         max_request_bytes=args.max_request_bytes,
         download_retries=args.download_retries,
         shutdown_grace_seconds=args.shutdown_grace,

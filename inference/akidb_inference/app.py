@@ -21,6 +21,7 @@ from .errors import (
     InvalidInput,
     InvalidOutput,
     ModelUnavailable,
+    Overloaded,
     TooLarge,
     Unauthorized,
     WrongShape,
@@ -124,7 +125,7 @@ def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
         "/v1/embeddings",
         response_model=EmbeddingResponse,
         responses=_documented(
-            InvalidInput, Unauthorized, TooLarge, WrongShape, InvalidOutput, ModelUnavailable
+            InvalidInput, Unauthorized, TooLarge, WrongShape, Overloaded, InvalidOutput, ModelUnavailable
         ),
     )
     async def create_embeddings(request: EmbeddingRequest) -> Response:
@@ -166,6 +167,13 @@ def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
                 result.vectors, request.encoding_format, settings.model, sum(result.token_counts)
             )
 
+        if worker.pending > settings.max_queued_requests:
+            raise Overloaded(
+                f"{worker.pending - 1} requests are already waiting for the model (--max-queued-requests is "
+                f"{settings.max_queued_requests}); retry after the one in flight",
+                code="overloaded",
+                headers={"Retry-After": "1"},
+            )
         try:
             body = await worker.run(embed)
         except InputTooLong as error:

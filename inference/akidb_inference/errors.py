@@ -20,11 +20,15 @@ from starlette.responses import JSONResponse, Response
 class ApiError(Exception):
     """A failure the client sees. `code` is stable and machine-readable; `param` is the field at fault."""
 
-    def __init__(self, message: str, *, code: str, param: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str, param: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.param = param
+        self.headers = headers
+        """Response headers the failure calls for (Allow, Retry-After)."""
 
 
 class InvalidInput(ApiError):
@@ -46,6 +50,10 @@ class MethodNotAllowed(ApiError):
 
 class TooLarge(ApiError):
     """Too many inputs, too many tokens or too many bytes in one request."""
+
+
+class Overloaded(ApiError):
+    """Too many requests are already waiting for the model."""
 
 
 class WrongShape(ApiError):
@@ -72,6 +80,7 @@ ERROR_TABLE: dict[type[ApiError], tuple[int, str]] = {
     MethodNotAllowed: (405, "invalid_request_error"),
     TooLarge: (413, "invalid_request_error"),
     WrongShape: (422, "invalid_request_error"),
+    Overloaded: (429, "rate_limit_error"),
     InvalidOutput: (500, "server_error"),
     InternalError: (500, "server_error"),
     ModelUnavailable: (503, "server_error"),
@@ -84,9 +93,9 @@ def error_body(error: ApiError) -> dict[str, Any]:
     return {"error": {"message": error.message, "type": error_type, "code": error.code, "param": error.param}}
 
 
-def error_response(error: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(error: ApiError) -> JSONResponse:
     status, _ = ERROR_TABLE[type(error)]
-    return JSONResponse(error_body(error), status_code=status, headers=headers)
+    return JSONResponse(error_body(error), status_code=status, headers=error.headers)
 
 
 def body_too_large() -> TooLarge:
@@ -124,9 +133,11 @@ async def _http_error(request: Request, error: Exception) -> Response:
     if error.status_code == 405:
         allowed = (error.headers or {}).get("Allow", "")
         reason = MethodNotAllowed(
-            f"{where} is not a route; use {allowed} {request.url.path}", code="method_not_allowed"
+            f"{where} is not a route; use {allowed} {request.url.path}",
+            code="method_not_allowed",
+            headers={"Allow": allowed},
         )
-        return error_response(reason, headers={"Allow": allowed})
+        return error_response(reason)
     if error.status_code == 413:
         return error_response(body_too_large())
     if error.status_code == 400:

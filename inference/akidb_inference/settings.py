@@ -40,6 +40,10 @@ class Settings:
     max_batch_tokens: int = 16384
     """Padded tokens per forward pass: the engine splits larger requests. Higher is faster until
     activations no longer fit in memory (about batch_tokens x hidden x layers x 4 bytes at the peak)."""
+    max_queued_requests: int = 16
+    """Embedding requests that may wait while another computes; one more is a 429. The control plane
+    sends one batch at a time, so a full queue means a client that does not wait for answers, and
+    every waiting request holds its texts in memory."""
     max_request_bytes: int = 16 * 1024 * 1024
     """Request body size, checked before the JSON is parsed, so a huge body cannot exhaust memory."""
 

@@ -45,6 +45,8 @@ class ModelWorker:
         self._max_batch_tokens = max_batch_tokens
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._running = 0
+        self.pending = 0
+        """`run` jobs submitted and not finished: the one computing and those waiting for it."""
         self.status: Status = "loading"
         self.reason = "the model is loading"
         """Why the model is not ready; the load error once `status` is "failed"."""
@@ -64,7 +66,11 @@ class ModelWorker:
         assert model is not None, "run() before the model is ready"
         # The copied context carries the request id into the worker thread's log lines.
         context = contextvars.copy_context()
-        return await asyncio.wrap_future(self._submit(lambda: context.run(job, model.embedder)))
+        self.pending += 1
+        try:
+            return await asyncio.wrap_future(self._submit(lambda: context.run(job, model.embedder)))
+        finally:
+            self.pending -= 1
 
     def close(self) -> None:
         """Drop queued jobs; a job already running finishes on its own."""

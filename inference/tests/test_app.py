@@ -7,6 +7,7 @@ import base64
 import logging
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from akidb_inference.app import create_app
 from akidb_inference.backends.mlx import MLXBackend
 from akidb_inference.engine import Embedder
+from akidb_inference.settings import Settings
+from akidb_inference.worker import ModelWorker
 
 from .fixtures import fixture_dir, load_reference
 from .inprocess import AUTH, TOKEN, serve, wait_until
@@ -39,9 +43,11 @@ def error_of(response: httpx2.Response, status: int, code: str, param: str | Non
     error = response.json()["error"]
     assert set(error) == {"message", "type", "code", "param"}
     assert (error["code"], error["param"]) == (code, param)
-    assert error["type"] == {401: "authentication_error", 404: "not_found_error"}.get(
-        status, "server_error" if status >= 500 else "invalid_request_error"
-    )
+    assert error["type"] == {
+        401: "authentication_error",
+        404: "not_found_error",
+        429: "rate_limit_error",
+    }.get(status, "server_error" if status >= 500 else "invalid_request_error")
     message: str = error["message"]
     return message
 
@@ -424,3 +430,32 @@ class _AnyInt:
 
 
 ANY_INT: Any = _AnyInt()
+
+
+def test_requests_beyond_the_queue_limit_are_429(monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = ModelWorker(lambda: fixture_dir(FIXTURE), device="cpu", max_batch_tokens=4096)
+    app = create_app(Settings(model="test-model", max_queued_requests=1), worker)
+    release = threading.Event()
+    compute = Embedder.embed
+
+    def held(self: Embedder, *args: Any, **kwargs: Any) -> Any:
+        release.wait()
+        return compute(self, *args, **kwargs)
+
+    with TestClient(app) as queued, ThreadPoolExecutor(max_workers=2) as clients:
+        wait_until(lambda: queued.get("/health").status_code == 200)
+        monkeypatch.setattr(Embedder, "embed", held)
+        try:
+            computing = clients.submit(queued.post, "/v1/embeddings", json={"input": "a"})
+            wait_until(lambda: worker.pending == 1)
+            waiting = clients.submit(queued.post, "/v1/embeddings", json={"input": "b"})
+            wait_until(lambda: worker.pending == 2)
+
+            refused = queued.post("/v1/embeddings", json={"input": "c"})
+        finally:
+            release.set()
+        assert [computing.result().status_code, waiting.result().status_code] == [200, 200]
+
+    message = error_of(refused, 429, "overloaded")
+    assert message.startswith("1 requests are already waiting for the model (--max-queued-requests is 1)")
+    assert refused.headers["retry-after"] == "1"

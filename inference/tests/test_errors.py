@@ -19,6 +19,7 @@ def test_every_error_type_has_one_status_and_an_openai_type() -> None:
             "invalid_request_error",
             "authentication_error",
             "not_found_error",
+            "rate_limit_error",
             "server_error",
         }
 

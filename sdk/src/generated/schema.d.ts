@@ -961,6 +961,8 @@ export interface operations {
              *     as application/json.
              */
             422: components["responses"]["Unprocessable"];
+            /** @description `--max-queued-requests` requests are already waiting while a batch computes. */
+            429: components["responses"]["Overloaded"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };
