@@ -44,12 +44,17 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     add("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="where Hub downloads are cached")
     add("--revision", default=defaults.revision, help="branch, tag or commit of the Hub repo")
     add("--device", choices=["auto", "gpu", "cpu"], default=defaults.device, help="auto: Metal GPU if any")
-    add("--log-level", choices=["debug", "info", "warning", "error"], default=defaults.log_level)
+    add(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=defaults.log_level,
+        help="debug adds a line when each batch starts computing",
+    )
     add(
         "--offline",
         action="store_true",
         default=constants.HF_HUB_OFFLINE,
-        help="use only the cache, never the network (default on when HF_HUB_OFFLINE=1)",
+        help="use only the cache, never the network; HF_HUB_OFFLINE=1 turns it on",
     )
     add("--max-inputs", type=int, default=defaults.max_inputs, help="inputs per request (413 above)")
     add(
