@@ -104,6 +104,41 @@ describe("bin/akidb serve with the real inference process", () => {
   });
 });
 
+describe("bin/akidb serve killed with SIGKILL", () => {
+  it("leaves no inference process behind: the child sees its stdin close and shuts down", async () => {
+    const server = akidb(["serve", "--port", "0"], { AKIDB_MODEL: FIXTURE });
+    let output = "";
+    server.stdout?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    let pid: number | null = null;
+    try {
+      const url = await waitFor(() => controlPlaneUrl(output), "the listening line", 30_000);
+      pid = await waitFor(
+        async () => {
+          const response = await fetch(`${url}/admin/v1/status`);
+          const { inference } = (await response.json()) as { inference: InferenceStatus };
+          return inference.state === "ready" && inference.pid;
+        },
+        "the inference process to be ready",
+        120_000,
+      );
+      server.kill("SIGKILL");
+      await server;
+      const orphan = pid;
+      expect(orphan).not.toBeNull();
+      await waitFor(
+        () => orphan !== null && !isAlive(orphan),
+        "the orphaned inference process to exit",
+        15_000,
+      );
+    } finally {
+      if (server.pid !== undefined && isAlive(server.pid)) server.kill("SIGKILL");
+      if (pid !== null && isAlive(pid)) process.kill(pid, "SIGKILL");
+    }
+  });
+});
+
 describe("bin/akidb serve with a bad config", () => {
   it("exits 2 naming the key, before starting anything", async () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), "akidb-bad-")), "akidb.yaml");

@@ -365,7 +365,7 @@ describe("the Python inference command", () => {
     const command = pythonInferenceCommand(spec({ device: "cpu", offline: true, max_batch_tokens: 2048 }));
     expect(command.file).toBe(path.resolve(import.meta.dirname, "../../inference/.venv/bin/python"));
     expect(command.args.join(" ")).toBe(
-      `-m akidb_inference --model ${entry.source} --host 127.0.0.1 --port 4321 --cache-dir /models --device cpu --max-batch-tokens 2048 --revision entry-rev --offline`,
+      `-m akidb_inference --model ${entry.source} --host 127.0.0.1 --port 4321 --cache-dir /models --device cpu --max-batch-tokens 2048 --exit-with-stdin --revision entry-rev --offline`,
     );
     expect(pythonInferenceCommand(spec({ revision: "v2" })).args).toContain("v2");
   });

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -93,6 +94,12 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         default=defaults.shutdown_grace_seconds,
         help="seconds in-flight requests may take to finish after SIGTERM/SIGINT",
     )
+    add(
+        "--exit-with-stdin",
+        action="store_true",
+        help="shut down gracefully when standard input closes (the control plane holds it open, so "
+        "the process never outlives its parent, even one killed with SIGKILL)",
+    )
     args = parser.parse_args(argv)
     return Settings(
         model=args.model,
@@ -111,6 +118,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         max_request_bytes=args.max_request_bytes,
         download_retries=args.download_retries,
         shutdown_grace_seconds=args.shutdown_grace,
+        exit_with_stdin=args.exit_with_stdin,
     )
 
 
@@ -121,6 +129,13 @@ class _Server(uvicorn.Server):
             for listener in server.sockets:
                 host, port = listener.getsockname()[:2]
                 log.info("listening", extra={"host": host, "port": port, "url": f"http://{host}:{port}"})
+
+
+def _stop_at_stdin_eof(server: uvicorn.Server) -> None:
+    while sys.stdin.buffer.read(4096):
+        pass
+    log.info("standard input closed: the parent is gone, shutting down")
+    server.handle_exit(signal.SIGTERM, None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # own handler (a no-op by then) lets the process exit with status 0 instead of dying of it.
     for handled in (signal.SIGINT, signal.SIGTERM):
         signal.signal(handled, server.handle_exit)
+    if settings.exit_with_stdin:
+        threading.Thread(target=_stop_at_stdin_eof, args=(server,), name="stdin-watch", daemon=True).start()
     try:
         server.run()
     except SystemExit as stop:  # how uvicorn reports that it could not bind or start

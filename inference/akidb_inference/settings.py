@@ -53,3 +53,7 @@ class Settings:
     """Seconds before the first retry; doubled for each next one."""
     shutdown_grace_seconds: int = 10
     """On SIGTERM/SIGINT, how long in-flight requests may finish before the process exits anyway."""
+    exit_with_stdin: bool = False
+    """Shut down when standard input reaches end of file. A supervisor that keeps a pipe to it open
+    makes the process end with its parent however the parent dies (kill -9 included); off for
+    operators, whose shells may start it with stdin already closed."""

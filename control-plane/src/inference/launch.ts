@@ -55,6 +55,9 @@ export function pythonInferenceCommand(
       mlx.device,
       "--max-batch-tokens",
       String(mlx.max_batch_tokens),
+      // The supervisor keeps the child's stdin open: if the control plane dies, even by SIGKILL,
+      // the pipe closes and the inference process shuts itself down.
+      "--exit-with-stdin",
       ...(revision ? ["--revision", revision] : []),
       ...(mlx.offline ? ["--offline"] : []),
     ],
