@@ -100,9 +100,13 @@ describe("InferenceSupervisor", () => {
   });
 
   it("a model load failure reported by /health fails the start and kills the child", async () => {
-    const { command } = fakeCommand({ FAKE_HEALTH_FAILED: "model_type llama is not supported" });
+    const { command } = fakeCommand({
+      FAKE_HEALTH_FAILED: "the model failed to load: model_type llama is not supported",
+    });
     const { supervisor, lines } = supervise({ command, config: testConfig({ max_restarts: 0 }) });
-    await expect(supervisor.start()).rejects.toThrow(/failed to load: model_type llama is not supported/);
+    await expect(supervisor.start()).rejects.toThrow(
+      /^the model failed to load: model_type llama is not supported$/,
+    );
     const spawned = lines.find((line) => line.msg === "inference process spawned")!;
     expect(isAlive(spawned.pid as number)).toBe(false);
   });

@@ -306,7 +306,7 @@ export class InferenceSupervisor {
           AbortSignal.any([signal, AbortSignal.timeout(HEALTH_TIMEOUT_MS)]),
         );
         if (health.status === "ready") return health.model;
-        if (health.status === "failed") throw new LoadFailure(`the model failed to load: ${health.reason}`);
+        if (health.status === "failed") throw new LoadFailure(health.reason);
         last = `${health.status}: ${health.reason}`;
       } catch (error) {
         if (error instanceof LoadFailure) throw error;
