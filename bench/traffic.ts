@@ -46,6 +46,20 @@ export interface RunResult {
   send_lag_p99_ms: number;
   /** CPU used during the window, in % of one core, by process role. */
   cpu_percent: Record<string, number>;
+  /** The control plane's own account of the window, from its /metrics; null for other servers. */
+  server: ServerMeans | null;
+}
+
+/** Means over the window from the control plane's histograms (their _sum / _count deltas). */
+export interface ServerMeans {
+  /** Inputs per batch sent to the embedder. */
+  batch_size: number;
+  /** Per input: waiting in the batcher's queue. */
+  queue_ms: number;
+  /** Per batch: the embedder's call (for the inference process: its HTTP round trips). */
+  inference_ms: number;
+  /** Per request, inside the control plane. */
+  total_ms: number;
 }
 
 /** Processes whose CPU time is sampled at the window's edges, by role (the generator is added). */
@@ -77,6 +91,41 @@ function cpuSnapshot(pids: CpuProbes): Record<string, number> {
   for (const [role, pid] of Object.entries(pids)) snapshot[role] = cpuSeconds(pid);
   snapshot.machine = machineCpuSeconds();
   return snapshot;
+}
+
+const HISTOGRAM_LINE = /^akidb_embedding_(batch_size|latency_ms)_(sum|count)(?:\{stage="(\w+)"\})? (\S+)$/gm;
+
+/** The `_sum` and `_count` of the batch size and latency histograms, keyed like `latency_ms.queue.sum`. */
+async function histogramTotals(metricsUrl: string): Promise<Record<string, number>> {
+  const text = await (await fetch(metricsUrl)).text();
+  const totals: Record<string, number> = {};
+  for (const [, name, part, stage, value] of text.matchAll(HISTOGRAM_LINE)) {
+    totals[[name, stage, part].filter(Boolean).join(".")] = Number(value);
+  }
+  return totals;
+}
+
+function serverMeans(start: Record<string, number>, end: Record<string, number>): ServerMeans {
+  const mean = (key: string) =>
+    ((end[`${key}.sum`] ?? 0) - (start[`${key}.sum`] ?? 0)) /
+    ((end[`${key}.count`] ?? 0) - (start[`${key}.count`] ?? 0));
+  return {
+    batch_size: mean("batch_size"),
+    queue_ms: mean("latency_ms.queue"),
+    inference_ms: mean("latency_ms.inference"),
+    total_ms: mean("latency_ms.total"),
+  };
+}
+
+/** CPU and (for the control plane) histogram totals at one edge of the measurement window. */
+interface Snapshot {
+  cpu: Record<string, number>;
+  histograms: Record<string, number> | null;
+}
+
+async function snapshot(pids: CpuProbes, metricsUrl: string | undefined): Promise<Snapshot> {
+  const cpu = cpuSnapshot(pids);
+  return { cpu, histograms: metricsUrl === undefined ? null : await histogramTotals(metricsUrl) };
 }
 
 /**
@@ -131,10 +180,23 @@ function summarise(values: number[]): LatencySummary | null {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
+interface Window {
+  start: number;
+  end: number;
+}
+
+/** Snapshots at the window's two edges, taken while the load runs. */
+async function observe(window: Window, options: LoadOptions): Promise<{ start: Snapshot; end: Snapshot }> {
+  await sleep(window.start - performance.now());
+  const start = await snapshot(options.cpu, options.metricsUrl);
+  await sleep(window.end - performance.now());
+  return { start, end: await snapshot(options.cpu, options.metricsUrl) };
+}
+
 function tally(
   outcomes: Outcome[],
-  window: { start: number; end: number },
-  cpu: { start: Record<string, number>; end: Record<string, number> },
+  window: Window,
+  edges: { start: Snapshot; end: Snapshot },
 ): Omit<RunResult, "offered_qps" | "concurrency"> {
   const measuredS = (window.end - window.start) / 1000;
   const inWindow = outcomes.filter((o) => o.scheduledMs >= window.start && o.scheduledMs < window.end);
@@ -150,10 +212,11 @@ function tally(
     (o) => o.status === 200 && o.doneMs >= window.start && o.doneMs < window.end,
   );
   const lag = summarise(inWindow.map((o) => o.sentMs - o.scheduledMs));
+  const { start, end } = edges;
   const percent = (role: string) =>
-    Math.round((((cpu.end[role] ?? 0) - (cpu.start[role] ?? 0)) / measuredS) * 100);
+    Math.round((((end.cpu[role] ?? 0) - (start.cpu[role] ?? 0)) / measuredS) * 100);
   const cpuPercent: Record<string, number> = {};
-  for (const role of Object.keys(cpu.end)) if (role !== "machine") cpuPercent[role] = percent(role);
+  for (const role of Object.keys(end.cpu)) if (role !== "machine") cpuPercent[role] = percent(role);
   // What the rest of the machine used meanwhile: anything else running skews the numbers.
   const measured = Object.values(cpuPercent).reduce((sum, value) => sum + value, 0);
   cpuPercent.other_processes = Math.max(0, percent("machine") - measured);
@@ -167,18 +230,20 @@ function tally(
     statuses,
     send_lag_p99_ms: lag?.p99 ?? 0,
     cpu_percent: cpuPercent,
+    server: start.histograms && end.histograms ? serverMeans(start.histograms, end.histograms) : null,
   };
 }
 
-export interface OpenLoopOptions {
+interface LoadOptions {
   endpoint: Endpoint;
   /** The body of the i-th request. */
   body: (i: number) => string;
-  qps: number;
   warmupS: number;
   measureS: number;
   timeoutMs: number;
   cpu: CpuProbes;
+  /** The control plane's /metrics, read at the window's edges. */
+  metricsUrl?: string;
 }
 
 /**
@@ -186,7 +251,7 @@ export interface OpenLoopOptions {
  * i-th at start + i / qps), then waits for every answer. Only requests scheduled inside the
  * measurement window count.
  */
-export async function openLoop(options: OpenLoopOptions): Promise<RunResult> {
+export async function openLoop(options: LoadOptions & { qps: number }): Promise<RunResult> {
   const { endpoint, body, qps, warmupS, measureS, timeoutMs } = options;
   const agent = keepAliveAgent(Math.min(4096, Math.max(64, Math.ceil(qps * 2))));
   const intervalMs = 1000 / qps;
@@ -195,9 +260,7 @@ export async function openLoop(options: OpenLoopOptions): Promise<RunResult> {
   const window = { start: start + warmupS * 1000, end: start + (warmupS + measureS) * 1000 };
   const outcomes: Outcome[] = [];
   const pending: Promise<void>[] = [];
-  const cpu = { start: {}, end: {} } as { start: Record<string, number>; end: Record<string, number> };
-  // The send loop runs past the window's start, so a timer takes that snapshot; the end one follows the loop.
-  setTimeout(() => (cpu.start = cpuSnapshot(options.cpu)), Math.max(0, window.start - performance.now()));
+  const edges = observe(window, options);
   let next = 0;
   await new Promise<void>((done) => {
     const tick = () => {
@@ -223,25 +286,14 @@ export async function openLoop(options: OpenLoopOptions): Promise<RunResult> {
     };
     setTimeout(tick, Math.max(0, start - performance.now()));
   });
-  await sleep(window.end - performance.now());
-  cpu.end = cpuSnapshot(options.cpu);
+  const measured = await edges;
   await Promise.all(pending);
   agent.destroy();
-  return { offered_qps: qps, concurrency: null, ...tally(outcomes, window, cpu) };
-}
-
-export interface ClosedLoopOptions {
-  endpoint: Endpoint;
-  body: (i: number) => string;
-  concurrency: number;
-  warmupS: number;
-  measureS: number;
-  timeoutMs: number;
-  cpu: CpuProbes;
+  return { offered_qps: qps, concurrency: null, ...tally(outcomes, window, measured) };
 }
 
 /** `concurrency` clients, each sending its next request as soon as the last one is answered. */
-export async function closedLoop(options: ClosedLoopOptions): Promise<RunResult> {
+export async function closedLoop(options: LoadOptions & { concurrency: number }): Promise<RunResult> {
   const { endpoint, body, concurrency, warmupS, measureS, timeoutMs } = options;
   const agent = keepAliveAgent(concurrency);
   const start = performance.now();
@@ -257,13 +309,10 @@ export async function closedLoop(options: ClosedLoopOptions): Promise<RunResult>
       outcome.doneMs = performance.now();
     }
   };
-  const cpu = { start: {}, end: {} } as { start: Record<string, number>; end: Record<string, number> };
-  const clients = Promise.all(Array.from({ length: concurrency }, client));
-  await sleep(window.start - performance.now());
-  cpu.start = cpuSnapshot(options.cpu);
-  await sleep(window.end - performance.now());
-  cpu.end = cpuSnapshot(options.cpu);
-  await clients;
+  const [measured] = await Promise.all([
+    observe(window, options),
+    ...Array.from({ length: concurrency }, client),
+  ]);
   agent.destroy();
-  return { offered_qps: null, concurrency, ...tally(outcomes, window, cpu) };
+  return { offered_qps: null, concurrency, ...tally(outcomes, window, measured) };
 }
