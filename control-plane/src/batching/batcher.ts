@@ -31,17 +31,11 @@ export function batcherLimits(config: AkidbConfig): BatcherLimits {
   };
 }
 
-/** One client request: its inputs may be split over several batches and come back in order. */
-export interface EmbedRequest {
-  texts: string[];
-  inputType: InputType;
-  dimensions?: number;
-  normalize: boolean;
-  truncate: boolean;
-  requestId: string;
-  /** Aborted when the client goes away: its inputs leave the queue unsent. */
-  signal?: AbortSignal;
-}
+/**
+ * One client request, with the options of a batch: its inputs may be split over several batches and
+ * come back in order. Its `signal` aborts when the client goes away: its inputs leave the queue unsent.
+ */
+export type EmbedRequest = EmbedBatch;
 
 export interface BatcherOptions {
   embedder: Embedder;
