@@ -107,7 +107,11 @@ class Embedder:
         self._max_batch_tokens = max_batch_tokens
 
     def count_tokens(self, texts: Sequence[str], input_type: InputType) -> list[int]:
-        """Tokens per text, prompt and special tokens included, before truncation."""
+        """Tokens per text, prompt and special tokens included, before truncation.
+
+        Safe to call from other threads while `embed` runs (the server's /tokenize does): it only
+        encodes, and the tokenizer's settings are never changed after load.
+        """
         return [len(self._prefix) + len(ids) + len(self._suffix) for ids in self._tokenize(texts, input_type)]
 
     def embed(
