@@ -188,6 +188,19 @@ describe("error messages name the key, the bad value, where it was set and what 
     );
   });
 
+  it("a request limit larger than the queue it must fit in", () => {
+    const error = configError({
+      file: writeConfig(
+        "embedding:\n  queue:\n    max_pending_inputs: 100\n    max_inputs_per_request: 200\n",
+      ),
+    });
+    expect(error.key).toBe("embedding.queue.max_inputs_per_request");
+    expect(error.message).toBe(
+      "embedding.queue.max_inputs_per_request: 200 is more than embedding.queue.max_pending_inputs (100), the most" +
+        " inputs that can ever wait, so such a request could never be queued (akidb.yaml line 4).",
+    );
+  });
+
   it("a value of the wrong type from the environment names the variable", () => {
     const error = configError({ env: { AKIDB_BATCH_TIMEOUT_MS: "soon" } });
     expect(error.key).toBe("embedding.mlx.batch_timeout_ms");

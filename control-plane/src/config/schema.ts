@@ -85,17 +85,29 @@ const mockSchema = z.strictObject({
   dimension: positiveInt.max(65_536).default(384),
 });
 
-const queueSchema = z.strictObject({
-  /**
-   * Inputs waiting for a batch, across all requests, before new requests get 429 with Retry-After.
-   * Higher absorbs bursts; lower bounds memory and queueing delay. Default 4096.
-   */
-  max_pending_inputs: positiveInt.default(4096),
-  /** Most inputs in one request (OpenAI's limit is 2048). Default 2048. */
-  max_inputs_per_request: positiveInt.default(2048),
-  /** Deadline of a request from arrival to response, in ms; past it the answer is 504. Default 30000. */
-  request_timeout_ms: positiveInt.default(30_000),
-});
+const queueSchema = z
+  .strictObject({
+    /**
+     * Inputs waiting for a batch, across all requests, before new requests get 429 with Retry-After.
+     * Higher absorbs bursts; lower bounds memory and queueing delay. Default 4096.
+     */
+    max_pending_inputs: positiveInt.default(4096),
+    /** Most inputs in one request (OpenAI's limit is 2048). Default 2048. */
+    max_inputs_per_request: positiveInt.default(2048),
+    /** Deadline of a request from arrival to response, in ms; past it the answer is 504. Default 30000. */
+    request_timeout_ms: positiveInt.default(30_000),
+  })
+  .superRefine((queue, context) => {
+    // A request takes one permit per input from the pending pool: a larger one could never be queued.
+    if (queue.max_inputs_per_request > queue.max_pending_inputs) {
+      context.addIssue({
+        code: "custom",
+        path: ["max_inputs_per_request"],
+        input: queue.max_inputs_per_request,
+        message: `is more than embedding.queue.max_pending_inputs (${queue.max_pending_inputs}), the most inputs that can ever wait, so such a request could never be queued`,
+      });
+    }
+  });
 
 const embeddingSchema = z.strictObject({
   /**
