@@ -439,14 +439,13 @@ function renderBatching(results: Results): string[] {
   return lines;
 }
 
-/** Ranks batch settings: fewest errors, then highest throughput (to 1%), then lowest P99. */
+/** Ranks batch settings: those that kept up by P99, then the rest by throughput. */
 function rankedBatching(results: Results): BatchingResults["runs"] {
   const p99 = (run: RunResult) => run.latency_ms?.p99 ?? Number.POSITIVE_INFINITY;
   return results.batching.runs.toSorted(
     (a, b) =>
-      errorCount(a.result) - errorCount(b.result) ||
-      Math.round((b.result.achieved_qps - a.result.achieved_qps) / (0.01 * results.batching.qps)) ||
-      p99(a.result) - p99(b.result),
+      Number(keptUp(b.result)) - Number(keptUp(a.result)) ||
+      (keptUp(a.result) ? p99(a.result) - p99(b.result) : b.result.achieved_qps - a.result.achieved_qps),
   );
 }
 
@@ -497,27 +496,39 @@ function renderInterpretation(results: Results): string[] {
       ` against the bare process's ${qpsText(results.overhead.direct_probe.achieved_qps)}.`,
   );
   const runs = results.batching.runs;
-  const costs = BATCH_SIZES.map((size) => {
-    const fullest = runs
-      .filter((run) => run.batch_size === size && run.result.server)
-      .sort((a, b) => b.result.server!.batch_size - a.result.server!.batch_size)[0];
-    const server = fullest?.result.server;
-    return server
-      ? `${ms(server.inference_ms)} ms for ${server.batch_size.toFixed(0)} (${ms(server.inference_ms / server.batch_size)} ms per input)`
-      : undefined;
-  }).filter((cost) => cost !== undefined);
+  // What one call to the inference process cost at each configured size, from runs whose batches filled.
+  const calls = [...runs.map((run) => run.result), results.overhead.control_plane_probe].flatMap((run) =>
+    run.server ? [run.server] : [],
+  );
+  const costs = BATCH_SIZES.flatMap((size) => {
+    const full = calls.filter((call) => Math.abs(call.batch_size - size) <= 0.1 * size);
+    if (full.length === 0) return [];
+    const callMs = full.reduce((sum, call) => sum + call.inference_ms, 0) / full.length;
+    return [{ size, callMs, capacity: (1000 * size) / callMs }];
+  });
   const ranked = rankedBatching(results);
   const [best, second] = [ranked[0]!, ranked[1]!];
-  const behind = runs
-    .filter((run) => !keptUp(run.result))
-    .map((run) => `${run.batch_size}/${run.batch_timeout_ms}`);
+  const behind = runs.filter((run) => !keptUp(run.result));
+  const setting = (run: BatchingResults["runs"][number]) => `${run.batch_size}/${run.batch_timeout_ms}`;
   lines.push(
-    `* Batching at ${results.batching.qps} QPS: one inference call took ${costs.join(", ")}, so larger batches` +
-      ` raise capacity; in the best run ${bottleneck(best.result, results.machine.cores)}.` +
-      (behind.length > 0 ? ` Could not keep up (batch_size/batch_timeout_ms): ${behind.join(", ")}.` : "") +
-      ` Best here: batch_size ${best.batch_size}, batch_timeout_ms ${best.batch_timeout_ms}` +
+    `* Batching at ${results.batching.qps} QPS: the batcher keeps one batch in flight, so its capacity is about` +
+      " batch size / time per call to the inference process. A call took " +
+      costs
+        .map(
+          (c) =>
+            `${ms(c.callMs)} ms for ${c.size} (${ms(c.callMs / c.size)} ms per input, ~${c.capacity.toFixed(0)}/s)`,
+        )
+        .join(", ") +
+      "." +
+      (behind.length > 0
+        ? ` Could not keep up (batch_size/batch_timeout_ms): ${behind.map(setting).join(", ")}` +
+          ` (achieved ${behind.map((run) => qpsText(run.result.achieved_qps)).join(", ")}/s, the rest 429/504 or queued).`
+        : "") +
+      ` Lowest P99 here: batch_size ${best.batch_size}, batch_timeout_ms ${best.batch_timeout_ms}` +
       ` (${latencyLine(best.result)}, mean batch ${best.result.server?.batch_size.toFixed(1)}); then` +
-      ` batch_size ${second.batch_size}, batch_timeout_ms ${second.batch_timeout_ms} (${latencyLine(second.result)}).`,
+      ` ${setting(second)} (${latencyLine(second.result)}).` +
+      " Batches only fill once requests queue: below capacity a large `batch_size` costs nothing, and" +
+      " `batch_timeout_ms` trades a lone request's latency for fuller batches.",
   );
   return lines;
 }

@@ -128,11 +128,14 @@ async function snapshot(pids: CpuProbes, metricsUrl: string | undefined): Promis
   return { cpu, histograms: metricsUrl === undefined ? null : await histogramTotals(metricsUrl) };
 }
 
+/** The most connections one run opens: well under the usual 20k-65k open-files limit of both ends. */
+const MAX_SOCKETS = 8192;
+
 /**
  * A keep-alive pool with room for `sockets` requests in flight: sized for the load, so that
  * requests wait in the server's queue (and meet its 429 and 504) rather than in the client's.
  */
-export function keepAliveAgent(sockets: number): Agent {
+function keepAliveAgent(sockets: number): Agent {
   return new Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
 }
 
@@ -253,7 +256,8 @@ interface LoadOptions {
  */
 export async function openLoop(options: LoadOptions & { qps: number }): Promise<RunResult> {
   const { endpoint, body, qps, warmupS, measureS, timeoutMs } = options;
-  const agent = keepAliveAgent(Math.min(4096, Math.max(64, Math.ceil(qps * 2))));
+  // Room for every request of a whole client timeout in flight (within the file descriptor limit).
+  const agent = keepAliveAgent(Math.min(MAX_SOCKETS, Math.max(64, Math.ceil((qps * timeoutMs) / 1000))));
   const intervalMs = 1000 / qps;
   const total = Math.round(qps * (warmupS + measureS));
   const start = performance.now() + 10;
