@@ -457,8 +457,38 @@ function keptUp(run: RunResult): boolean {
   return errorCount(run) <= 0.01 * run.sent && run.achieved_qps >= 0.9 * run.offered_qps!;
 }
 
+/** Other processes' CPU, in % of one core, above which a run's numbers understate the machine. */
+const CONTAMINATED_PERCENT = 25;
+
+/** Every measured run with a label, for the check on other processes' CPU. */
+function labelledRuns(results: Results): Array<[string, RunResult]> {
+  return [
+    ...Object.entries(results.mock.streams).flatMap(([texts, runs]) =>
+      runs.map((run): [string, RunResult] => [`mock ${textsText(texts)} at ${run.offered_qps} QPS`, run]),
+    ),
+    ...results.overhead.runs.flatMap(
+      ({ qps, direct, control_plane }): Array<[string, RunResult]> => [
+        [`inference process at ${qps} QPS`, direct],
+        [`control plane at ${qps} QPS`, control_plane],
+      ],
+    ),
+    ...results.batching.runs.map((run): [string, RunResult] => [
+      `batch_size ${run.batch_size} / batch_timeout_ms ${run.batch_timeout_ms}`,
+      run.result,
+    ]),
+  ];
+}
+
 function renderInterpretation(results: Results): string[] {
   const lines = ["### What the numbers say", ""];
+  const all = labelledRuns(results);
+  const contaminated = all.filter(([, run]) => (run.cpu_percent.other_processes ?? 0) > CONTAMINATED_PERCENT);
+  if (contaminated.length > 0) {
+    lines.push(
+      `* Other processes took over ${CONTAMINATED_PERCENT}% of a core during ${contaminated.length} of` +
+        ` ${all.length} runs (${contaminated.map(([label]) => label).join("; ")}): those understate this machine.`,
+    );
+  }
   for (const [texts, runs] of Object.entries(results.mock.streams)) {
     const { sustained, over } = saturation(runs);
     const held = sustained
