@@ -349,7 +349,7 @@ describe("POST /v1/embeddings error paths", () => {
     const embedder = new GatedEmbedder(MOCK_DIMENSION, "mock");
     const { app } = buildApp({
       embedder,
-      config: { embedding: { mode: "mock", queue: { max_pending_inputs: 2 } } },
+      config: { embedding: { mode: "mock", queue: { max_pending_inputs: 2, max_inputs_per_request: 2 } } },
     });
     const held = post(app, "/v1/embeddings", { input: ["a", "b"] });
     await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
