@@ -113,9 +113,10 @@ describe("InferenceSupervisor", () => {
 
   it("a child that never gets ready fails at the deadline and is killed", async () => {
     const { command } = fakeCommand({ FAKE_READY_AFTER_MS: "600000" });
-    const { supervisor, lines } = supervise({ command, config: testConfig({ max_restarts: 0 }, 500) });
+    // Long enough for the child to answer /health at least once even on a loaded 2-core machine.
+    const { supervisor, lines } = supervise({ command, config: testConfig({ max_restarts: 0 }, 3000) });
     await expect(supervisor.start()).rejects.toThrow(
-      /not ready within 500 ms \(last \/health: loading: loading weights\)/,
+      /not ready within 3000 ms \(last \/health: loading: loading weights\)/,
     );
     const spawned = lines.find((line) => line.msg === "inference process spawned")!;
     expect(isAlive(spawned.pid as number)).toBe(false);
