@@ -457,6 +457,30 @@ function keptUp(run: RunResult): boolean {
   return errorCount(run) <= 0.01 * run.sent && run.achieved_qps >= 0.9 * run.offered_qps!;
 }
 
+/** How P99 moved with batch_timeout_ms, averaged over the batch sizes that kept up at every timeout. */
+function timeoutTrend(runs: BatchingResults["runs"]): string {
+  const sizes = BATCH_SIZES.filter((size) =>
+    runs.filter((run) => run.batch_size === size).every((run) => keptUp(run.result)),
+  );
+  if (sizes.length === 0) return "";
+  const meanP99 = BATCH_TIMEOUTS_MS.map((timeout) => {
+    const p99s = runs
+      .filter((run) => run.batch_timeout_ms === timeout && sizes.includes(run.batch_size))
+      .map((run) => run.result.latency_ms?.p99 ?? Number.NaN);
+    return p99s.reduce((sum, p99) => sum + p99, 0) / p99s.length;
+  });
+  const steps = meanP99.slice(1).map((p99, i) => Math.sign(p99 - meanP99[i]!));
+  const trend = steps.every((step) => step > 0)
+    ? "rises with"
+    : steps.every((step) => step < 0)
+      ? "falls with"
+      : "shows no consistent trend in";
+  return (
+    `For batch_size ${sizes.join(", ")} the mean P99 ${trend} batch_timeout_ms` +
+    ` (${BATCH_TIMEOUTS_MS.map((timeout, i) => `${timeout}: ${ms(meanP99[i])} ms`).join(", ")}).`
+  );
+}
+
 /** Other processes' CPU, in % of one core, above which a run's numbers understate the machine. */
 const CONTAMINATED_PERCENT = 25;
 
@@ -542,6 +566,7 @@ function renderInterpretation(results: Results): string[] {
   const ranked = rankedBatching(results);
   const [best, second] = [ranked[0]!, ranked[1]!];
   const behind = runs.filter((run) => !keptUp(run.result));
+  const defaults = runs.find((run) => run.batch_size === 32 && run.batch_timeout_ms === 5) ?? best;
   const setting = (run: BatchingResults["runs"][number]) => `${run.batch_size}/${run.batch_timeout_ms}`;
   lines.push(
     `* Batching at ${results.batching.qps} QPS: the batcher keeps one batch in flight, so its capacity is about` +
@@ -560,6 +585,7 @@ function renderInterpretation(results: Results): string[] {
       ` Lowest P99 here: batch_size ${best.batch_size}, batch_timeout_ms ${best.batch_timeout_ms}` +
       ` (${latencyLine(best.result)}, mean batch ${best.result.server?.batch_size.toFixed(1)}); then` +
       ` ${setting(second)} (${latencyLine(second.result)}).` +
+      ` ${timeoutTrend(runs)} The defaults (${setting(defaults)}): ${latencyLine(defaults.result)}.` +
       " Batches only fill once requests queue: below capacity a large `batch_size` costs nothing, and" +
       " `batch_timeout_ms` trades a lone request's latency for fuller batches.",
   );
