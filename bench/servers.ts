@@ -3,7 +3,7 @@
 // file (reading a pipe would cost the generator CPU on a small machine); every group is killed
 // on stop, on SIGINT/SIGTERM and at exit, so a benchmark never leaves a process behind.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { isAlive, waitFor } from "../control-plane/test/helpers.ts";
@@ -61,6 +61,7 @@ function spawnGroup(file: string, args: string[], env: Record<string, string>, d
     stdio: ["ignore", out, out],
     env: { PATH: process.env.PATH ?? "", HOME: dir, ...env },
   });
+  closeSync(out); // the child holds its own copy
   groups.add(child.pid!);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   return { child, dir, log: () => readFileSync(logPath, "utf8"), exited };

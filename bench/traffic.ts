@@ -28,8 +28,9 @@ export interface LatencySummary {
 }
 
 export interface RunResult {
-  /** Requests per second the schedule offered (open loop) or the client count (closed loop). */
+  /** Requests per second the schedule offered (open loop; null in closed loop). */
   offered_qps: number | null;
+  /** Clients sending back to back (closed loop; null in open loop). */
   concurrency: number | null;
   measured_s: number;
   /** Requests scheduled inside the measurement window. */
