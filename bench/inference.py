@@ -20,6 +20,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,24 +40,27 @@ BATCH_SIZES = (1, 8, 32)
 TEXT = "Edge devices keep embeddings close to the data so that search stays private and fast."
 
 
+def mean_seconds(run: Callable[[], object], repeats: int) -> float:
+    """Mean wall time of `run` over `repeats` calls, after one untimed warm-up call. `run` must
+    finish its work before returning (MLX code calls `mx.eval`)."""
+    run()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        run()
+    return (time.perf_counter() - started) / repeats
+
+
 def matmul_gflops(size: int, repeats: int) -> dict[str, float]:
     """Float32 n x n matmul throughput of MLX and of numpy (OpenBLAS) on this machine."""
     import mlx.core as mx
 
     a, b = mx.random.normal((size, size)), mx.random.normal((size, size))
-    mx.eval(a, b, a @ b)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        mx.eval(a @ b)
-    mlx_seconds = (time.perf_counter() - started) / repeats
     an = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
-    an @ an
-    started = time.perf_counter()
-    for _ in range(repeats):
-        an @ an
-    numpy_seconds = (time.perf_counter() - started) / repeats
     flops = 2 * size**3
-    return {"mlx": flops / mlx_seconds / 1e9, "numpy": flops / numpy_seconds / 1e9}
+    return {
+        "mlx": flops / mean_seconds(lambda: mx.eval(a @ b), repeats) / 1e9,
+        "numpy": flops / mean_seconds(lambda: an @ an, repeats) / 1e9,
+    }
 
 
 def quantized_matmul_gflops(tokens: int, repeats: int) -> float:
@@ -66,14 +70,10 @@ def quantized_matmul_gflops(tokens: int, repeats: int) -> float:
     x, w = mx.random.normal((tokens, 1024)), mx.random.normal((3072, 1024))
     wq, scales, biases = mx.quantize(w, group_size=64, bits=4)
 
-    def run() -> mx.array:
-        return mx.quantized_matmul(x, wq, scales, biases, transpose=True, group_size=64, bits=4)
+    def run() -> None:
+        mx.eval(mx.quantized_matmul(x, wq, scales, biases, transpose=True, group_size=64, bits=4))
 
-    mx.eval(run())
-    started = time.perf_counter()
-    for _ in range(repeats):
-        mx.eval(run())
-    return 2 * tokens * 1024 * 3072 / ((time.perf_counter() - started) / repeats) / 1e9
+    return 2 * tokens * 1024 * 3072 / mean_seconds(run, repeats) / 1e9
 
 
 def profile_layer(config: dict[str, Any], tokens: int, repeats: int = 3) -> dict[str, float]:
@@ -108,12 +108,8 @@ def profile_layer(config: dict[str, Any], tokens: int, repeats: int = 3) -> dict
     norm_weight = mx.ones((hidden,))
     mx.eval(x, q, k, norm_weight, *inputs.values(), *[w for triple in weights.values() for w in triple])
 
-    def timed(run: Any) -> float:
-        mx.eval(run())
-        started = time.perf_counter()
-        for _ in range(repeats):
-            mx.eval(run())
-        return (time.perf_counter() - started) / repeats * 1000
+    def timed(run: Callable[[], object]) -> float:
+        return mean_seconds(lambda: mx.eval(run()), repeats) * 1000
 
     def projection(name: str) -> Any:
         wq, scales, biases = weights[name]
