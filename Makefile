@@ -27,6 +27,7 @@ lint: setup-test
 _lint:
 	cd inference && .venv/bin/ruff check --config pyproject.toml . ../bench && .venv/bin/ruff format --check --config pyproject.toml . ../bench
 	npx biome check .
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true redocly lint --format=stylish openapi.yaml
 	scripts/generate-types.sh --check
 
 typecheck: setup-test

@@ -486,7 +486,7 @@ export interface components {
                 document: string;
             };
             quantization: components["schemas"]["Quantization"] | null;
-            /** @description Activation dtype */
+            /** @description Activation dtype, e.g. float32. */
             dtype: string;
             load_seconds: number;
             resident_memory_bytes: number;
