@@ -1,7 +1,10 @@
-import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { components } from "../../../sdk/src/generated/schema.d.ts";
+/**
+ * The control plane's one error registry. It knows nothing of HTTP frameworks: each code carries
+ * its status as plain data, and only `http/` turns an error into a response.
+ */
 
-export type ErrorResponse = components["schemas"]["ErrorResponse"];
+/** The status a client gets for an error (4xx or 5xx). */
+export type ErrorStatus = number;
 
 /** OpenAI's error classes: clients branch on these. */
 export type ErrorType =
@@ -14,7 +17,7 @@ export type ErrorType =
   | "server_error";
 
 interface ErrorSpec<P> {
-  status: ContentfulStatusCode;
+  status: ErrorStatus;
   type: ErrorType;
   /** A message a user can act on: it names the field, the limit and what to do. */
   message: (params: P) => string;
@@ -163,7 +166,7 @@ export interface AkidbErrorOptions {
   /** The request field at fault, e.g. `input[2]`. */
   param?: string | null;
   /** Overrides the registry's status; only for errors passed through from the inference process. */
-  status?: ContentfulStatusCode;
+  status?: ErrorStatus;
   /** Seconds a client should wait before retrying (sent as Retry-After). */
   retryAfterSeconds?: number;
   cause?: unknown;
@@ -172,7 +175,7 @@ export interface AkidbErrorOptions {
 /** The one error type of the control plane: a registry code, its status and an actionable message. */
 export class AkidbError<C extends AkidbErrorCode = AkidbErrorCode> extends Error {
   readonly code: C;
-  readonly status: ContentfulStatusCode;
+  readonly status: ErrorStatus;
   readonly type: ErrorType;
   readonly param: string | null;
   readonly retryAfterSeconds: number | undefined;
@@ -200,10 +203,6 @@ export class AkidbError<C extends AkidbErrorCode = AkidbErrorCode> extends Error
     });
     if (this.param) moved.message = this.message.split(this.param).join(param);
     return moved;
-  }
-
-  toResponse(): ErrorResponse {
-    return { error: { message: this.message, type: this.type, code: this.code, param: this.param } };
   }
 }
 

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { Batcher, type BatcherLimits, type EmbedRequest } from "../src/batching/batcher.ts";
 import { MockEmbedder } from "../src/embedders/mock.ts";
 import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "../src/embedders/types.ts";
-import { AkidbError } from "../src/http/errors.ts";
+import { AkidbError } from "../src/errors.ts";
 import { GatedEmbedder } from "./fakes.ts";
 
 const LIMITS: BatcherLimits = {

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { AkidbError, errorRegistry } from "../src/http/errors.ts";
+import { AkidbError, errorRegistry } from "../src/errors.ts";
+import { errorBody } from "../src/http/errors.ts";
 
 const codes = Object.keys(errorRegistry) as Array<keyof typeof errorRegistry>;
 
@@ -48,7 +49,7 @@ describe("AkidbError", () => {
       { param: "input" },
     );
     expect(error.status).toBe(413);
-    expect(error.toResponse()).toEqual({
+    expect(errorBody(error)).toEqual({
       error: {
         message:
           "input has 3000 items, more than embedding.queue.max_inputs_per_request (2048); split the request.",

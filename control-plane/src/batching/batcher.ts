@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { AkidbConfig } from "../config/schema.ts";
 import type { EmbedBatch, Embedder, EmbedResult, InputType } from "../embedders/types.ts";
-import { AkidbError, isAkidbError } from "../http/errors.ts";
+import { AkidbError, isAkidbError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { type Permit, Permits } from "./permits.ts";
 

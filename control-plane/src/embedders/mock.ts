@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { AkidbError } from "../http/errors.ts";
+import { AkidbError } from "../errors.ts";
 import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "./types.ts";
 
 /** Pseudo-token limit of the mock model, so `truncate: false` behaves as with a real model. */

@@ -1,7 +1,7 @@
 import type { Batcher } from "../batching/batcher.ts";
 import type { TokenLimits } from "../batching/tokens.ts";
 import type { AkidbConfig } from "../config/schema.ts";
-import { AkidbError } from "../http/errors.ts";
+import { AkidbError } from "../errors.ts";
 import type { InferenceSupervisor } from "../inference/supervisor.ts";
 import type { ModelEntry, ModelRegistry } from "../models/registry.ts";
 import { MOCK_MAX_TOKENS } from "./mock.ts";

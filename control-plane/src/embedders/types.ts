@@ -38,7 +38,7 @@ export interface EmbedderState {
 
 /**
  * What computes vectors: the mock embedder or the inference process. Errors are `AkidbError`s
- * (control-plane/src/http/errors.ts) so the HTTP layer maps them to a status without guessing.
+ * (control-plane/src/errors.ts) so the HTTP layer maps them to a status without guessing.
  */
 export interface Embedder {
   /** Model id reported to clients. */

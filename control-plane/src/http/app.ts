@@ -4,9 +4,10 @@ import { cors } from "hono/cors";
 import type { Logger } from "pino";
 import type { AkidbConfig } from "../config/schema.ts";
 import type { Serving } from "../embedders/serving.ts";
+import { AkidbError, isAkidbError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ModelRegistry } from "../models/registry.ts";
-import { AkidbError, isAkidbError } from "./errors.ts";
+import { errorBody, errorStatus } from "./errors.ts";
 import { type AppEnv, adminAuth, apiKeyAuth, requestId, requestLog } from "./middleware.ts";
 import { type AdminRoutesDeps, adminRoutes } from "./routes/admin.ts";
 import { embeddingRoutes } from "./routes/embeddings.ts";
@@ -76,5 +77,5 @@ function errorResponse(c: Context<AppEnv>, error: AkidbError): Response {
   c.set("errorCode", error.code);
   if (error.retryAfterSeconds !== undefined) c.header("retry-after", String(error.retryAfterSeconds));
   if (error.status === 401) c.header("www-authenticate", 'Bearer realm="akidb"');
-  return c.json(error.toResponse(), error.status);
+  return c.json(errorBody(error), errorStatus(error));
 }

@@ -3,7 +3,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import type { z } from "zod";
 import { didYouMean } from "../config/suggest.ts";
-import { AkidbError } from "./errors.ts";
+import { AkidbError } from "../errors.ts";
 
 /** Per-request values the middleware hands to routes. */
 export interface AppEnv {

@@ -1,6 +1,5 @@
-import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { components } from "../../../sdk/src/generated/schema.d.ts";
-import { AkidbError } from "../http/errors.ts";
+import { AkidbError } from "../errors.ts";
 
 type Schemas = components["schemas"];
 export type InferenceEmbeddingRequest = Schemas["EmbeddingRequest"];
@@ -88,7 +87,7 @@ export class InferenceClient {
       return new AkidbError(
         "AKIDB_ERR_INFERENCE_REJECTED",
         { message },
-        { status: status as ContentfulStatusCode, param: upstream?.param ?? null },
+        { status, param: upstream?.param ?? null },
       );
     }
     return new AkidbError("AKIDB_ERR_INFERENCE_FAILED", { reason: `${call} answered ${status}: ${message}` });

@@ -1,5 +1,5 @@
 import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "../embedders/types.ts";
-import { AkidbError } from "../http/errors.ts";
+import { AkidbError } from "../errors.ts";
 import { decodeVector, type InferenceClient } from "./client.ts";
 import type { InferenceSupervisor } from "./supervisor.ts";
 

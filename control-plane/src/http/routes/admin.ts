@@ -3,9 +3,9 @@ import type { components } from "../../../../sdk/src/generated/schema.d.ts";
 import { redactConfig } from "../../config/redact.ts";
 import type { AkidbConfig } from "../../config/schema.ts";
 import type { Serving } from "../../embedders/serving.ts";
+import { AkidbError } from "../../errors.ts";
 import type { SupervisorStatus } from "../../inference/supervisor.ts";
 import type { ModelEntry, ModelRegistry } from "../../models/registry.ts";
-import { AkidbError } from "../errors.ts";
 import type { AppEnv } from "../middleware.ts";
 import { embedderState } from "./health.ts";
 

@@ -2,9 +2,9 @@ import { Hono } from "hono";
 import type { components } from "../../../../sdk/src/generated/schema.d.ts";
 import type { AkidbConfig } from "../../config/schema.ts";
 import type { Serving } from "../../embedders/serving.ts";
+import { AkidbError } from "../../errors.ts";
 import { failureCause, type Metrics } from "../../metrics.ts";
 import type { ModelRegistry } from "../../models/registry.ts";
-import { AkidbError } from "../errors.ts";
 import { type AppEnv, readJson } from "../middleware.ts";
 import { type EmbeddingRequest, embeddingRequestSchema } from "../schemas.ts";
 
