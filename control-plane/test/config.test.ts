@@ -143,6 +143,34 @@ describe("environment overrides", () => {
     expect(viaShort).toEqual(loadConfig({ env: long }).config);
   });
 
+  // The product spec names these; `AKIDB_EMBEDDING_MODE` is the key's own variable.
+  it.each([
+    ["AKIDB_EMBEDDING_MODE", "mock", "embedding.mode", "mock"],
+    ["AKIDB_EMBEDDING_MODEL", "gemma-300m-4bit", "embedding.mlx.model", "gemma-300m-4bit"],
+    ["AKIDB_EMBEDDING_CACHE_DIR", "/srv/models", "embedding.mlx.cache_dir", "/srv/models"],
+    ["AKIDB_EMBEDDING_BATCH_SIZE", "12", "embedding.mlx.batch_size", 12],
+    ["AKIDB_EMBEDDING_BATCH_TIMEOUT_MS", "0", "embedding.mlx.batch_timeout_ms", 0],
+    ["AKIDB_EMBEDDING_DEVICE", "cpu", "embedding.mlx.device", "cpu"],
+  ])("the spec's %s=%s sets %s", (variable, raw, key, expected) => {
+    const { config, warnings } = loadConfig({ env: { [variable]: raw } });
+    expect(warnings).toEqual([]);
+    const valueAt = (root: unknown) =>
+      key.split(".").reduce<unknown>((node, part) => (node as Record<string, unknown>)[part], root);
+    // The value differs from the default, so the variable (not the default) set it.
+    expect(valueAt(configSchema.parse({}))).not.toEqual(expected);
+    expect(valueAt(config)).toEqual(expected);
+  });
+
+  it("a spec name and the key's own variable that disagree are an error naming both", () => {
+    const error = configError({
+      env: { AKIDB_EMBEDDING_MODEL: "gemma-300m-4bit", AKIDB_EMBEDDING_MLX_MODEL: "qwen3-0.6b-4bit" },
+    });
+    expect(error.key).toBe("embedding.mlx.model");
+    expect(error.message).toMatch(
+      /AKIDB_EMBEDDING_MODEL="gemma-300m-4bit" and AKIDB_EMBEDDING_MLX_MODEL="qwen3-0.6b-4bit" disagree/,
+    );
+  });
+
   it("a short and a long name that disagree are an error naming both", () => {
     const error = configError({ env: { AKIDB_BATCH_SIZE: "8", AKIDB_EMBEDDING_MLX_BATCH_SIZE: "16" } });
     expect(error.key).toBe("embedding.mlx.batch_size");

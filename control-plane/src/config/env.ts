@@ -4,8 +4,16 @@ import { didYouMean } from "./suggest.ts";
 
 const PREFIX = "AKIDB_";
 
-/** Short names for the keys people set most; each is equivalent to its long name. */
+/**
+ * Other names of keys; each is equivalent to its long name. The product spec's names
+ * (`AKIDB_EMBEDDING_*`) first, then the short names for the keys people set most.
+ */
 export const ENV_ALIASES: Readonly<Record<string, string>> = {
+  AKIDB_EMBEDDING_MODEL: "embedding.mlx.model",
+  AKIDB_EMBEDDING_CACHE_DIR: "embedding.mlx.cache_dir",
+  AKIDB_EMBEDDING_BATCH_SIZE: "embedding.mlx.batch_size",
+  AKIDB_EMBEDDING_BATCH_TIMEOUT_MS: "embedding.mlx.batch_timeout_ms",
+  AKIDB_EMBEDDING_DEVICE: "embedding.mlx.device",
   AKIDB_MODEL: "embedding.mlx.model",
   AKIDB_CACHE_DIR: "embedding.mlx.cache_dir",
   AKIDB_BATCH_SIZE: "embedding.mlx.batch_size",
