@@ -1,0 +1,141 @@
+"""The ONNX Runtime backend: CPU everywhere, CUDA where onnxruntime-gpu and a GPU are present.
+
+Session options: every graph optimisation (ORT_ENABLE_ALL: constant folding, node fusions, memory
+layout); the graphs already use single-kernel operators for RMSNorm, RoPE and attention, so no
+fusion has to recognise them. Intra-op threads default to the CPU cores this process may use;
+inter-op parallelism is off (one branch per graph).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import onnxruntime as ort
+
+from ...checkpoint import Checkpoint, ModelLoadError
+from .. import Device
+from .convert import PRECISIONS, Precision, graph_file, read_head, ready_export
+from .weights import read_safetensors
+
+PrecisionSetting = Literal["auto", "f32", "int8", "int4"]
+
+
+@dataclass(frozen=True)
+class ONNXOptions:
+    precision: PrecisionSetting = "auto"
+    """Weight precision of the graph; "auto": see `default_precision`."""
+    threads: int | None = None
+    """Intra-op threads; None: the CPU cores this process may run on."""
+    cache_dir: Path | None = None
+    """Where written graphs are cached; None: `.akidb-onnx/` in the checkpoint directory."""
+
+
+def default_precision(checkpoint: Checkpoint) -> Precision:
+    """The fastest precision that meets the fidelity bar (docs/inference.md): int4 for a 4-bit
+    checkpoint (its own values, nothing rounded again), f32 otherwise."""
+    return "int4" if checkpoint.quantization is not None and checkpoint.quantization.bits == 4 else "f32"
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class ONNXBackend:
+    name = "onnx"
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        head: list[np.ndarray],
+        dimension: int,
+        device: str,
+        precision: str,
+    ) -> None:
+        self._session = session
+        self._head = [np.ascontiguousarray(weight.T) for weight in head]
+        self._dimension = dimension
+        self._inputs = {value.name: value for value in session.get_inputs()}
+        self._output = _hidden_output(session)
+        self.device = device
+        self.precision = precision
+
+    @classmethod
+    def load(cls, checkpoint: Checkpoint, device: Device, options: ONNXOptions | None = None) -> ONNXBackend:
+        options = options or ONNXOptions()
+        providers, device_name = _providers(device)
+        ready = ready_export(checkpoint)
+        if ready is not None:
+            path, chosen = ready, "export"
+            head = [
+                read_safetensors(module / "model.safetensors")["linear.weight"].astype(np.float32)
+                for module in checkpoint.dense_modules
+            ]
+            dimension = head[-1].shape[0] if head else int(checkpoint.config["hidden_size"])
+        else:
+            chosen = default_precision(checkpoint) if options.precision == "auto" else options.precision
+            if chosen not in PRECISIONS:
+                raise ModelLoadError(
+                    f"ONNX precision {chosen!r} is not supported; supported: {', '.join(PRECISIONS)}"
+                )
+            path = graph_file(checkpoint, chosen, options.cache_dir)
+            head, stored_dimension = read_head(path)
+            dimension = stored_dimension or int(checkpoint.config["hidden_size"])
+        session_options = ort.SessionOptions()
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session_options.intra_op_num_threads = options.threads or default_threads()
+        session_options.inter_op_num_threads = 1
+        session_options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        session_options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(path), session_options, providers=providers)
+        except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ModelLoadError(f"ONNX Runtime cannot load {path}: {error}") from error
+        return cls(session, head, dimension, device_name, chosen)
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feeds = {}
+        for name, value in self._inputs.items():
+            source = {"input_ids": input_ids, "attention_mask": attention_mask}.get(name)
+            if source is None:  # token_type_ids of an export: one segment
+                source = np.zeros_like(input_ids)
+            feeds[name] = source.astype(np.int64 if value.type == "tensor(int64)" else np.int32, copy=False)
+        hidden: np.ndarray = self._session.run([self._output], feeds)[0]
+        return hidden.astype(np.float32, copy=False)
+
+    def project(self, pooled: np.ndarray) -> np.ndarray:
+        for weight in self._head:
+            pooled = pooled @ weight
+        return pooled.astype(np.float32, copy=False)
+
+
+def _providers(device: Device) -> tuple[list[str], str]:
+    """CUDA for "gpu", and for "auto" where onnxruntime-gpu sees a GPU; else the CPU."""
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if device == "gpu" and not cuda:
+        raise ModelLoadError(
+            "device 'gpu' was requested but ONNX Runtime has no CUDA execution provider "
+            "(install onnxruntime-gpu on a machine with an NVIDIA GPU); use 'cpu' or 'auto'"
+        )
+    if device != "cpu" and cuda:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda"
+    return ["CPUExecutionProvider"], "cpu"
+
+
+def _hidden_output(session: ort.InferenceSession) -> str:
+    """Ours is `hidden`; exports name it `last_hidden_state` or give it as the first 3-d output."""
+    outputs = session.get_outputs()
+    for value in outputs:
+        if value.name in ("hidden", "last_hidden_state"):
+            return str(value.name)
+    for value in outputs:
+        if len(value.shape) == 3:
+            return str(value.name)
+    raise ModelLoadError("the ONNX export has no (batch, tokens, hidden) output")

@@ -1,0 +1,149 @@
+"""From a checkpoint to an ONNX graph file: written by the architecture's writer, brought to the
+requested weight precision, cached beside the checkpoint keyed by the checkpoint's hash, reused.
+
+A ready export in the checkpoint directory (`model.onnx` or `onnx/model.onnx`, as
+text-embeddings-inference accepts) is used as it is.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import onnx
+import onnxruntime
+
+from ...checkpoint import Checkpoint, ModelLoadError
+from . import models, precision
+from .weights import read_weights
+
+Precision = Literal["f32", "int8", "int4"]
+PRECISIONS: tuple[Precision, ...] = ("f32", "int8", "int4")
+READY_EXPORTS = ("model.onnx", "onnx/model.onnx")
+CACHE_DIR_NAME = ".akidb-onnx"
+GRAPH_FILE = "model.onnx"
+HEAD_FILE = "head.npz"
+_SOURCES = Path(__file__).parent
+
+
+def ready_export(checkpoint: Checkpoint) -> Path | None:
+    """The checkpoint's own ONNX export, if it ships one."""
+    for name in READY_EXPORTS:
+        if (checkpoint.directory / name).is_file():
+            return checkpoint.directory / name
+    return None
+
+
+def graph_file(checkpoint: Checkpoint, weights: Precision, cache_dir: Path | None = None) -> Path:
+    """The cached graph for `checkpoint` at `weights` precision, written first when missing.
+
+    Cached under `<checkpoint>/.akidb-onnx/` (or `cache_dir`) in a directory named by the precision
+    and a hash of the checkpoint's files, the writers' source and the onnxruntime version, so a
+    changed checkpoint or writer never reuses a stale graph. Safe for concurrent processes: one
+    writes while the others wait on a lock. Raises `ModelLoadError`.
+    """
+    root = cache_dir or checkpoint.directory / CACHE_DIR_NAME
+    key = checkpoint_key(checkpoint)
+    target = root / f"{weights}-{key[:20]}"
+    if (target / GRAPH_FILE).is_file():
+        return target / GRAPH_FILE
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock_file = (root / f".{weights}.lock").open("w")
+    except OSError as error:
+        raise ModelLoadError(
+            f"cannot write the ONNX graph cache in {root}: {error}; point the cache elsewhere"
+        ) from error
+    with lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        if (target / GRAPH_FILE).is_file():
+            return target / GRAPH_FILE
+        staging = Path(tempfile.mkdtemp(prefix=f".{weights}-", dir=root))
+        try:
+            _write(checkpoint, weights, staging)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        for stale in root.glob(f"{weights}-*"):
+            if stale != target:
+                shutil.rmtree(stale, ignore_errors=True)
+    return target / GRAPH_FILE
+
+
+def checkpoint_key(checkpoint: Checkpoint) -> str:
+    digest = hashlib.sha256()
+    digest.update(onnxruntime.__version__.encode())
+    for source in sorted(_SOURCES.rglob("*.py")):
+        digest.update(source.read_bytes())
+    for path in _checkpoint_files(checkpoint):
+        digest.update(path.name.encode())
+        with path.open("rb") as file:
+            while chunk := file.read(1 << 24):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _checkpoint_files(checkpoint: Checkpoint) -> Iterable[Path]:
+    yield checkpoint.directory / "config.json"
+    yield from checkpoint.weight_files
+    for module in checkpoint.dense_modules:
+        yield from sorted(module.glob("*"))
+
+
+def _write(checkpoint: Checkpoint, weights: Precision, directory: Path) -> None:
+    module = models.find(checkpoint.model_type)
+    if module is None:
+        raise ModelLoadError(
+            f"{checkpoint.directory / 'config.json'}: model_type {checkpoint.model_type!r} is not supported "
+            f"by the ONNX backend; supported: {', '.join(models.SUPPORTED)}"
+        )
+    try:
+        args = module.ModelArgs.from_dict(checkpoint.config)
+    except (TypeError, ValueError) as error:
+        raise ModelLoadError(
+            f"{checkpoint.directory / 'config.json'} ({checkpoint.model_type}): {error}"
+        ) from error
+    try:
+        built = module.build(args, module.sanitize(read_weights(checkpoint)))
+    except KeyError as error:
+        raise ModelLoadError(
+            f"the weights in {checkpoint.directory} do not match its {checkpoint.model_type} config: "
+            f"missing {error}"
+        ) from error
+    graph = built.graph
+    if weights == "int4":
+        graph = precision.to_int4(graph, checkpoint)
+    path = directory / GRAPH_FILE
+    if weights == "int8":
+        float_path = directory / "float.onnx"
+        _save(graph, float_path)
+        precision.to_int8(float_path, path)
+        for leftover in (float_path, directory / "float.onnx.data"):
+            leftover.unlink(missing_ok=True)
+    else:
+        _save(graph, path)
+    np.savez(directory / HEAD_FILE, *built.head, dimension=np.int64(built.dimension))
+
+
+def read_head(graph: Path) -> tuple[list[np.ndarray], int | None]:
+    """The head weights and the output dimension stored beside a cached graph (none beside a ready
+    export: its Dense modules, if any, are read from the checkpoint)."""
+    path = graph.parent / HEAD_FILE
+    if not path.is_file():
+        return [], None
+    with np.load(path) as stored:
+        head = [stored[f"arr_{i}"] for i in range(len(stored.files) - 1)]
+        return head, int(stored["dimension"])
+
+
+def _save(graph: onnx.ModelProto, path: Path) -> None:
+    # Graphs above 2 GB cannot be one protobuf: the weights always go to a side file.
+    onnx.save_model(
+        graph, str(path), save_as_external_data=True, location=f"{path.name}.data", size_threshold=1024
+    )
