@@ -3,17 +3,11 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import type { Logger } from "pino";
-import { Batcher, batcherLimits } from "./batching/batcher.ts";
-import { estimateTokens } from "./batching/tokens.ts";
 import type { AkidbConfig } from "./config/schema.ts";
-import { MockEmbedder } from "./embedders/mock.ts";
-import { Serving } from "./embedders/serving.ts";
-import type { Embedder } from "./embedders/types.ts";
+import { createEmbeddingService } from "./embedding/service.ts";
 import { createApp } from "./http/app.ts";
-import { InferenceEmbedder } from "./inference/embedder.ts";
-import { InferenceSupervisor } from "./inference/supervisor.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
-import { buildRegistry, type ModelRegistry } from "./models/registry.ts";
+import { createMetrics } from "./metrics.ts";
+import { buildRegistry } from "./models/registry.ts";
 
 export interface RunningServer {
   /** Base URL, e.g. `http://127.0.0.1:8080` (the real port when `server.port` is 0). */
@@ -45,17 +39,17 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
   }
 }
 
-/** Wires config -> registry -> embedder -> batcher -> app, and listens. */
+/** Wires config -> registry -> embedding service -> app, and listens. */
 export async function startServer(config: AkidbConfig, logger: Logger): Promise<RunningServer> {
   const startedAt = new Date();
   const metrics = createMetrics();
   const registry = buildRegistry(config);
-  const { serving, inference } = createServing(config, registry, metrics, logger);
+  const embedding = createEmbeddingService({ config, registry, metrics, logger });
   let closing = false;
   const app = createApp({
     config,
     registry,
-    serving,
+    embedding,
     metrics,
     logger,
     startedAt,
@@ -76,10 +70,13 @@ export async function startServer(config: AkidbConfig, logger: Logger): Promise<
   const { port } = server.address() as AddressInfo;
   const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
   const url = `http://${host}:${port}`;
-  logger.info({ url, mode: config.embedding.mode, model: serving.modelNames()[0] ?? null }, "listening");
+  logger.info(
+    { url, mode: config.embedding.mode, model: embedding.kind === "none" ? null : embedding.modelNames()[0] },
+    "listening",
+  );
   // The model loads in the background: /health and /admin answer meanwhile (`degraded`), and a
   // model that fails to load leaves the server up for vector traffic.
-  inference?.start().catch((error: unknown) => {
+  embedding.start().catch((error: unknown) => {
     logger.error(
       { reason: error instanceof Error ? error.message : String(error) },
       "the model did not load",
@@ -96,61 +93,20 @@ export async function startServer(config: AkidbConfig, logger: Logger): Promise<
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const finished = (async () => {
-        await serving.batcher?.close();
+        await embedding.close();
         // Keep-alive connections whose last response just went out.
         server.closeIdleConnections();
         await serverClosed;
       })();
       if (!(await settlesWithin(finished, timeoutMs))) {
         logger.warn({ timeoutMs }, "server.shutdown_timeout_ms passed: answering the remaining requests 503");
-        serving.batcher?.abortAll();
+        embedding.abortAll();
         await settlesWithin(serverClosed, ABORTED_RESPONSES_GRACE_MS);
         server.closeAllConnections();
       }
       await serverClosed;
-      await inference?.stop();
+      await embedding.stop();
       logger.info("stopped");
     },
   };
-}
-
-/** The embedder of the configured mode, the batcher in front of it, and the inference process (mlx). */
-function createServing(config: AkidbConfig, registry: ModelRegistry, metrics: Metrics, logger: Logger) {
-  const { mode, mlx, mock } = config.embedding;
-  let inference: InferenceEmbedder | null = null;
-  let embedder: Embedder | null = null;
-  if (mode === "mlx") {
-    const supervisor = new InferenceSupervisor({
-      config,
-      entry: registry.resolve(mlx.model),
-      logger,
-      metrics: { restarts: metrics.inferenceRestarts },
-    });
-    inference = new InferenceEmbedder(supervisor, { preload: mlx.preload });
-    embedder = inference;
-  } else if (mode === "mock") {
-    embedder = new MockEmbedder(mock.dimension);
-  }
-  let serving: Serving | undefined;
-  const batcher =
-    embedder &&
-    new Batcher({
-      embedder,
-      limits: batcherLimits(config),
-      estimateTokens: (text, inputType) => {
-        const limits = serving?.limits();
-        return limits ? estimateTokens(text, inputType, limits) : 1;
-      },
-      metrics,
-      logger: logger.child({ component: "batcher" }),
-    });
-  serving = new Serving({
-    mode,
-    embedder,
-    batcher,
-    inference: inference?.supervisor ?? null,
-    mockDimension: mock.dimension,
-    loadsOnDemand: mode === "mlx" && !mlx.preload,
-  });
-  return { serving, inference };
 }

@@ -1,8 +1,8 @@
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { Batcher, type BatcherLimits, type EmbedRequest } from "../src/batching/batcher.ts";
-import { MockEmbedder } from "../src/embedders/mock.ts";
-import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "../src/embedders/types.ts";
+import { Batcher, type BatcherLimits, type EmbedRequest } from "../src/embedding/batcher.ts";
+import { MockEmbedder } from "../src/embedding/mock.ts";
+import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "../src/embedding/types.ts";
 import { AkidbError } from "../src/errors.ts";
 import { GatedEmbedder } from "./fakes.ts";
 

@@ -1,5 +1,5 @@
-import { MockEmbedder } from "../src/embedders/mock.ts";
-import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "../src/embedders/types.ts";
+import { MockEmbedder } from "../src/embedding/mock.ts";
+import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "../src/embedding/types.ts";
 
 /** A mock embedder whose batches the test releases by hand, recording what it was sent. */
 export class GatedEmbedder implements Embedder {

@@ -2,12 +2,14 @@ import { readFileSync } from "node:fs";
 import type { Hono } from "hono";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { parse } from "yaml";
-import { Batcher, batcherLimits } from "../src/batching/batcher.ts";
-import { estimateTokens } from "../src/batching/tokens.ts";
 import { type AkidbConfig, configSchema } from "../src/config/schema.ts";
-import { MockEmbedder } from "../src/embedders/mock.ts";
-import { type InferenceControl, Serving } from "../src/embedders/serving.ts";
-import type { Embedder } from "../src/embedders/types.ts";
+import { MockEmbedder } from "../src/embedding/mock.ts";
+import {
+  createEmbeddingService,
+  type InferenceControl,
+  type ServiceOverrides,
+} from "../src/embedding/service.ts";
+import type { Embedder } from "../src/embedding/types.ts";
 import { AkidbError, errorRegistry } from "../src/errors.ts";
 import { createApp } from "../src/http/app.ts";
 import type { ErrorResponse } from "../src/http/errors.ts";
@@ -31,11 +33,11 @@ const MOCK_DIMENSION = 16;
 
 interface TestAppOptions {
   config?: Record<string, unknown>;
-  /** Replaces the mode's embedder; null for none. */
-  embedder?: Embedder | null;
-  inference?: InferenceControl;
+  /** mock mode: replaces the hash embedder. */
+  embedder?: Embedder;
+  /** mlx mode: the inference process and its embedder. */
+  inference?: ServiceOverrides["inference"];
   closing?: () => boolean;
-  loadsOnDemand?: boolean;
 }
 
 function buildApp(options: TestAppOptions = {}) {
@@ -46,41 +48,25 @@ function buildApp(options: TestAppOptions = {}) {
   const { logger, lines } = captureLogger();
   const metrics = createMetrics();
   const registry = buildRegistry(config);
-  const mode = config.embedding.mode;
-  const embedder =
-    options.embedder !== undefined
-      ? options.embedder
-      : mode === "mock"
-        ? new MockEmbedder(MOCK_DIMENSION)
-        : null;
-  let serving: Serving | undefined;
-  const batcher =
-    embedder &&
-    new Batcher({
-      embedder,
-      limits: batcherLimits(config),
-      estimateTokens: (text, inputType) => estimateTokens(text, inputType, serving!.limits()!),
-      metrics,
-    });
-  serving = new Serving({
-    mode,
-    embedder,
-    batcher,
-    inference: options.inference ?? null,
-    mockDimension: MOCK_DIMENSION,
-    loadsOnDemand: options.loadsOnDemand ?? false,
-  });
+  const embedding = createEmbeddingService(
+    { config, registry, metrics, logger },
+    {
+      ...(options.embedder ? { embedder: options.embedder } : {}),
+      ...(options.inference ? { inference: options.inference } : {}),
+    },
+  );
   const app = createApp({
     config,
     registry,
-    serving,
+    embedding,
     metrics,
     logger,
     startedAt: new Date(),
     versions: { akidb: "test", node: process.version },
     closing: options.closing ?? (() => false),
   });
-  return { app, config, lines, metrics, serving, batcher, registry };
+  const batcher = embedding.kind === "none" ? null : embedding.batcher;
+  return { app, config, lines, metrics, embedding, batcher, registry };
 }
 
 /** Every (path, method, status) the tests saw, checked against the contract at the end. */
@@ -532,7 +518,12 @@ describe("GET /health", () => {
     expect(await health(buildApp({ embedder }).app)).toBe("degraded");
     embedder.current = { status: "stopped" };
     expect(await health(buildApp({ embedder }).app)).toBe("degraded");
-    expect(await health(buildApp({ embedder, loadsOnDemand: true }).app)).toBe("ok");
+    const registry = buildRegistry(configSchema.parse({}));
+    const onDemand = buildApp({
+      config: { embedding: { mode: "mlx", mlx: { preload: false } } },
+      inference: { control: new FakeSupervisor(registry.get("qwen3-0.6b-4bit")!), embedder },
+    });
+    expect(await health(onDemand.app)).toBe("ok");
   });
 
   it("is 503 shutting_down once shutdown began", async () => {
@@ -581,6 +572,14 @@ class FakeSupervisor implements InferenceControl {
     };
   }
 
+  async start(): Promise<void> {
+    this.events.push("start");
+  }
+
+  async stop(): Promise<void> {
+    this.events.push("stop");
+  }
+
   async restart(): Promise<void> {
     this.events.push("restart");
     this.restarts += 1;
@@ -593,13 +592,12 @@ class FakeSupervisor implements InferenceControl {
 }
 
 function mlxApp(config: Record<string, unknown> = {}) {
+  const embedder = new GatedEmbedder(1024, "qwen3-0.6b-4bit");
   const registry = buildRegistry(configSchema.parse({}));
   const supervisor = new FakeSupervisor(registry.get("qwen3-0.6b-4bit")!);
-  const embedder = new GatedEmbedder(1024, "qwen3-0.6b-4bit");
   const built = buildApp({
     config: { embedding: { mode: "mlx" }, ...config },
-    embedder,
-    inference: supervisor,
+    inference: { control: supervisor, embedder },
   });
   return { ...built, supervisor, embedder };
 }

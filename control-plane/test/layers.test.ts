@@ -109,4 +109,8 @@ describe("control-plane/src layering", () => {
     expect(findCycle(graph)).toEqual(["a/x.ts -> ../b/y.ts", "b/y.ts -> ../a/x.ts"]);
     expect(findCycle(new Map([["a", new Map([["b", "a -> b"]])]]))).toBeUndefined();
   });
+
+  it("has no import cycle between folders of src/", () => {
+    expect(findCycle(unitGraph())).toBeUndefined();
+  });
 });

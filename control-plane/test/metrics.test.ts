@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { Batcher } from "../src/batching/batcher.ts";
-import { MockEmbedder } from "../src/embedders/mock.ts";
+import { Batcher } from "../src/embedding/batcher.ts";
+import { MockEmbedder } from "../src/embedding/mock.ts";
 import { createMetrics, failureCause, METRIC_PREFIX } from "../src/metrics.ts";
 
 /** The value of one sample line, e.g. `akidb_embedding_requests_total{status="200"}`. */

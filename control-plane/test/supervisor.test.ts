@@ -6,8 +6,8 @@ import path from "node:path";
 import { execa } from "execa";
 import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { type AkidbConfig, configSchema } from "../src/config/schema.ts";
+import { InferenceEmbedder } from "../src/embedding/inference-embedder.ts";
 import { InferenceClient } from "../src/inference/client.ts";
-import { InferenceEmbedder } from "../src/inference/embedder.ts";
 import { type InferenceCommand, LaunchError, pythonInferenceCommand } from "../src/inference/launch.ts";
 import { InferenceSupervisor, type SupervisorOptions } from "../src/inference/supervisor.ts";
 import { buildRegistry } from "../src/models/registry.ts";
@@ -224,8 +224,8 @@ describe("InferenceSupervisor", () => {
 describe("InferenceEmbedder over the fake inference process", () => {
   it("decodes base64 vectors equal to the process's float answer, with per-input token counts", async () => {
     const { supervisor } = supervise({ command: fakeCommand().command });
-    const embedder = new InferenceEmbedder(supervisor, { preload: true });
-    await embedder.start();
+    const embedder = new InferenceEmbedder(supervisor, { loadsOnDemand: false });
+    await supervisor.start();
     const texts = ["hello world", "a b c d e f g h i j k l m n o p q r s t", "x"];
     const result = await embedder.embed({
       texts,
@@ -249,8 +249,8 @@ describe("InferenceEmbedder over the fake inference process", () => {
 
   it("maps upstream errors to AkidbError codes", async () => {
     const { supervisor } = supervise({ command: fakeCommand().command });
-    const embedder = new InferenceEmbedder(supervisor, { preload: true });
-    await embedder.start();
+    const embedder = new InferenceEmbedder(supervisor, { loadsOnDemand: false });
+    await supervisor.start();
     const embed = (texts: string[], signal?: AbortSignal) =>
       embedder.embed({
         texts,
@@ -310,13 +310,12 @@ describe("InferenceEmbedder over the fake inference process", () => {
       truncate: true,
       requestId: "r",
     };
-    const eager = new InferenceEmbedder(supervisor, { preload: true });
+    const eager = new InferenceEmbedder(supervisor, { loadsOnDemand: false });
     await expect(eager.embed(batch)).rejects.toMatchObject({
       code: "AKIDB_ERR_MODEL_UNAVAILABLE",
       message: expect.stringContaining("the inference process is stopped"),
     });
-    const lazy = new InferenceEmbedder(supervisor, { preload: false });
-    await lazy.start();
+    const lazy = new InferenceEmbedder(supervisor, { loadsOnDemand: true });
     expect(supervisor.status().state).toBe("stopped");
     const result = await lazy.embed(batch);
     expect(result.vectors[0]).toHaveLength(8);
@@ -393,8 +392,8 @@ describe("the real inference process on the qwen3-4bit fixture", () => {
     const { logger, lines } = captureLogger();
     const supervisor = new InferenceSupervisor({ config, entry: fixtureEntry, logger });
     supervisors.push(supervisor);
-    const embedder = new InferenceEmbedder(supervisor, { preload: true });
-    await embedder.start();
+    const embedder = new InferenceEmbedder(supervisor, { loadsOnDemand: false });
+    await supervisor.start();
     expect(supervisor.status().model).toMatchObject({ id: fixture, dimension: fixtureEntry.dimension });
     expect(lines.some((l) => l.component === "inference" && l.msg === "listening")).toBe(true);
 

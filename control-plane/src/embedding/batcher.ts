@@ -1,9 +1,9 @@
 import type { Logger } from "pino";
 import type { AkidbConfig } from "../config/schema.ts";
-import type { EmbedBatch, Embedder, EmbedResult, InputType } from "../embedders/types.ts";
 import { AkidbError, isAkidbError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { type Permit, Permits } from "./permits.ts";
+import type { EmbedBatch, Embedder, EmbedResult, InputType } from "./types.ts";
 
 /** The batching policy; each field is a config key (named beside it). */
 export interface BatcherLimits {

@@ -1,7 +1,7 @@
-import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "../embedders/types.ts";
 import { AkidbError } from "../errors.ts";
-import { decodeVector, type InferenceClient } from "./client.ts";
-import type { InferenceSupervisor } from "./supervisor.ts";
+import { decodeVector, type InferenceClient } from "../inference/client.ts";
+import type { InferenceSupervisor } from "../inference/supervisor.ts";
+import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "./types.ts";
 
 /**
  * The `Embedder` over the supervised inference process: a batch is one POST /v1/embeddings
@@ -10,12 +10,12 @@ import type { InferenceSupervisor } from "./supervisor.ts";
  */
 export class InferenceEmbedder implements Embedder {
   readonly supervisor: InferenceSupervisor;
-  readonly #preload: boolean;
+  readonly #loadsOnDemand: boolean;
 
-  /** `preload` false starts the inference process on the first request instead of at `start()`. */
-  constructor(supervisor: InferenceSupervisor, options: { preload: boolean }) {
+  /** `loadsOnDemand`: a stopped inference process is started by the first batch. */
+  constructor(supervisor: InferenceSupervisor, options: { loadsOnDemand: boolean }) {
     this.supervisor = supervisor;
-    this.#preload = options.preload;
+    this.#loadsOnDemand = options.loadsOnDemand;
   }
 
   /** The registry alias clients name in `model`. */
@@ -31,15 +31,6 @@ export class InferenceEmbedder implements Embedder {
       ...(status.pid === null ? {} : { pid: status.pid }),
       ...(status.model ? { model: status.model } : {}),
     };
-  }
-
-  /** Launches the inference process when `preload` (else the first request does). */
-  async start(): Promise<void> {
-    if (this.#preload) await this.supervisor.start();
-  }
-
-  stop(): Promise<void> {
-    return this.supervisor.stop();
   }
 
   async embed(batch: EmbedBatch): Promise<EmbedResult> {
@@ -89,7 +80,7 @@ export class InferenceEmbedder implements Embedder {
     const ready = this.supervisor.client();
     if (ready) return ready;
     const status = this.supervisor.status();
-    if (status.state === "stopped" && !this.#preload) {
+    if (status.state === "stopped" && this.#loadsOnDemand) {
       await this.supervisor.start().catch(() => undefined);
       const started = this.supervisor.client();
       if (started) return started;

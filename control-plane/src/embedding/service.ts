@@ -1,16 +1,22 @@
-import type { Batcher } from "../batching/batcher.ts";
-import type { TokenLimits } from "../batching/tokens.ts";
+import type { Logger } from "pino";
 import type { AkidbConfig } from "../config/schema.ts";
 import { AkidbError } from "../errors.ts";
-import type { InferenceSupervisor } from "../inference/supervisor.ts";
+import { InferenceSupervisor, type SupervisorStatus } from "../inference/supervisor.ts";
+import type { Metrics } from "../metrics.ts";
 import type { ModelEntry, ModelRegistry } from "../models/registry.ts";
-import { MOCK_MAX_TOKENS } from "./mock.ts";
-import type { Embedder } from "./types.ts";
+import { Batcher, batcherLimits, type EmbedRequest } from "./batcher.ts";
+import { InferenceEmbedder } from "./inference-embedder.ts";
+import { MOCK_MAX_TOKENS, MockEmbedder } from "./mock.ts";
+import { estimateTokens, type TokenLimits } from "./tokens.ts";
+import type { Embedder, EmbedderState, EmbedResult } from "./types.ts";
 
 export type EmbeddingMode = AkidbConfig["embedding"]["mode"];
 
-/** The inference process as the serving layer sees it: which model, its status, restart and switch. */
-export type InferenceControl = Pick<InferenceSupervisor, "entry" | "status" | "restart" | "switchModel">;
+/** The inference process as the embedding service drives it: which model, its status, start, stop, restart, switch. */
+export type InferenceControl = Pick<
+  InferenceSupervisor,
+  "entry" | "status" | "start" | "stop" | "restart" | "switchModel"
+>;
 
 /** What request validation needs to know about the served model. */
 export interface ServedModelLimits extends TokenLimits {
@@ -19,100 +25,251 @@ export interface ServedModelLimits extends TokenLimits {
   matryoshka_dimensions: number[];
 }
 
-const MOCK_PROMPTS = { query: "", document: "" };
-
 /**
- * What the server embeds with in its mode, and which model that is: `mlx` serves a registry
- * entry through the inference process (an admin may switch it), `mock` hash vectors, and
- * `user_provided` nothing.
+ * How the server embeds text, one variant per `embedding.mode`: through the inference process
+ * (`kind: "inference"`), with hash vectors (`"mock"`), or not at all (`"none"`, user_provided).
+ * Routes narrow on `kind`; the variants with a model carry their embedder and batcher.
  */
-export class Serving {
+export type EmbeddingService = InferenceEmbeddingService | MockEmbeddingService | NoEmbeddingService;
+
+interface ServiceDeps {
+  config: AkidbConfig;
+  metrics: Pick<Metrics, "batchSize" | "latencyMs" | "queueDepth" | "tokens" | "inferenceRestarts">;
+  logger: Logger;
+}
+
+/** Parts a test puts in place of the real ones. */
+export interface ServiceOverrides {
+  /** mock mode: the embedder instead of the hash one. */
+  embedder?: Embedder;
+  /** mlx mode: the inference process and its embedder instead of the supervised Python process. */
+  inference?: { control: InferenceControl; embedder: Embedder };
+}
+
+/** The service of the configured mode: the one constructor the server and the tests use. */
+export function createEmbeddingService(
+  deps: ServiceDeps & { registry: ModelRegistry },
+  overrides: ServiceOverrides = {},
+): EmbeddingService {
+  const { config, registry, logger } = deps;
+  const { mode, mlx, mock } = config.embedding;
+  switch (mode) {
+    case "user_provided":
+      return new NoEmbeddingService(mode);
+    case "mock":
+      return new MockEmbeddingService(deps, overrides.embedder ?? new MockEmbedder(mock.dimension));
+    case "mlx": {
+      const loadsOnDemand = !mlx.preload;
+      if (overrides.inference) {
+        const { control, embedder } = overrides.inference;
+        return new InferenceEmbeddingService(deps, { control, embedder, loadsOnDemand });
+      }
+      const supervisor = new InferenceSupervisor({
+        config,
+        entry: registry.resolve(mlx.model),
+        logger,
+        metrics: { restarts: deps.metrics.inferenceRestarts },
+      });
+      const embedder = new InferenceEmbedder(supervisor, { loadsOnDemand });
+      return new InferenceEmbeddingService(deps, { control: supervisor, embedder, loadsOnDemand });
+    }
+  }
+}
+
+/** What the modes with a model share: the batcher in front of an embedder, and its lifecycle. */
+abstract class TextEmbedding {
   readonly mode: EmbeddingMode;
-  readonly embedder: Embedder | null;
-  readonly batcher: Batcher | null;
-  readonly inference: InferenceControl | null;
+  readonly embedder: Embedder;
+  readonly batcher: Batcher;
   /** The model loads on the first request that needs it (`embedding.mlx.preload: false`). */
   readonly loadsOnDemand: boolean;
-  readonly #mockDimension: number;
 
-  constructor(options: {
-    mode: EmbeddingMode;
-    embedder: Embedder | null;
-    batcher: Batcher | null;
-    inference: InferenceControl | null;
-    mockDimension: number;
-    loadsOnDemand?: boolean;
-  }) {
-    this.mode = options.mode;
-    this.embedder = options.embedder;
-    this.batcher = options.batcher;
-    this.inference = options.inference;
-    this.loadsOnDemand = options.loadsOnDemand ?? false;
-    this.#mockDimension = options.mockDimension;
+  constructor(mode: EmbeddingMode, deps: ServiceDeps, embedder: Embedder, loadsOnDemand: boolean) {
+    this.mode = mode;
+    this.embedder = embedder;
+    this.loadsOnDemand = loadsOnDemand;
+    this.batcher = new Batcher({
+      embedder,
+      limits: batcherLimits(deps.config),
+      estimateTokens: (text, inputType) => estimateTokens(text, inputType, this.limits()),
+      metrics: deps.metrics,
+      logger: deps.logger.child({ component: "batcher" }),
+    });
   }
 
-  /** The served registry entry (mlx mode only). */
-  get entry(): ModelEntry | null {
-    return this.inference?.entry ?? null;
+  /** The served model's limits, for request validation and the batch token budget. */
+  abstract limits(): ServedModelLimits;
+  /** The names a request's `model` may use. */
+  abstract modelNames(): string[];
+
+  state(): EmbedderState {
+    return this.embedder.state();
   }
 
   /** Whether the server can embed text now or on demand; false while the model is starting or failed. */
   canEmbed(): boolean {
-    const state = this.embedder?.state();
-    if (!state) return this.mode === "user_provided";
-    return state.status === "ready" || (state.status === "stopped" && this.loadsOnDemand);
+    const { status } = this.embedder.state();
+    return status === "ready" || (status === "stopped" && this.loadsOnDemand);
+  }
+
+  /** Takes one permit per input (429 when none are free) and embeds the request's texts, in order. */
+  async embed(request: EmbedRequest): Promise<EmbedResult> {
+    const permit = this.batcher.reserve(request.texts.length);
+    return this.batcher.embed(request, permit);
+  }
+
+  /** Stops taking requests; resolves once every accepted one is answered. */
+  close(): Promise<void> {
+    return this.batcher.close();
+  }
+
+  /** Answers every waiting request AKIDB_ERR_SHUTTING_DOWN. */
+  abortAll(): void {
+    this.batcher.abortAll();
+  }
+}
+
+const NO_PROMPTS = { query: "", document: "" };
+
+/** `embedding.mode: mock`: deterministic hash vectors (control-plane/src/embedding/mock.ts). */
+export class MockEmbeddingService extends TextEmbedding {
+  readonly kind = "mock";
+  readonly entry = null;
+  readonly #dimension: number;
+
+  constructor(deps: ServiceDeps, embedder: Embedder) {
+    super("mock", deps, embedder, false);
+    this.#dimension = deps.config.embedding.mock.dimension;
+  }
+
+  limits(): ServedModelLimits {
+    return {
+      dimension: this.#dimension,
+      matryoshka_dimensions: [],
+      max_tokens: MOCK_MAX_TOKENS,
+      prompts: NO_PROMPTS,
+    };
+  }
+
+  modelNames(): string[] {
+    return [this.embedder.name];
+  }
+
+  catalog(registry: ModelRegistry): ModelEntry[] {
+    return registry.list();
+  }
+
+  serves(_entry: ModelEntry): boolean {
+    return false;
+  }
+
+  async start(): Promise<void> {}
+
+  async stop(): Promise<void> {}
+}
+
+/**
+ * `embedding.mode: mlx`: a registry entry served by the supervised inference process; an admin may
+ * switch the model or restart the process, each once the requests accepted so far are answered.
+ */
+export class InferenceEmbeddingService extends TextEmbedding {
+  readonly kind = "inference";
+  readonly #inference: InferenceControl;
+
+  constructor(
+    deps: ServiceDeps,
+    parts: { control: InferenceControl; embedder: Embedder; loadsOnDemand: boolean },
+  ) {
+    super("mlx", deps, parts.embedder, parts.loadsOnDemand);
+    this.#inference = parts.control;
+  }
+
+  /** The served registry entry. */
+  get entry(): ModelEntry {
+    return this.#inference.entry;
+  }
+
+  limits(): ServedModelLimits {
+    // The inference process's own facts win over the registry's once it has loaded the model.
+    return this.embedder.state().model ?? this.entry;
+  }
+
+  /** The served entry's alias and source, and the id the inference process reports. */
+  modelNames(): string[] {
+    const loaded = this.embedder.state().model?.id;
+    return [...new Set([this.entry.alias, this.entry.source, ...(loaded ? [loaded] : [])])];
   }
 
   /** The registry's entries, plus the served one when it is ad hoc (a directory or repo id in the config). */
   catalog(registry: ModelRegistry): ModelEntry[] {
     const entries = registry.list();
     const served = this.entry;
-    return served && !entries.some((e) => e.alias === served.alias) ? [served, ...entries] : entries;
+    return entries.some((e) => e.alias === served.alias) ? entries : [served, ...entries];
   }
 
-  /** Whether `entry` is the model being served. */
   serves(entry: ModelEntry): boolean {
-    return this.entry?.alias === entry.alias;
+    return this.entry.alias === entry.alias;
   }
 
-  /** The names a request's `model` may use: the served entry's alias and source, or `mock`. */
-  modelNames(): string[] {
-    if (this.mode === "mock") return [this.embedder?.name ?? "mock"];
-    const entry = this.entry;
-    if (!entry) return [];
-    const loaded = this.embedder?.state().model?.id;
-    return [...new Set([entry.alias, entry.source, ...(loaded ? [loaded] : [])])];
+  inferenceStatus(): SupervisorStatus {
+    return this.#inference.status();
   }
 
-  limits(): ServedModelLimits | null {
-    if (this.mode === "mock") {
-      return {
-        dimension: this.#mockDimension,
-        matryoshka_dimensions: [],
-        max_tokens: MOCK_MAX_TOKENS,
-        prompts: MOCK_PROMPTS,
-      };
-    }
-    // The inference process's own facts win over the registry's once it has loaded the model.
-    return this.embedder?.state().model ?? this.entry;
+  /** Launches the inference process, unless the model loads on the first request. */
+  async start(): Promise<void> {
+    if (!this.loadsOnDemand) await this.#inference.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#inference.stop();
   }
 
   /** Switches the model once requests accepted so far are answered; later ones run on the new model. */
-  async loadModel(entry: ModelEntry): Promise<void> {
-    const { inference, batcher } = this.#requireInference("load a model");
-    await batcher.exclusive(() => inference.switchModel(entry));
+  loadModel(entry: ModelEntry): Promise<void> {
+    return this.batcher.exclusive(() => this.#inference.switchModel(entry));
   }
 
   /** Restarts the inference process once requests accepted so far are answered. */
-  async restartInference(): Promise<void> {
-    const { inference, batcher } = this.#requireInference("restart the inference process");
-    await batcher.exclusive(() => inference.restart());
+  restartInference(): Promise<void> {
+    return this.batcher.exclusive(() => this.#inference.restart());
+  }
+}
+
+/** `embedding.mode: user_provided`: no model; requests must carry their vectors. */
+export class NoEmbeddingService {
+  readonly kind = "none";
+  readonly mode: EmbeddingMode;
+  readonly entry = null;
+
+  constructor(mode: EmbeddingMode) {
+    this.mode = mode;
   }
 
-  #requireInference(action: string): { inference: InferenceControl; batcher: Batcher } {
-    if (this.mode !== "mlx" || !this.inference || !this.batcher) {
-      throw new AkidbError("AKIDB_ERR_MODE_CONFLICT", { mode: this.mode, action });
-    }
-    return { inference: this.inference, batcher: this.batcher };
+  /** Vector traffic needs no model, so the server is always able to serve it. */
+  canEmbed(): boolean {
+    return true;
   }
+
+  catalog(registry: ModelRegistry): ModelEntry[] {
+    return registry.list();
+  }
+
+  serves(_entry: ModelEntry): boolean {
+    return false;
+  }
+
+  async start(): Promise<void> {}
+
+  async close(): Promise<void> {}
+
+  abortAll(): void {}
+
+  async stop(): Promise<void> {}
+}
+
+/** The AKIDB_ERR_MODE_CONFLICT of an admin action that needs the inference process. */
+export function requireInference(service: EmbeddingService, action: string): InferenceEmbeddingService {
+  if (service.kind !== "inference")
+    throw new AkidbError("AKIDB_ERR_MODE_CONFLICT", { mode: service.mode, action });
+  return service;
 }

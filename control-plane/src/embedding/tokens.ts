@@ -1,4 +1,4 @@
-import type { InputType } from "../embedders/types.ts";
+import type { InputType } from "./types.ts";
 
 /** What the token estimate needs to know about the model. */
 export interface TokenLimits {

@@ -3,7 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import type { Logger } from "pino";
 import type { AkidbConfig } from "../config/schema.ts";
-import type { Serving } from "../embedders/serving.ts";
+import type { EmbeddingService } from "../embedding/service.ts";
 import { AkidbError, isAkidbError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ModelRegistry } from "../models/registry.ts";
@@ -16,7 +16,7 @@ import { healthRoutes } from "./routes/health.ts";
 export interface AppDeps {
   config: AkidbConfig;
   registry: ModelRegistry;
-  serving: Serving;
+  embedding: EmbeddingService;
   metrics: Metrics;
   logger: Logger;
   startedAt: Date;

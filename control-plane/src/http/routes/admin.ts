@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import type { components } from "../../../../sdk/src/generated/schema.d.ts";
 import { redactConfig } from "../../config/redact.ts";
 import type { AkidbConfig } from "../../config/schema.ts";
-import type { Serving } from "../../embedders/serving.ts";
+import { type EmbeddingService, requireInference } from "../../embedding/service.ts";
 import { AkidbError } from "../../errors.ts";
 import type { SupervisorStatus } from "../../inference/supervisor.ts";
 import type { ModelEntry, ModelRegistry } from "../../models/registry.ts";
@@ -14,27 +14,27 @@ type Schemas = components["schemas"];
 export interface AdminRoutesDeps {
   config: AkidbConfig;
   registry: ModelRegistry;
-  serving: Serving;
+  embedding: EmbeddingService;
   startedAt: Date;
   versions: Schemas["AdminStatus"]["versions"];
 }
 
 /** `/admin/v1/*`: the operator's view and controls (auth is applied by the app). */
 export function adminRoutes(deps: AdminRoutesDeps): Hono<AppEnv> {
-  const { config, registry, serving } = deps;
+  const { config, registry, embedding } = deps;
   const app = new Hono<AppEnv>();
   const registryEntry = (entry: ModelEntry): Schemas["RegistryEntry"] => ({
     ...entry,
-    loaded: serving.serves(entry),
+    loaded: embedding.serves(entry),
   });
 
   app.get("/admin/v1/status", (c) => {
-    const batcher = serving.batcher;
+    const batcher = embedding.kind === "none" ? null : embedding.batcher;
     const status: Schemas["AdminStatus"] = {
-      mode: serving.mode,
-      model: serving.entry ? registryEntry(serving.entry) : null,
-      embedder: serving.embedder ? embedderState(serving.embedder.state()) : null,
-      inference: serving.inference ? inferenceStatus(serving.inference.status()) : null,
+      mode: embedding.mode,
+      model: embedding.entry ? registryEntry(embedding.entry) : null,
+      embedder: embedding.kind === "none" ? null : embedderState(embedding.state()),
+      inference: embedding.kind === "inference" ? inferenceStatus(embedding.inferenceStatus()) : null,
       uptime_seconds: Math.round((Date.now() - deps.startedAt.getTime()) / 100) / 10,
       queue: {
         depth: batcher?.queueDepth ?? 0,
@@ -53,8 +53,8 @@ export function adminRoutes(deps: AdminRoutesDeps): Hono<AppEnv> {
   app.get("/admin/v1/models", (c) => {
     const list: Schemas["AdminModelList"] = {
       object: "list",
-      data: serving.catalog(registry).map(registryEntry),
-      loaded: serving.embedder?.state().model ?? null,
+      data: embedding.catalog(registry).map(registryEntry),
+      loaded: (embedding.kind === "none" ? null : embedding.state().model) ?? null,
     };
     return c.json(list);
   });
@@ -66,13 +66,14 @@ export function adminRoutes(deps: AdminRoutesDeps): Hono<AppEnv> {
       const available = registry.list().map((e) => e.alias);
       throw new AkidbError("AKIDB_ERR_MODEL_NOT_FOUND", { model: alias, available }, { param: "alias" });
     }
-    await serving.loadModel(entry);
+    await requireInference(embedding, "load a model").loadModel(entry);
     return c.json(registryEntry(entry));
   });
 
   app.post("/admin/v1/inference/restart", async (c) => {
-    await serving.restartInference();
-    return c.json(inferenceStatus(serving.inference!.status()));
+    const inference = requireInference(embedding, "restart the inference process");
+    await inference.restartInference();
+    return c.json(inferenceStatus(inference.inferenceStatus()));
   });
 
   return app;

@@ -1,7 +1,11 @@
 import { Hono } from "hono";
 import type { components } from "../../../../sdk/src/generated/schema.d.ts";
 import type { AkidbConfig } from "../../config/schema.ts";
-import type { Serving } from "../../embedders/serving.ts";
+import type {
+  EmbeddingService,
+  InferenceEmbeddingService,
+  MockEmbeddingService,
+} from "../../embedding/service.ts";
 import { AkidbError } from "../../errors.ts";
 import { failureCause, type Metrics } from "../../metrics.ts";
 import type { ModelRegistry } from "../../models/registry.ts";
@@ -13,14 +17,14 @@ type Schemas = components["schemas"];
 export interface EmbeddingRoutesDeps {
   config: AkidbConfig;
   registry: ModelRegistry;
-  serving: Serving;
+  embedding: EmbeddingService;
   metrics: Metrics;
   startedAt: Date;
 }
 
 /** `POST /v1/embeddings` and `GET /v1/models`, OpenAI-compatible. */
 export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
-  const { registry, serving, metrics } = deps;
+  const { registry, embedding, metrics } = deps;
   const app = new Hono<AppEnv>();
 
   app.use("/v1/embeddings", async (c, next) => {
@@ -34,13 +38,14 @@ export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
 
   app.post("/v1/embeddings", async (c) => {
     const body = await readJson(c, embeddingRequestSchema);
-    const request = await validate(body, deps, c.get("requestId"));
-    const batcher = serving.batcher!;
-    const permit = batcher.reserve(request.texts.length);
-    const result = await batcher.embed(
-      { ...request, requestId: c.get("requestId"), signal: c.req.raw.signal },
-      permit,
-    );
+    if (embedding.kind === "none")
+      throw new AkidbError("AKIDB_ERR_TEXT_NEEDS_MODEL", { mode: embedding.mode });
+    const request = await validate(body, embedding, deps.config, c.get("requestId"));
+    const result = await embedding.embed({
+      ...request,
+      requestId: c.get("requestId"),
+      signal: c.req.raw.signal,
+    });
     const base64 = body.encoding_format === "base64";
     const promptTokens = result.tokenCounts.reduce((sum, count) => sum + count, 0);
     const response: Schemas["EmbeddingResponse"] = {
@@ -50,7 +55,7 @@ export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
         index,
         embedding: base64 ? toBase64(vector) : Array.from(vector),
       })),
-      model: body.model ?? serving.modelNames()[0] ?? "",
+      model: body.model ?? embedding.modelNames()[0] ?? "",
       usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
     };
     return c.json(response);
@@ -58,21 +63,21 @@ export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
 
   app.get("/v1/models", (c) => {
     const created = Math.floor(deps.startedAt.getTime() / 1000);
-    const loaded = serving.embedder?.state().model;
-    const data: Schemas["Model"][] = serving.catalog(registry).map((entry) => ({
+    const loaded = embedding.kind === "inference" ? embedding.state().model : undefined;
+    const data: Schemas["Model"][] = embedding.catalog(registry).map((entry) => ({
       id: entry.alias,
       object: "model",
-      created: serving.serves(entry) && loaded ? loaded.created : created,
+      created: embedding.serves(entry) && loaded ? loaded.created : created,
       owned_by: "akidb",
       source: entry.source,
       dimension: entry.dimension,
       max_tokens: entry.max_tokens,
-      loaded: serving.serves(entry),
+      loaded: embedding.serves(entry),
     }));
-    const mock = serving.mode === "mock" ? serving.limits() : null;
-    if (mock) {
+    if (embedding.kind === "mock") {
+      const mock = embedding.limits();
       data.unshift({
-        id: serving.modelNames()[0]!,
+        id: embedding.embedder.name,
         object: "model",
         created,
         owned_by: "akidb",
@@ -90,12 +95,13 @@ export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
 }
 
 /** A request the batcher can take: every limit checked, defaults from the config filled in. */
-async function validate(body: EmbeddingRequest, deps: EmbeddingRoutesDeps, requestId: string) {
-  const { config, serving } = deps;
-  if (serving.mode === "user_provided" || !serving.embedder || !serving.batcher) {
-    throw new AkidbError("AKIDB_ERR_TEXT_NEEDS_MODEL", { mode: serving.mode });
-  }
-  const names = serving.modelNames();
+async function validate(
+  body: EmbeddingRequest,
+  embedding: MockEmbeddingService | InferenceEmbeddingService,
+  config: AkidbConfig,
+  requestId: string,
+) {
+  const names = embedding.modelNames();
   if (body.model !== undefined && !names.includes(body.model)) {
     throw new AkidbError(
       "AKIDB_ERR_MODEL_NOT_FOUND",
@@ -103,12 +109,12 @@ async function validate(body: EmbeddingRequest, deps: EmbeddingRoutesDeps, reque
       { param: "model" },
     );
   }
-  const state = serving.embedder.state();
+  const state = embedding.state();
   // Other states are the embedder's to handle: it starts a stopped process on demand
   // (`preload: false`) and says how long a starting one needs.
   if (state.status === "failed") {
     throw new AkidbError("AKIDB_ERR_MODEL_UNAVAILABLE", {
-      model: names[0] ?? serving.embedder.name,
+      model: names[0] ?? embedding.embedder.name,
       reason: state.reason ?? "the inference process failed",
     });
   }
@@ -121,9 +127,9 @@ async function validate(body: EmbeddingRequest, deps: EmbeddingRoutesDeps, reque
       { param: "input" },
     );
   }
-  const limits = serving.limits();
+  const limits = embedding.limits();
   const { dimensions } = body;
-  if (dimensions !== undefined && limits && !allowsDimensions(limits, dimensions)) {
+  if (dimensions !== undefined && !allowsDimensions(limits, dimensions)) {
     const allowed = describeSizes(limits.matryoshka_dimensions, limits.dimension);
     throw new AkidbError(
       "AKIDB_ERR_DIMENSIONS_UNSUPPORTED",
@@ -133,8 +139,8 @@ async function validate(body: EmbeddingRequest, deps: EmbeddingRoutesDeps, reque
   }
   const inputType = body.input_type ?? config.embedding.default_input_type;
   const truncate = body.truncate ?? true;
-  if (!truncate && limits) {
-    const counts = await serving.embedder.countTokens(texts, inputType, requestId);
+  if (!truncate) {
+    const counts = await embedding.embedder.countTokens(texts, inputType, requestId);
     const index = counts.findIndex((count) => count > limits.max_tokens);
     if (index >= 0) {
       const param = `input[${index}]`;

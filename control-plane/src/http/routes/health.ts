@@ -1,14 +1,14 @@
 import { Hono } from "hono";
 import type { components } from "../../../../sdk/src/generated/schema.d.ts";
-import type { Serving } from "../../embedders/serving.ts";
-import type { EmbedderState } from "../../embedders/types.ts";
+import type { EmbeddingService } from "../../embedding/service.ts";
+import type { EmbedderState } from "../../embedding/types.ts";
 import type { Metrics } from "../../metrics.ts";
 import type { AppEnv } from "../middleware.ts";
 
 type Schemas = components["schemas"];
 
 export interface HealthRoutesDeps {
-  serving: Serving;
+  embedding: EmbeddingService;
   metrics: Metrics;
   /** True once shutdown began: the server can no longer take work. */
   closing: () => boolean;
@@ -16,15 +16,14 @@ export interface HealthRoutesDeps {
 
 /** `GET /health` and `GET /metrics`: open, for load balancers and Prometheus. */
 export function healthRoutes(deps: HealthRoutesDeps): Hono<AppEnv> {
-  const { serving, metrics } = deps;
+  const { embedding, metrics } = deps;
   const app = new Hono<AppEnv>();
 
   app.get("/health", (c) => {
-    const embedder = serving.embedder?.state() ?? null;
     const health: Schemas["Health"] = {
-      status: deps.closing() ? "shutting_down" : serving.canEmbed() ? "ok" : "degraded",
-      mode: serving.mode,
-      embedder: embedder && embedderState(embedder),
+      status: deps.closing() ? "shutting_down" : embedding.canEmbed() ? "ok" : "degraded",
+      mode: embedding.mode,
+      embedder: embedding.kind === "none" ? null : embedderState(embedding.state()),
     };
     return c.json(health, health.status === "shutting_down" ? 503 : 200);
   });
