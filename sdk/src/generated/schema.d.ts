@@ -324,6 +324,24 @@ export interface components {
             model: string;
             usage: components["schemas"]["Usage"];
         };
+        /** @description An `Embedding` with what the model computed for its input. */
+        InferenceEmbedding: components["schemas"]["Embedding"] & {
+            /**
+             * @description Tokens the model computed for this input: prompt and special tokens included, after
+             *     truncation (so at most the model's `max_tokens`).
+             */
+            tokens: number;
+            /** @description The input was cut at the model's `max_tokens` (only with `truncate: true`). */
+            truncated: boolean;
+        };
+        InferenceEmbeddingResponse: {
+            /** @constant */
+            object: "list";
+            data: components["schemas"]["InferenceEmbedding"][];
+            model: string;
+            /** @description `prompt_tokens` and `total_tokens` are the sum of the items' `tokens`. */
+            usage: components["schemas"]["Usage"];
+        };
         TokenizeRequest: {
             input: string | string[];
             input_type?: components["schemas"]["InputType"];
@@ -457,11 +475,21 @@ export interface components {
         };
         /** @description The effective config (the YAML file's keys), secrets replaced by `<redacted>`. */
         AdminConfig: {
-            embedding: Record<string, never>;
-            collection: Record<string, never>;
-            server: Record<string, never>;
-            storage: Record<string, never>;
-            models: Record<string, never>;
+            embedding: {
+                [key: string]: unknown;
+            };
+            collection: {
+                [key: string]: unknown;
+            };
+            server: {
+                [key: string]: unknown;
+            };
+            storage: {
+                [key: string]: unknown;
+            };
+            models: {
+                [key: string]: unknown;
+            };
         } & {
             [key: string]: unknown;
         };
@@ -935,19 +963,19 @@ export interface operations {
             };
         };
         responses: {
-            /** @description One embedding per input, in input order. */
+            /** @description One embedding per input, in input order, each with its token count. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["EmbeddingResponse"];
+                    "application/json": components["schemas"]["InferenceEmbeddingResponse"];
                 };
             };
             /**
              * @description Malformed JSON; an empty text (`param` names it, e.g. `input[3]`); token ids instead of
              *     text; a `dimensions` the model does not allow (the message lists the allowed ones); or,
-             *     with `truncate: false`, an input over the model's max tokens (the message gives its count).
+             *     with `truncate: false`, an input over the model's max tokens (`param` names it).
              */
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];

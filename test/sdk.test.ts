@@ -1,0 +1,75 @@
+// The SDK against the real control plane (mock mode: real server, real port, hash vectors), with
+// every response the test's fetch receives checked against the contract.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AkiDB, AkiDBError, createAkiDB } from "../sdk/src/index.ts";
+import { type ContractWatch, watchContract } from "./contract.ts";
+import { type RunningAkiDB, startAkiDB } from "./server.ts";
+
+const API_KEY = "sdk-key";
+const ADMIN_TOKEN = "sdk-admin";
+
+let server: RunningAkiDB | undefined;
+let akidb: AkiDB;
+const contract: ContractWatch = watchContract(() => server?.url);
+
+beforeAll(async () => {
+  server = await startAkiDB({
+    AKIDB_EMBEDDING_MODE: "mock",
+    AKIDB_SERVER_API_KEYS: API_KEY,
+    AKIDB_SERVER_ADMIN_TOKEN: ADMIN_TOKEN,
+  });
+  akidb = createAkiDB({ baseUrl: server.url, apiKey: API_KEY, adminToken: ADMIN_TOKEN });
+});
+
+afterAll(async () => {
+  const exitCode = await server?.stop();
+  contract.stop();
+  expect(await contract.violations()).toEqual([]);
+  expect(contract.checked).toBeGreaterThan(10);
+  expect(exitCode).toBe(0);
+});
+
+describe("the SDK against the real server", () => {
+  it("embeds: base64 (the default) decodes to exactly the float format's vectors", async () => {
+    const input = ["edge vector database", "a second text"];
+    const base64 = await akidb.embeddings.create({ input, input_type: "document" });
+    const float = await akidb.embeddings.create({ input, input_type: "document", encoding_format: "float" });
+    expect(base64.data).toHaveLength(2);
+    expect(base64.data[0]!.embedding).toBeInstanceOf(Float32Array);
+    expect(base64.data[0]!.embedding.length).toBeGreaterThan(0);
+    base64.data.forEach((item, i) => {
+      expect(item.index).toBe(i);
+      expect(Array.from(item.embedding)).toEqual(Array.from(float.data[i]!.embedding));
+    });
+    expect(base64.usage.total_tokens).toBeGreaterThan(0);
+  });
+
+  it("throws AkiDBError with the server's type, code and param for bad input", async () => {
+    const error = await akidb.embeddings.create({ input: ["fine", ""] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AkiDBError);
+    expect(error).toMatchObject({ status: 400, type: "invalid_request_error", param: "input[1]" });
+    expect((error as AkiDBError).requestId).toBeTruthy();
+  });
+
+  it("throws 401 for a wrong key", async () => {
+    const wrong = createAkiDB({ baseUrl: server!.url, apiKey: "wrong" });
+    await expect(wrong.models.list()).rejects.toMatchObject({ status: 401, type: "authentication_error" });
+  });
+
+  it("reads health, models, status, config and admin models", async () => {
+    expect(await akidb.health()).toMatchObject({ status: "ok", mode: "mock" });
+    expect((await akidb.models.list()).object).toBe("list");
+    const status = await akidb.admin.status();
+    expect(status.mode).toBe("mock");
+    expect(status.versions.akidb).toBeTruthy();
+    const config = await akidb.admin.config();
+    expect((config.server as { admin_token: string }).admin_token).toBe("<redacted>");
+    expect((await akidb.admin.models()).object).toBe("list");
+    expect(await akidb.metrics()).toMatch(/^akidb_/m);
+  });
+
+  it("maps the admin actions that mock mode refuses to 409s", async () => {
+    await expect(akidb.admin.loadModel("qwen3-0.6b-4bit")).rejects.toMatchObject({ status: 409 });
+    await expect(akidb.admin.restartInference()).rejects.toMatchObject({ status: 409 });
+  });
+});

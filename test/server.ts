@@ -1,0 +1,87 @@
+// Starts the real `bin/akidb serve` on a free port for a test file, with only the given AKIDB_*
+// variables (the caller's environment cannot leak in) and a fresh data directory.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { execa, type ResultPromise } from "execa";
+import { waitFor } from "../control-plane/test/helpers.ts";
+
+export const REPO = path.resolve(import.meta.dirname, "..");
+
+export interface RunningAkiDB {
+  url: string;
+  /** Everything the server wrote to stdout (JSON lines). */
+  output(): string;
+  /** SIGTERM, then the exit code. */
+  stop(): Promise<number | undefined>;
+}
+
+/** The control plane's own "listening" line (the inference process's is re-logged with a component). */
+function listeningUrl(output: string): string | undefined {
+  for (const line of output.split("\n")) {
+    if (!line.startsWith("{") || !line.endsWith("}")) continue;
+    const record = JSON.parse(line) as { msg?: string; url?: string; component?: string };
+    if (record.msg === "listening" && !record.component) return record.url;
+  }
+  return undefined;
+}
+
+/** Starts the server and resolves once /health answers 200 with status `ok`. */
+export async function startAkiDB(
+  env: Record<string, string>,
+  readyTimeoutMs = 120_000,
+): Promise<RunningAkiDB> {
+  const home = mkdtempSync(path.join(tmpdir(), "akidb-test-"));
+  const server: ResultPromise<{ reject: false; buffer: false }> = execa(
+    path.join(REPO, "bin/akidb"),
+    ["serve", "--port", "0"],
+    {
+      reject: false,
+      buffer: false,
+      extendEnv: false,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: home,
+        AKIDB_STORAGE_DATA_DIR: path.join(home, "data"),
+        ...env,
+      },
+    },
+  );
+  let output = "";
+  server.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  server.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const stop = async () => {
+    server.kill("SIGTERM"); // a no-op when it has exited
+    const result = await server;
+    rmSync(home, { recursive: true, force: true });
+    return result.exitCode;
+  };
+  try {
+    const exited = server.then((result) => {
+      throw new Error(
+        `bin/akidb serve exited (${result.exitCode ?? result.signal}) before it was ready:\n${output}`,
+      );
+    });
+    exited.catch(() => {}); // observed through the races below; later exits are stop()'s business
+    const url = await Promise.race([
+      waitFor(() => listeningUrl(output), "the listening line", 60_000),
+      exited,
+    ]);
+    await Promise.race([
+      waitFor(
+        async () => ((await (await fetch(`${url}/health`)).json()) as { status: string }).status === "ok",
+        "/health to say ok",
+        readyTimeoutMs,
+      ),
+      exited,
+    ]);
+    return { url, output: () => output, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
