@@ -26,6 +26,10 @@ def _any_from_32(dimension: int) -> tuple[int, ...]:
     return tuple(range(min(32, dimension), dimension + 1))
 
 
+def _full_only(dimension: int) -> tuple[int, ...]:
+    return (dimension,)
+
+
 def _embedding_gemma_mrl(dimension: int) -> tuple[int, ...]:
     return (*(d for d in (128, 256, 512) if d < dimension), dimension)
 
@@ -46,5 +50,13 @@ ARCHITECTURES: dict[str, Architecture] = {
         bos_token="<bos>",
         eos_token="<eos>",
         matryoshka_dimensions=_embedding_gemma_mrl,
+    ),
+    # BERT (all-MiniLM-L6-v2 and other sentence-transformers encoders): [CLS] text [SEP], no prompts.
+    "bert": Architecture(
+        pooling="mean",
+        prompts=prompts.NONE,
+        bos_token="[CLS]",
+        eos_token="[SEP]",
+        matryoshka_dimensions=_full_only,
     ),
 }

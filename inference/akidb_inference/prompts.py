@@ -15,6 +15,7 @@ def qwen3_query_prompt(task: str) -> str:
 
 
 QWEN3 = {"query": qwen3_query_prompt(QWEN3_DEFAULT_TASK), "document": ""}
+NONE = {"query": "", "document": ""}
 EMBEDDING_GEMMA = {"query": "task: search result | query: ", "document": "title: none | text: "}
 
 

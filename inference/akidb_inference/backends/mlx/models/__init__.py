@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import gemma3_text, qwen3
+from . import bert, gemma3_text, qwen3
 
-MODELS: dict[str, ModuleType] = {"qwen3": qwen3, "gemma3_text": gemma3_text}
+MODELS: dict[str, ModuleType] = {"qwen3": qwen3, "gemma3_text": gemma3_text, "bert": bert}

