@@ -1,9 +1,13 @@
 // The SDK against the real control plane (mock mode: real server, real port, hash vectors), with
-// every response the test's fetch receives checked against the contract.
+// every response the test's fetch receives checked against the contract; and sdk/README.md's
+// examples, each run as a script against the same server.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AkiDB, AkiDBError, createAkiDB } from "../sdk/src/index.ts";
 import { type ContractWatch, watchContract } from "./contract.ts";
-import { type RunningAkiDB, startAkiDB } from "./server.ts";
+import { REPO, type RunningAkiDB, startAkiDB } from "./server.ts";
 
 const API_KEY = "sdk-key";
 const ADMIN_TOKEN = "sdk-admin";
@@ -71,5 +75,38 @@ describe("the SDK against the real server", () => {
   it("maps the admin actions that mock mode refuses to 409s", async () => {
     await expect(akidb.admin.loadModel("qwen3-0.6b-4bit")).rejects.toMatchObject({ status: 409 });
     await expect(akidb.admin.restartInference()).rejects.toMatchObject({ status: 409 });
+  });
+});
+
+/** The README's ```ts blocks, in order. */
+function readmeExamples(): string[] {
+  const readme = readFileSync(path.join(REPO, "sdk/README.md"), "utf8");
+  return [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1]!);
+}
+
+describe("sdk/README.md", () => {
+  const examples = readmeExamples();
+  // Under the repository, so that `@akidb/sdk` resolves to the workspace package.
+  const dir = path.join(REPO, ".cache", "sdk-readme");
+
+  it("has examples", () => {
+    expect(examples.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it.each(examples.map((source, i) => [i + 1, source] as const))("example %i runs", async (i, source) => {
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `example-${i}-${process.pid}.ts`);
+    writeFileSync(file, source);
+    try {
+      const result = await execa(process.execPath, [file], {
+        reject: false,
+        env: { AKIDB_URL: server!.url, AKIDB_API_KEY: API_KEY, AKIDB_ADMIN_TOKEN: ADMIN_TOKEN },
+      });
+      expect(result.stderr).toBe("");
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout).not.toBe("");
+    } finally {
+      rmSync(file, { force: true });
+    }
   });
 });
