@@ -14,7 +14,7 @@ from typing import Any, Literal
 from fastapi import FastAPI
 from starlette.responses import JSONResponse, Response
 
-from .engine import Embedder, InputTooLong, InputType, NonFiniteEmbedding
+from .engine import Embedder, InputTooLong, InputType, NonFiniteEmbedding, check_not_truncated
 from .errors import (
     ERROR_TABLE,
     ApiError,
@@ -31,8 +31,8 @@ from .logs import log
 from .middleware import RequestContext
 from .schemas import (
     EmbeddingRequest,
-    EmbeddingResponse,
     ErrorResponse,
+    InferenceEmbeddingResponse,
     InferenceHealthNotReady,
     InferenceHealthReady,
     InferenceModel,
@@ -123,7 +123,7 @@ def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
 
     @app.post(
         "/v1/embeddings",
-        response_model=EmbeddingResponse,
+        response_model=InferenceEmbeddingResponse,
         responses=_documented(
             InvalidInput, Unauthorized, TooLarge, WrongShape, Overloaded, InvalidOutput, ModelUnavailable
         ),
@@ -140,12 +140,14 @@ def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
                 code="dimensions_not_allowed",
                 param="dimensions",
             )
-        counts = await count_tokens(model.embedder, texts, request.input_type)
+        # Only the tokenizer is read, so a batch computing on the worker does not hold this up.
+        encoded = await asyncio.to_thread(model.embedder.tokenize, texts, request.input_type)
         if not request.truncate:
-            for index, tokens in enumerate(counts):
-                if tokens > info.max_tokens:
-                    raise input_too_long(InputTooLong(index, tokens, info.max_tokens))
-        total = sum(min(tokens, info.max_tokens) for tokens in counts)
+            try:
+                check_not_truncated(encoded, info.max_tokens)
+            except InputTooLong as error:
+                raise input_too_long(error) from error
+        total = sum(len(item.ids) for item in encoded)
         if total > settings.max_tokens_per_request:
             raise TooLarge(
                 f"input has {total} tokens, more than the limit of {settings.max_tokens_per_request} per "
@@ -156,16 +158,10 @@ def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
 
         def embed(embedder: Embedder) -> bytes:
             log.debug("batch started", extra={"inputs": len(texts), "tokens": total})
-            result = embedder.embed(
-                texts,
-                request.input_type,
-                truncate=request.truncate,
-                normalize=request.normalize,
-                dimensions=request.dimensions,
+            vectors = embedder.embed_encoded(
+                encoded, normalize=request.normalize, dimensions=request.dimensions
             )
-            return render_embeddings(
-                result.vectors, request.encoding_format, settings.model, sum(result.token_counts)
-            )
+            return render_embeddings(vectors, encoded, request.encoding_format, settings.model)
 
         if worker.pending > settings.max_queued_requests:
             raise Overloaded(
@@ -176,8 +172,6 @@ def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
             )
         try:
             body = await worker.run(embed)
-        except InputTooLong as error:
-            raise input_too_long(error) from error
         except NonFiniteEmbedding as error:
             log.error("non-finite embedding", extra={"index": error.index, "reason": error.reason})
             raise InvalidOutput(
@@ -206,7 +200,7 @@ def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
 
 def input_too_long(error: InputTooLong) -> InvalidInput:
     return InvalidInput(
-        f"input[{error.index}] has {error.tokens} tokens, more than the model's limit of {error.max_tokens}; "
+        f"input[{error.index}] has more tokens than the model's limit of {error.max_tokens}; "
         "shorten it or send truncate: true",
         code="input_too_long",
         param=f"input[{error.index}]",

@@ -24,6 +24,7 @@ __all__ = [
     "Device",
     "Embedder",
     "Embeddings",
+    "Encoded",
     "InputTooLong",
     "InputType",
     "ModelInfo",
@@ -34,6 +35,14 @@ __all__ = [
 ]
 
 InputType = Literal["query", "document"]
+
+CHARS_PER_TOKEN_GUESS = 8
+"""Characters per token the first tokenization of a long text assumes (tokenizers average 3-5 on
+prose); a text that needs more is tokenized again with twice the characters."""
+CUT_MARGIN_TOKENS = 16
+"""Tokens that must follow the kept ones in a cut text. A cut can change how the word it falls in
+is tokenized; BPE merges and WordPiece matches are local, so that change stays within the last few
+tokens (tests compare cut and whole tokenizations of long texts)."""
 
 
 @dataclass(frozen=True)
@@ -58,20 +67,31 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class Encoded:
+    """One input as the model computes it."""
+
+    ids: list[int]
+    """Special tokens around prompt + text, at most `ModelInfo.max_tokens` of them."""
+    truncated: bool
+    """The input had more tokens than `max_tokens` and `ids` holds the first of them."""
+
+
+@dataclass(frozen=True)
 class Embeddings:
     vectors: np.ndarray
     """(n, d) float32, in input order."""
     token_counts: list[int]
-    """Tokens processed per input, after truncation."""
+    """Tokens computed per input, after truncation."""
+    truncated: list[bool]
+    """Per input: whether it was cut at `max_tokens`."""
 
 
 class InputTooLong(Exception):
     """An input has more tokens than the model accepts and truncation was off."""
 
-    def __init__(self, index: int, tokens: int, max_tokens: int) -> None:
-        super().__init__(f"input {index} has {tokens} tokens, more than the model's limit of {max_tokens}")
+    def __init__(self, index: int, max_tokens: int) -> None:
+        super().__init__(f"input {index} has more tokens than the model's limit of {max_tokens}")
         self.index = index
-        self.tokens = tokens
         self.max_tokens = max_tokens
 
 
@@ -85,7 +105,8 @@ class NonFiniteEmbedding(Exception):
 
 
 class Embedder:
-    """A loaded model: texts in, vectors out. Not thread-safe: call `embed` from one thread at a time."""
+    """A loaded model: texts in, vectors out. Not thread-safe: call `embed` and `embed_encoded` from
+    one thread at a time."""
 
     info: ModelInfo
 
@@ -106,13 +127,29 @@ class Embedder:
         self._suffix = [eos_id]
         self._max_batch_tokens = max_batch_tokens
 
-    def count_tokens(self, texts: Sequence[str], input_type: InputType) -> list[int]:
-        """Tokens per text, prompt and special tokens included, before truncation.
+    def tokenize(self, texts: Sequence[str], input_type: InputType) -> list[Encoded]:
+        """Each text with its prompt and special tokens, cut to `info.max_tokens`.
 
-        Safe to call from other threads while `embed` runs (the server's /tokenize does): it only
-        encodes, and the tokenizer's settings are never changed after load.
+        The only place text is tokenized. A long text is tokenized only as far as the cut needs
+        (see `_prefix_ids`), so a multi-megabyte input costs about what a `max_tokens` one does.
+        Safe to call from other threads while `embed_encoded` runs: it only reads the tokenizer,
+        whose settings are never changed after load.
         """
-        return [len(self._prefix) + len(ids) + len(self._suffix) for ids in self._tokenize(texts, input_type)]
+        room = self.info.max_tokens - len(self._prefix) - len(self._suffix)
+        prompted = [apply_prompt(self.info.prompts, input_type, text) for text in texts]
+        return [
+            Encoded(self._prefix + ids[:room] + self._suffix, truncated=len(ids) > room)
+            for ids in self._prefix_ids(prompted, room)
+        ]
+
+    def count_tokens(self, texts: Sequence[str], input_type: InputType) -> list[int]:
+        """Tokens per text, prompt and special tokens included, before truncation: exact for a text
+        within `info.max_tokens`, and some number above it for a longer one (tokenization stops
+        once the cut is known)."""
+        room = self.info.max_tokens - len(self._prefix) - len(self._suffix)
+        prompted = [apply_prompt(self.info.prompts, input_type, text) for text in texts]
+        extra = len(self._prefix) + len(self._suffix)
+        return [extra + len(ids) for ids in self._prefix_ids(prompted, room)]
 
     def embed(
         self,
@@ -123,15 +160,31 @@ class Embedder:
         normalize: bool = True,
         dimensions: int | None = None,
     ) -> Embeddings:
-        """Embed `texts` in input order.
+        """Embed `texts` in input order: `tokenize`, then `embed_encoded`.
 
         Inputs over `info.max_tokens` are cut to it (keeping the special tokens) when `truncate`,
-        else `InputTooLong` is raised for the first. `dimensions` (one of
-        `info.matryoshka_dimensions`) keeps the leading components, re-normalised when
-        `normalize`. Raises `NonFiniteEmbedding` rather than returning a NaN.
+        else `InputTooLong` is raised for the first.
+        """
+        encoded = self.tokenize(texts, input_type)
+        if not truncate:
+            check_not_truncated(encoded, self.info.max_tokens)
+        vectors = self.embed_encoded(encoded, normalize=normalize, dimensions=dimensions)
+        return Embeddings(
+            vectors=vectors,
+            token_counts=[len(e.ids) for e in encoded],
+            truncated=[e.truncated for e in encoded],
+        )
+
+    def embed_encoded(
+        self, encoded: Sequence[Encoded], *, normalize: bool = True, dimensions: int | None = None
+    ) -> np.ndarray:
+        """(n, d) float32 vectors of `tokenize`'s results, in input order.
+
+        `dimensions` (one of `info.matryoshka_dimensions`) keeps the leading components,
+        re-normalised when `normalize`. Raises `NonFiniteEmbedding` rather than returning a NaN.
         """
         assert dimensions is None or dimensions in self.info.matryoshka_dimensions, dimensions
-        sequences = self.encode(texts, input_type, truncate=truncate)
+        sequences = [e.ids for e in encoded]
         vectors = np.empty((len(sequences), self._backend.dimension), dtype=np.float32)
         for batch in self._batches([len(ids) for ids in sequences]):
             vectors[batch] = self._embed_batch([sequences[i] for i in batch])
@@ -140,7 +193,7 @@ class Embedder:
             vectors = vectors[:, :dimensions]
         if normalize:
             vectors = _normalized(vectors)
-        return Embeddings(vectors=np.ascontiguousarray(vectors), token_counts=[len(ids) for ids in sequences])
+        return np.ascontiguousarray(vectors)
 
     def warm_up(self) -> float:
         """Run one real one-token forward pass (and the head); returns its duration in seconds."""
@@ -148,24 +201,30 @@ class Embedder:
         self._embed_batch([self._suffix])
         return time.perf_counter() - started
 
-    def encode(self, texts: Sequence[str], input_type: InputType, *, truncate: bool) -> list[list[int]]:
-        """Token ids per text: special tokens around prompt + text, cut to `info.max_tokens`."""
-        room = self.info.max_tokens - len(self._prefix) - len(self._suffix)
-        sequences = []
-        for index, ids in enumerate(self._tokenize(texts, input_type)):
-            if len(ids) > room:
-                if not truncate:
-                    total = len(self._prefix) + len(ids) + len(self._suffix)
-                    raise InputTooLong(index, total, self.info.max_tokens)
-                ids = ids[:room]
-            sequences.append(self._prefix + ids + self._suffix)
-        return sequences
+    def _prefix_ids(self, texts: Sequence[str], room: int) -> list[list[int]]:
+        """Token ids of each text (no special tokens): all of them, or, for a text with more than
+        `room`, at least its first `room + CUT_MARGIN_TOKENS`.
 
-    def _tokenize(self, texts: Sequence[str], input_type: InputType) -> list[list[int]]:
-        # The special tokens are added by `encode`: tokenizer.json files differ in what their
+        A text is first tokenized up to `room + CUT_MARGIN_TOKENS` times `CHARS_PER_TOKEN_GUESS`
+        characters; a cut text that gave too few tokens (runs of whitespace that the tokenizer
+        drops, say) is tried again with twice the characters, so the work stays within about twice
+        what the text's first `room` tokens need. A cut can change how the word it falls in is
+        tokenized, so only tokens with `CUT_MARGIN_TOKENS` more after them are kept.
+        """
+        # The special tokens are added by `tokenize`: tokenizer.json files differ in what their
         # post-processor adds (the LLM tokenizers omit Qwen3-Embedding's <|endoftext|>).
-        prompted = [apply_prompt(self.info.prompts, input_type, text) for text in texts]
-        return [encoding.ids for encoding in self._tokenizer.encode_batch(prompted, add_special_tokens=False)]
+        wanted = room + CUT_MARGIN_TOKENS
+        window = wanted * CHARS_PER_TOKEN_GUESS
+        encodings = self._tokenizer.encode_batch([text[:window] for text in texts], add_special_tokens=False)
+        result = []
+        for text, encoding in zip(texts, encodings, strict=True):
+            ids: list[int] = encoding.ids
+            cut = window
+            while cut < len(text) and len(ids) <= wanted:
+                cut *= 2
+                ids = self._tokenizer.encode(text[:cut], add_special_tokens=False).ids
+            result.append(ids if cut >= len(text) else ids[:wanted])
+        return result
 
     def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
         """Indices grouped longest first so that a batch's padded size stays within the budget."""
@@ -189,6 +248,13 @@ class Embedder:
             attention_mask[row, : len(ids)] = 1
         hidden = self._backend.forward(input_ids, attention_mask)
         return self._backend.project(POOLING[self.info.pooling](hidden, attention_mask))
+
+
+def check_not_truncated(encoded: Sequence[Encoded], max_tokens: int) -> None:
+    """Raise `InputTooLong` for the first input that `tokenize` had to cut."""
+    for index, item in enumerate(encoded):
+        if item.truncated:
+            raise InputTooLong(index, max_tokens)
 
 
 def _check_finite(vectors: np.ndarray, where: str) -> None:

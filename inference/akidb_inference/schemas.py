@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictInt, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from .engine import InputType
+from .engine import Encoded, InputType
 
 
 def _as_texts(value: object) -> object:
@@ -71,10 +72,14 @@ class TokenizeRequest(BaseModel):
     input_type: InputType = "document"
 
 
-class Embedding(BaseModel):
+class InferenceEmbedding(BaseModel):
     object: Literal["embedding"] = "embedding"
     index: int
     embedding: list[float] | str
+    tokens: int
+    """Tokens the model computed for this input: prompt and special tokens included, after truncation."""
+    truncated: bool
+    """The input was cut at the model's max_tokens."""
 
 
 class Usage(BaseModel):
@@ -82,23 +87,28 @@ class Usage(BaseModel):
     total_tokens: int
 
 
-class EmbeddingResponse(BaseModel):
+class InferenceEmbeddingResponse(BaseModel):
     object: Literal["list"] = "list"
-    data: list[Embedding]
+    data: list[InferenceEmbedding]
     model: str
     usage: Usage
 
 
 def render_embeddings(
-    vectors: np.ndarray, encoding_format: Literal["float", "base64"], model: str, tokens: int
+    vectors: np.ndarray, encoded: Sequence[Encoded], encoding_format: Literal["float", "base64"], model: str
 ) -> bytes:
-    """An `EmbeddingResponse` as JSON bytes, built row by row on the worker thread: one pydantic pass
-    over a large batch would hold the GIL, and the event loop, for hundreds of milliseconds."""
+    """An `InferenceEmbeddingResponse` as JSON bytes, built row by row on the worker thread: one pydantic
+    pass over a large batch would hold the GIL, and the event loop, for hundreds of milliseconds."""
     if encoding_format == "base64":
         rows = [f'"{base64.b64encode(row.astype("<f4").tobytes()).decode("ascii")}"' for row in vectors]
     else:
         rows = [json.dumps(row.tolist(), separators=(",", ":")) for row in vectors]
-    data = ",".join(f'{{"object":"embedding","index":{i},"embedding":{row}}}' for i, row in enumerate(rows))
+    data = ",".join(
+        f'{{"object":"embedding","index":{i},"embedding":{row},'
+        f'"tokens":{len(item.ids)},"truncated":{"true" if item.truncated else "false"}}}'
+        for i, (row, item) in enumerate(zip(rows, encoded, strict=True))
+    )
+    tokens = sum(len(item.ids) for item in encoded)
     usage = json.dumps({"prompt_tokens": tokens, "total_tokens": tokens}, separators=(",", ":"))
     return f'{{"object":"list","data":[{data}],"model":{json.dumps(model)},"usage":{usage}}}'.encode()
 

@@ -237,9 +237,8 @@ def test_an_input_over_the_model_limit_without_truncation_is_400(client: TestCli
     response = embed(client, {"input": ["short", LONG_TEXT], "truncate": False})
 
     message = error_of(response, 400, "input_too_long", "input[1]")
-    assert (
-        message
-        == "input[1] has 1197 tokens, more than the model's limit of 512; shorten it or send truncate: true"
+    assert message == (
+        "input[1] has more tokens than the model's limit of 512; shorten it or send truncate: true"
     )
 
 
@@ -323,7 +322,7 @@ def test_an_unexpected_failure_is_a_shaped_500_with_the_request_id(
     def broken(self: Embedder, *args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(Embedder, "embed", broken)
+    monkeypatch.setattr(Embedder, "embed_encoded", broken)
 
     response = embed(client, {"input": "a"}, headers={"x-request-id": "bug-1"})
 
@@ -342,7 +341,26 @@ def test_embeddings_have_the_openai_shape(client: TestClient) -> None:
     assert body["object"] == "list" and body["model"] == "test-model"
     assert [(item["object"], item["index"]) for item in body["data"]] == [("embedding", 0), ("embedding", 1)]
     assert np.linalg.norm(vectors(response), axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
-    assert body["usage"]["prompt_tokens"] == body["usage"]["total_tokens"] > 0
+    # Qwen3 documents have no prompt: the text's one token, then <|endoftext|>.
+    assert [(item["tokens"], item["truncated"]) for item in body["data"]] == [(2, False), (2, False)]
+    assert body["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
+
+
+def test_each_embedding_carries_its_exact_token_count(client: TestClient) -> None:
+    entries = [t for t in load_reference(FIXTURE).texts if t.input_type == "query"]
+    response = embed(client, {"input": [t.text for t in entries], "input_type": "query"})
+
+    body = response.json()
+    assert [item["tokens"] for item in body["data"]] == [t.token_count for t in entries]
+    assert [item["truncated"] for item in body["data"]] == [False] * len(entries)
+    assert body["usage"]["prompt_tokens"] == sum(t.token_count for t in entries)
+
+
+def test_a_truncated_input_says_so(client: TestClient) -> None:
+    body = embed(client, {"input": ["short", LONG_TEXT]}).json()
+
+    assert [(item["tokens"], item["truncated"]) for item in body["data"]] == [(2, False), (512, True)]
+    assert body["usage"]["total_tokens"] == 514
 
 
 def test_one_text_gives_one_embedding_equal_to_its_batched_one(client: TestClient) -> None:
@@ -436,7 +454,7 @@ def test_requests_beyond_the_queue_limit_are_429(monkeypatch: pytest.MonkeyPatch
     worker = ModelWorker(lambda: fixture_dir(FIXTURE), device="cpu", max_batch_tokens=4096)
     app = create_app(Settings(model="test-model", max_queued_requests=1), worker)
     release = threading.Event()
-    compute = Embedder.embed
+    compute = Embedder.embed_encoded
 
     def held(self: Embedder, *args: Any, **kwargs: Any) -> Any:
         release.wait()
@@ -444,7 +462,7 @@ def test_requests_beyond_the_queue_limit_are_429(monkeypatch: pytest.MonkeyPatch
 
     with TestClient(app) as queued, ThreadPoolExecutor(max_workers=2) as clients:
         wait_until(lambda: queued.get("/health").status_code == 200)
-        monkeypatch.setattr(Embedder, "embed", held)
+        monkeypatch.setattr(Embedder, "embed_encoded", held)
         try:
             computing = clients.submit(queued.post, "/v1/embeddings", json={"input": "a"})
             wait_until(lambda: worker.pending == 1)

@@ -3,11 +3,22 @@ NaN guard and the warm-up, on the tiny fixture checkpoints."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
+from akidb_inference import engine
 from akidb_inference.backends.mlx import MLXBackend
-from akidb_inference.engine import InputTooLong, NonFiniteEmbedding, Quantization
+from akidb_inference.engine import (
+    CHARS_PER_TOKEN_GUESS,
+    CUT_MARGIN_TOKENS,
+    Embedder,
+    Encoded,
+    InputTooLong,
+    NonFiniteEmbedding,
+    Quantization,
+)
 from akidb_inference.pooling import pool_last_token, pool_mean
 from akidb_inference.prompts import QWEN3_DEFAULT_TASK
 
@@ -38,11 +49,11 @@ def test_model_info_describes_each_checkpoint(fixture_embedder: LoadFixtureEmbed
 
 def test_special_tokens_are_added_and_kept_by_truncation(fixture_embedder: LoadFixtureEmbedder) -> None:
     gemma = fixture_embedder("gemma3-f32")
-    ids = gemma.encode(["hello", LONG * 3], "document", truncate=True)
+    ids = [item.ids for item in gemma.tokenize(["hello", LONG * 3], "document")]
     assert ids[0][0] == 2 and ids[0][-1] == 1  # <bos> ... <eos>
     assert len(ids[1]) == gemma.info.max_tokens and ids[1][0] == 2 and ids[1][-1] == 1
     qwen3 = fixture_embedder("qwen3-4bit")
-    ids = qwen3.encode(["hello", LONG * 3], "query", truncate=True)
+    ids = [item.ids for item in qwen3.tokenize(["hello", LONG * 3], "query")]
     assert ids[0][-1] == 151643 and ids[1][-1] == 151643  # <|endoftext|>
     assert len(ids[1]) == qwen3.info.max_tokens
 
@@ -52,10 +63,81 @@ def test_input_too_long_names_the_input_and_its_tokens(fixture_embedder: LoadFix
     texts = ["short", LONG * 2, LONG * 3]
     with pytest.raises(InputTooLong) as raised:
         embedder.embed(texts, "document", truncate=False)
-    assert raised.value.index == 1
-    assert raised.value.tokens == embedder.count_tokens(texts, "document")[1] > 512
-    assert raised.value.max_tokens == 512
-    assert embedder.embed(texts, "document").token_counts == [2, 512, 512]
+    assert (raised.value.index, raised.value.max_tokens) == (1, 512)
+    result = embedder.embed(texts, "document")
+    assert result.token_counts == [2, 512, 512]
+    assert result.truncated == [False, True, True]
+
+
+def test_tokenize_gives_exact_counts_and_marks_cut_inputs(fixture_embedder: LoadFixtureEmbedder) -> None:
+    reference = load_reference("qwen3-f32")
+    embedder = fixture_embedder("qwen3-f32")
+    for input_type in ("query", "document"):
+        entries = [entry for entry in reference.texts if entry.input_type == input_type]
+        encoded = embedder.tokenize([entry.text for entry in entries], input_type)
+        assert [len(item.ids) for item in encoded] == [entry.token_count for entry in entries]
+        assert [item.truncated for item in encoded] == [
+            entry.untruncated_token_count > reference.max_tokens for entry in entries
+        ]
+
+
+class RecordingTokenizer:
+    """Wraps a `tokenizers.Tokenizer`, recording how many characters each call was given."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        self.characters: list[int] = []
+
+    def encode(self, text: str, **options: Any) -> Any:
+        self.characters.append(len(text))
+        return self._tokenizer.encode(text, **options)
+
+    def encode_batch(self, texts: list[str], **options: Any) -> Any:
+        self.characters.extend(len(text) for text in texts)
+        return self._tokenizer.encode_batch(texts, **options)
+
+
+def tokenized_whole(embedder: Embedder, text: str) -> Encoded:
+    """What `tokenize` must give for a document: the whole text tokenized, then cut."""
+    ids = embedder._tokenizer.encode(embedder.info.prompts["document"] + text, add_special_tokens=False).ids
+    room = embedder.info.max_tokens - len(embedder._prefix) - len(embedder._suffix)
+    return Encoded(embedder._prefix + ids[:room] + embedder._suffix, truncated=len(ids) > room)
+
+
+@pytest.mark.parametrize("fixture", ["qwen3-f32", "gemma3-f32"])
+def test_a_huge_text_is_tokenized_only_as_far_as_the_cut(
+    fixture: str, fixture_embedder: LoadFixtureEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder = fixture_embedder(fixture)
+    huge = (LONG + " ") * (4_000_000 // len(LONG))
+    expected = tokenized_whole(embedder, huge[:200_000])  # far more than 512 tokens, cheap to tokenize
+    recording = RecordingTokenizer(embedder._tokenizer)
+    monkeypatch.setattr(embedder, "_tokenizer", recording)
+
+    [encoded] = embedder.tokenize([huge], "document")
+
+    assert len(huge) > 4_000_000 - len(LONG)
+    assert encoded == expected and len(encoded.ids) == 512 and encoded.truncated
+    # One call with at most (512 + CUT_MARGIN_TOKENS) * CHARS_PER_TOKEN_GUESS characters: 0.1 % of the text.
+    [characters] = recording.characters
+    assert characters <= (512 + CUT_MARGIN_TOKENS) * CHARS_PER_TOKEN_GUESS
+
+
+@pytest.mark.parametrize("fixture", ["qwen3-f32", "gemma3-f32"])
+def test_a_cut_text_tokenizes_as_the_whole_text_does(
+    fixture: str, fixture_embedder: LoadFixtureEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder = fixture_embedder(fixture)
+    texts = [LONG * 3, "word " * 3000, " " * 5000 + LONG, "x" * 20_000, LONG.replace(" ", "") * 2, "short"]
+    whole = [tokenized_whole(embedder, text) for text in texts]
+    # One character per token at first: every long text is cut mid-word, most of them several times.
+    monkeypatch.setattr(engine, "CHARS_PER_TOKEN_GUESS", 1)
+    recording = RecordingTokenizer(embedder._tokenizer)
+    monkeypatch.setattr(embedder, "_tokenizer", recording)
+
+    assert embedder.tokenize(texts, "document") == whole
+    assert len(recording.characters) > len(texts)  # the windows grew
+    assert [item.truncated for item in whole] == [True] * 5 + [False]
 
 
 def test_matryoshka_keeps_leading_components(fixture_embedder: LoadFixtureEmbedder) -> None:
@@ -100,7 +182,7 @@ def test_a_nan_in_the_model_output_is_reported_not_returned(
 ) -> None:
     embedder = fixture_embedder("gemma3-f32")
     texts = ["fine", "also fine but longer", "poisoned"]
-    poisoned = embedder.encode(["poisoned"], "document", truncate=True)[0]
+    poisoned = embedder.tokenize(["poisoned"], "document")[0].ids
     forward = MLXBackend.forward
 
     def poisoning(self: MLXBackend, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
