@@ -3,7 +3,9 @@
 #   1. Node >= 22 (Node 24 from the npm registry package `node` into .tools/node when the
 #      machine's Node is older),
 #   2. the npm workspaces' dependencies (from package-lock.json),
-#   3. the inference Python environment at inference/.venv (uv, from inference/uv.lock).
+#   3. the inference Python environment at inference/.venv (uv, from inference/uv.lock), with
+#      MLX's CUDA build (extra `cuda`) where nvidia-smi finds an NVIDIA GPU and driver, else its
+#      CPU build (extra `cpu`); on Apple Silicon MLX uses Metal either way.
 # With --test it also installs the test-only reference stack (torch CPU + transformers).
 set -euo pipefail
 
@@ -56,15 +58,31 @@ ensure_uv() {
   .tools/uv/bin/pip install --quiet "uv==${UV_VERSION}" >&2
 }
 
+# `cuda` where an NVIDIA GPU and its driver answer (Linux only; MLX has no CUDA build elsewhere).
+mlx_extra() {
+  if [[ "$(uname -s)" == Linux ]] && nvidia-smi -L >/dev/null 2>&1; then
+    echo cuda
+  else
+    echo cpu
+  fi
+}
+
 ensure_python_env() {
-  local stamp=inference/.venv/.akidb-installed
-  if [[ -f "$stamp" && "$stamp" -nt inference/uv.lock ]]; then
+  local stamp=inference/.venv/.akidb-installed extra
+  extra="$(mlx_extra)"
+  if [[ -f "$stamp" && "$stamp" -nt inference/uv.lock && "$(cat "$stamp")" == "$extra" ]]; then
     return
   fi
-  log "syncing the inference environment (inference/.venv) from inference/uv.lock"
-  # --inexact keeps the test-only reference stack (torch) that is installed outside the lock.
-  (cd inference && UV_PYTHON_DOWNLOADS=never ../.tools/uv/bin/uv sync --frozen --inexact --python python3 >&2)
-  touch "$stamp"
+  log "syncing the inference environment (inference/.venv, MLX extra '${extra}') from inference/uv.lock"
+  # --inexact keeps the test-only reference stack (torch) that is installed outside the lock; the
+  # other MLX build has to go explicitly, as both install mlx/lib/libmlx.so.
+  local other=mlx-cuda-13
+  [[ "$extra" == cuda ]] && other=mlx-cpu
+  if [[ -x inference/.venv/bin/python ]]; then
+    (cd inference && ../.tools/uv/bin/uv pip uninstall --python .venv/bin/python "$other" >/dev/null 2>&1 || true)
+  fi
+  (cd inference && UV_PYTHON_DOWNLOADS=never ../.tools/uv/bin/uv sync --frozen --inexact --extra "$extra" --python python3 >&2)
+  echo "$extra" >"$stamp"
 }
 
 ensure_reference_stack() {
