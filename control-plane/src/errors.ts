@@ -60,11 +60,11 @@ export const errorRegistry = {
     message: (p) =>
       `input has ${p.count} items, more than embedding.queue.max_inputs_per_request (${p.limit}); split the request.`,
   }),
-  AKIDB_ERR_INPUT_TOO_LONG: spec<{ param: string; tokens: number; limit: number }>({
+  AKIDB_ERR_INPUT_TOO_LONG: spec<{ param: string; limit: number }>({
     status: 400,
     type: "invalid_request_error",
     message: (p) =>
-      `${p.param} has ${p.tokens} tokens, more than the model's max_tokens (${p.limit}); shorten it or send truncate: true.`,
+      `${p.param} is longer than the model's max_tokens (${p.limit} tokens, prompt included); shorten it or send truncate: true.`,
   }),
   AKIDB_ERR_DIMENSIONS_UNSUPPORTED: spec<{ dimensions: number; allowed: string }>({
     status: 400,
@@ -145,6 +145,50 @@ export const errorRegistry = {
     type: "invalid_request_error",
     message: (p) =>
       `Cannot ${p.action}: embedding.mode is ${p.mode}, which runs no inference process; set embedding.mode to mlx.`,
+  }),
+  AKIDB_ERR_COLLECTION_NOT_FOUND: spec<{ collection: string }>({
+    status: 404,
+    type: "not_found_error",
+    message: (p) => `No collection named or with id \`${p.collection}\`; GET /api/v1/collections lists them.`,
+  }),
+  AKIDB_ERR_COLLECTION_EXISTS: spec<{ name: string }>({
+    status: 409,
+    type: "invalid_request_error",
+    message: (p) => `A collection named \`${p.name}\` already exists; pick another name or delete it first.`,
+  }),
+  AKIDB_ERR_TOO_MANY_COLLECTIONS: spec<{ limit: number }>({
+    status: 409,
+    type: "invalid_request_error",
+    message: (p) =>
+      `This server already holds collection.max_collections (${p.limit}) collections; delete one or raise the limit.`,
+  }),
+  AKIDB_ERR_DOCUMENT_NOT_FOUND: spec<{ collection: string; id: string }>({
+    status: 404,
+    type: "not_found_error",
+    message: (p) => `Collection \`${p.collection}\` has no document with id \`${p.id}\`.`,
+  }),
+  AKIDB_ERR_DIMENSION_MISMATCH: spec<{ param: string; expected: number; got: number }>({
+    status: 400,
+    type: "invalid_request_error",
+    message: (p) =>
+      `${p.param}: expected ${p.expected} dimensions, got ${p.got}; the collection's dimension is fixed at creation.`,
+  }),
+  AKIDB_ERR_LIMIT_EXCEEDED: spec<{ param: string; what: string; limit: number; key: string }>({
+    status: 413,
+    type: "invalid_request_error",
+    message: (p) => `${p.param}: ${p.what}, more than ${p.key} (${p.limit}); split or shorten it.`,
+  }),
+  AKIDB_ERR_INVALID_FILTER: spec<{ param: string; problem: string }>({
+    status: 400,
+    type: "invalid_request_error",
+    message: (p) =>
+      `${p.param}: ${p.problem}; filters use Chroma's syntax ($eq $ne $gt $gte $lt $lte $in $nin $exists $and $or), see docs/api.md.`,
+  }),
+  AKIDB_ERR_MODEL_MISMATCH: spec<{ collection: string; collectionModel: string; servedModel: string }>({
+    status: 409,
+    type: "invalid_request_error",
+    message: (p) =>
+      `Collection \`${p.collection}\` embeds text with ${p.collectionModel}, but this server serves ${p.servedModel}; send vectors, or serve ${p.collectionModel}.`,
   }),
   AKIDB_ERR_SHUTTING_DOWN: spec<Record<string, never>>({
     status: 503,

@@ -1,0 +1,522 @@
+import { randomUUID } from "node:crypto";
+import { mkdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { AkidbError } from "../errors.ts";
+import { Database } from "./database.ts";
+import { type Filter, matches } from "./filter.ts";
+import type {
+  CollectionInfo,
+  CollectionSpec,
+  CollectionStore,
+  DeleteQuery,
+  DocumentWrite,
+  GetQuery,
+  Include,
+  Metadata,
+  SearchHit,
+  SearchQuery,
+  StoredDocument,
+  UpsertResult,
+} from "./types.ts";
+import { better, exactScore, VectorIndex } from "./vector-index.ts";
+
+export interface LocalStoreOptions {
+  /** `storage.data_dir`. */
+  dataDir: string;
+  /** `storage.snapshot_every_ops`: index changes after which a collection is snapshotted and its log compacted. */
+  snapshotEveryOps: number;
+  /** `collection.exact_search_max_matches`: a filter with at most this many matches is searched exactly. */
+  exactSearchMaxMatches: number;
+  /** `collection.max_collections`. */
+  maxCollections: number;
+  logger?: Logger;
+}
+
+/** Index changes applied between two yields to the event loop (a usearch add is synchronous). */
+const APPLY_CHUNK = 32;
+/** Vectors read from SQLite per page while an index is rebuilt. */
+const REBUILD_PAGE = 1024;
+
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** One change to an index: the key's vector is now `vector`, or the key is gone (null). */
+interface IndexChange {
+  key: number;
+  vector: Float32Array | null;
+}
+
+interface DocumentHead {
+  key: number;
+  metadata: Metadata | null;
+}
+
+/** A collection in RAM: its documents' ids, keys and metadata (what filters read) and its index. */
+interface Collection {
+  id: string;
+  spec: CollectionSpec;
+  createdAt: string;
+  docs: Map<string, DocumentHead>;
+  idByKey: Map<number, string>;
+  index: VectorIndex;
+  nextKey: number;
+  /** The last log position whose change is in `index`. */
+  appliedSeq: number;
+  changesSinceSnapshot: number;
+  snapshotBytes: number;
+  dropped: boolean;
+}
+
+type Operation =
+  | { kind: "upsert"; documents: DocumentWrite[] }
+  | { kind: "delete"; ids?: string[]; filter?: Filter };
+
+interface PendingOperation {
+  collection: Collection;
+  operation: Operation;
+  resolve: (result: UpsertResult | number) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Collections in this process: each an HNSW index in RAM (usearch) over documents kept in SQLite.
+ *
+ * Writes: operations wait in a queue that is flushed on the next turn of the event loop, so
+ * concurrent requests share one transaction (group commit: one fsync for all of them). The flush
+ * updates SQLite (documents + the operation log) and the in-RAM document heads in one synchronous
+ * step, then the index changes are applied in commit order, in chunks that yield to the event
+ * loop. A request resolves once its transaction committed and its changes are in the index.
+ *
+ * Recovery: a collection's index snapshot records the log position it covers; at start the
+ * snapshot is loaded (checksum checked) and the log after it replayed through the same
+ * `#applyChanges` that serving uses; a missing or damaged snapshot is rebuilt from the documents.
+ * After each snapshot the log up to it is deleted, so updates do not grow the disk.
+ */
+export class LocalCollectionStore implements CollectionStore {
+  readonly #db: Database;
+  readonly #options: LocalStoreOptions;
+  readonly #snapshotDir: string;
+  readonly #collections = new Map<string, Collection>();
+  #pending: PendingOperation[] = [];
+  #flushScheduled = false;
+  /** Index application and snapshots, one at a time, in commit order. */
+  #chain: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  private constructor(db: Database, options: LocalStoreOptions) {
+    this.#db = db;
+    this.#options = options;
+    this.#snapshotDir = join(options.dataDir, "indexes");
+    mkdirSync(this.#snapshotDir, { recursive: true });
+  }
+
+  /** Opens `dataDir` (refusing one another server holds) and loads every collection. */
+  static async open(options: LocalStoreOptions): Promise<LocalCollectionStore> {
+    const store = new LocalCollectionStore(new Database(options.dataDir), options);
+    try {
+      for (const row of store.#db.collections()) await store.#load(row);
+    } catch (error) {
+      store.#db.close();
+      throw error;
+    }
+    return store;
+  }
+
+  async #load(row: ReturnType<Database["collections"]>[number]): Promise<void> {
+    const started = performance.now();
+    const docs = new Map<string, DocumentHead>();
+    const idByKey = new Map<number, string>();
+    for (const head of this.#db.documentHeads(row.id)) {
+      docs.set(head.id, { key: head.key, metadata: head.metadata });
+      idByKey.set(head.key, head.id);
+    }
+    const path = this.#snapshotPath(row.id);
+    const loaded = row.snapshot_sha256 ? VectorIndex.load(row.spec, path, row.snapshot_sha256) : null;
+    const collection: Collection = {
+      id: row.id,
+      spec: row.spec,
+      createdAt: row.created_at,
+      docs,
+      idByKey,
+      index: loaded ?? new VectorIndex(row.spec),
+      nextKey: row.next_key,
+      appliedSeq: row.snapshot_seq,
+      changesSinceSnapshot: 0,
+      snapshotBytes: loaded ? statSync(path).size : 0,
+      dropped: false,
+    };
+    const log = this.#db.logAfter(row.id, loaded ? row.snapshot_seq : 0);
+    if (loaded) {
+      const changes = [...log.keys].map((key) => ({
+        key,
+        vector: idByKey.has(key) ? (this.#db.vectorByKey(row.id, key) ?? null) : null,
+      }));
+      await this.#applyChanges(collection, changes);
+    } else {
+      for (let after = -1; ; ) {
+        const page = this.#db.vectorsAfter(row.id, after, REBUILD_PAGE);
+        if (page.length === 0) break;
+        await this.#applyChanges(collection, page);
+        after = page.at(-1)!.key;
+      }
+    }
+    collection.appliedSeq = log.lastSeq;
+    this.#collections.set(row.id, collection);
+    if (!loaded || log.entries > 0) this.#snapshot(collection);
+    this.#options.logger?.info(
+      {
+        collection: row.spec.name,
+        documents: docs.size,
+        index: loaded ? "snapshot" : row.snapshot_sha256 ? "rebuilt (snapshot missing or damaged)" : "built",
+        replayed: loaded ? log.entries : 0,
+        ms: Math.round(performance.now() - started),
+      },
+      "collection loaded",
+    );
+  }
+
+  #snapshotPath(id: string): string {
+    return join(this.#snapshotDir, `${id}.usearch`);
+  }
+
+  #resolve(nameOrId: string): Collection {
+    const byId = this.#collections.get(nameOrId);
+    if (byId) return byId;
+    for (const collection of this.#collections.values()) {
+      if (collection.spec.name === nameOrId) return collection;
+    }
+    throw new AkidbError("AKIDB_ERR_COLLECTION_NOT_FOUND", { collection: nameOrId });
+  }
+
+  #info(collection: Collection): CollectionInfo {
+    return {
+      ...collection.spec,
+      id: collection.id,
+      count: collection.docs.size,
+      bytes_in_ram: collection.index.memoryBytes(),
+      // Vectors as SQLite stores them (float32) plus the index snapshot.
+      bytes_on_disk: collection.snapshotBytes + collection.docs.size * collection.spec.dimension * 4,
+      created_at: collection.createdAt,
+    };
+  }
+
+  async create(spec: CollectionSpec): Promise<CollectionInfo> {
+    this.#assertOpen();
+    for (const collection of this.#collections.values()) {
+      if (collection.spec.name === spec.name)
+        throw new AkidbError("AKIDB_ERR_COLLECTION_EXISTS", { name: spec.name });
+    }
+    if (this.#collections.size >= this.#options.maxCollections) {
+      throw new AkidbError("AKIDB_ERR_TOO_MANY_COLLECTIONS", { limit: this.#options.maxCollections });
+    }
+    const id = randomUUID();
+    const createdAt = new Date().toISOString();
+    this.#db.insertCollection(id, spec, createdAt);
+    const collection: Collection = {
+      id,
+      spec,
+      createdAt,
+      docs: new Map(),
+      idByKey: new Map(),
+      index: new VectorIndex(spec),
+      nextKey: 0,
+      appliedSeq: 0,
+      changesSinceSnapshot: 0,
+      snapshotBytes: 0,
+      dropped: false,
+    };
+    this.#collections.set(id, collection);
+    return this.#info(collection);
+  }
+
+  async list(): Promise<CollectionInfo[]> {
+    return [...this.#collections.values()].map((c) => this.#info(c));
+  }
+
+  async get(nameOrId: string): Promise<CollectionInfo> {
+    return this.#info(this.#resolve(nameOrId));
+  }
+
+  async drop(nameOrId: string): Promise<void> {
+    this.#assertOpen();
+    const collection = this.#resolve(nameOrId);
+    collection.dropped = true;
+    this.#collections.delete(collection.id);
+    this.#db.deleteCollection(collection.id);
+    VectorIndex.removeFile(this.#snapshotPath(collection.id));
+  }
+
+  upsert(nameOrId: string, documents: DocumentWrite[]): Promise<UpsertResult> {
+    return this.#enqueue(nameOrId, { kind: "upsert", documents }) as Promise<UpsertResult>;
+  }
+
+  deleteDocuments(nameOrId: string, query: DeleteQuery): Promise<number> {
+    return this.#enqueue(nameOrId, { kind: "delete", ...query }) as Promise<number>;
+  }
+
+  #enqueue(nameOrId: string, operation: Operation): Promise<UpsertResult | number> {
+    this.#assertOpen();
+    const collection = this.#resolve(nameOrId);
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ collection, operation, resolve, reject });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  /** Commits every pending operation in one transaction, then queues their index changes. */
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#pending.length === 0) return;
+    const batch = this.#pending;
+    this.#pending = [];
+    const undo: Array<() => void> = [];
+    const outcomes: Array<
+      { changes: IndexChange[]; seq: number; result: UpsertResult | number } | AkidbError
+    > = [];
+    try {
+      this.#db.transaction(() => {
+        for (const { collection, operation } of batch) {
+          if (collection.dropped) {
+            outcomes.push(
+              new AkidbError("AKIDB_ERR_COLLECTION_NOT_FOUND", { collection: collection.spec.name }),
+            );
+          } else {
+            outcomes.push(this.#write(collection, operation, undo));
+          }
+        }
+      });
+    } catch (error) {
+      for (const step of undo.reverse()) step();
+      for (const pending of batch) pending.reject(error);
+      return;
+    }
+    batch.forEach((pending, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome instanceof AkidbError) {
+        pending.reject(outcome);
+        return;
+      }
+      this.#chain = this.#chain
+        .then(async () => {
+          await this.#applyChanges(pending.collection, outcome.changes);
+          pending.collection.appliedSeq = Math.max(pending.collection.appliedSeq, outcome.seq);
+          pending.collection.changesSinceSnapshot += outcome.changes.length;
+          if (pending.collection.changesSinceSnapshot >= this.#options.snapshotEveryOps) {
+            this.#snapshot(pending.collection);
+          }
+        })
+        .then(
+          () => pending.resolve(outcome.result),
+          (error: unknown) => pending.reject(error),
+        );
+    });
+  }
+
+  /** One operation's rows and document heads, inside the flush's transaction; `undo` reverts the heads. */
+  #write(
+    collection: Collection,
+    operation: Operation,
+    undo: Array<() => void>,
+  ): { changes: IndexChange[]; seq: number; result: UpsertResult | number } {
+    const { docs, idByKey } = collection;
+    const changes: IndexChange[] = [];
+    let seq = collection.appliedSeq;
+    const setHead = (id: string, head: DocumentHead | undefined) => {
+      const before = docs.get(id);
+      undo.push(() => {
+        if (head) idByKey.delete(head.key);
+        else if (before) idByKey.set(before.key, id);
+        if (before) docs.set(id, before);
+        else docs.delete(id);
+      });
+      if (head) {
+        docs.set(id, head);
+        idByKey.set(head.key, id);
+      } else {
+        docs.delete(id);
+        if (before) idByKey.delete(before.key);
+      }
+    };
+    if (operation.kind === "upsert") {
+      const nextKey = collection.nextKey;
+      undo.push(() => {
+        collection.nextKey = nextKey;
+      });
+      let inserted = 0;
+      for (const doc of operation.documents) {
+        const existing = docs.get(doc.id);
+        const key = existing?.key ?? collection.nextKey++;
+        seq = this.#db.putDocument(collection.id, { ...doc, key });
+        if (!existing) inserted++;
+        setHead(doc.id, { key, metadata: doc.metadata });
+        changes.push({ key, vector: doc.vector });
+      }
+      if (collection.nextKey !== nextKey) this.#db.setNextKey(collection.id, collection.nextKey);
+      const ids = operation.documents.map((doc) => doc.id);
+      return { changes, seq, result: { inserted, updated: new Set(ids).size - inserted, ids } };
+    }
+    const { ids, filter } = operation;
+    const targets = ids
+      ? [...new Set(ids)].filter((id) => {
+          const head = docs.get(id);
+          return head !== undefined && (!filter || matches(filter, head.metadata));
+        })
+      : [...docs].filter(([, head]) => !filter || matches(filter, head.metadata)).map(([id]) => id);
+    for (const id of targets) {
+      const head = docs.get(id)!;
+      seq = this.#db.deleteDocument(collection.id, id, head.key);
+      setHead(id, undefined);
+      changes.push({ key: head.key, vector: null });
+    }
+    return { changes, seq, result: targets.length };
+  }
+
+  /** Applies index changes in chunks, yielding to the event loop between them. Serving and recovery share it. */
+  async #applyChanges(collection: Collection, changes: IndexChange[]): Promise<void> {
+    for (let start = 0; start < changes.length; start += APPLY_CHUNK) {
+      if (start > 0) await yieldToLoop();
+      if (collection.dropped) return;
+      for (const { key, vector } of changes.slice(start, start + APPLY_CHUNK)) {
+        if (vector) collection.index.set(key, vector);
+        else collection.index.remove(key);
+      }
+    }
+  }
+
+  /** Saves the index atomically at the applied log position, then compacts the log up to it. */
+  #snapshot(collection: Collection): void {
+    if (collection.dropped) return;
+    const started = performance.now();
+    const { sha256, bytes } = collection.index.saveAtomically(this.#snapshotPath(collection.id));
+    this.#db.recordSnapshot(collection.id, collection.appliedSeq, sha256);
+    collection.changesSinceSnapshot = 0;
+    collection.snapshotBytes = bytes;
+    this.#options.logger?.info(
+      {
+        collection: collection.spec.name,
+        seq: collection.appliedSeq,
+        bytes,
+        ms: Math.round(performance.now() - started),
+      },
+      "index snapshot written",
+    );
+  }
+
+  async getDocuments(nameOrId: string, query: GetQuery): Promise<StoredDocument[]> {
+    const collection = this.#resolve(nameOrId);
+    const { docs } = collection;
+    const { filter, limit, offset, include } = query;
+    const selected: Array<[string, DocumentHead]> = [];
+    if (query.ids) {
+      for (const id of query.ids) {
+        const head = docs.get(id);
+        if (head && (!filter || matches(filter, head.metadata))) selected.push([id, head]);
+      }
+    } else {
+      let skipped = 0;
+      for (const entry of docs) {
+        if (selected.length >= limit) break;
+        if (filter && !matches(filter, entry[1].metadata)) continue;
+        if (skipped++ < offset) continue;
+        selected.push(entry);
+      }
+    }
+    const page = query.ids ? selected.slice(offset, offset + limit) : selected;
+    return page.map(([id, head]) => this.#document(collection, id, head, include));
+  }
+
+  #document(collection: Collection, id: string, head: DocumentHead, include: Include): StoredDocument {
+    const doc: StoredDocument = { id };
+    if (include.metadata) doc.metadata = head.metadata;
+    if (include.vector || include.text) {
+      const row = this.#db.documentByKey(collection.id, head.key);
+      if (include.vector && row) doc.vector = row.vector;
+      if (include.text) doc.text = row?.text ?? null;
+    }
+    return doc;
+  }
+
+  async search(nameOrId: string, queries: SearchQuery[]): Promise<SearchHit[][]> {
+    const collection = this.#resolve(nameOrId);
+    return queries.map((query) => {
+      const hits = query.filter
+        ? this.#filteredSearch(collection, query, query.filter)
+        : this.#indexSearch(collection, query, query.k, () => true);
+      return hits.map(({ key, score }) => {
+        const id = collection.idByKey.get(key)!;
+        return { ...this.#document(collection, id, collection.docs.get(id)!, query.include), score };
+      });
+    });
+  }
+
+  /**
+   * A filter with few matches is searched exactly over them (the graph would rarely reach them); one
+   * with many searches the graph for k / selectivity candidates, doubling until k pass the filter.
+   */
+  #filteredSearch(
+    collection: Collection,
+    query: SearchQuery,
+    filter: Filter,
+  ): Array<{ key: number; score: number }> {
+    const matching = new Set<number>();
+    for (const head of collection.docs.values()) {
+      if (matches(filter, head.metadata)) matching.add(head.key);
+    }
+    if (matching.size === 0) return [];
+    if (matching.size <= this.#options.exactSearchMaxMatches) {
+      const { metric } = collection.spec;
+      const scored: Array<{ key: number; score: number }> = [];
+      for (const key of matching) {
+        const vector = this.#db.vectorByKey(collection.id, key);
+        if (vector) scored.push({ key, score: exactScore(metric, query.vector, vector) });
+      }
+      scored.sort((a, b) =>
+        better(metric, a.score, b.score) ? -1 : better(metric, b.score, a.score) ? 1 : 0,
+      );
+      return scored.slice(0, query.k);
+    }
+    const selectivity = matching.size / collection.docs.size;
+    const wanted = Math.min(query.k, matching.size);
+    for (let candidates = Math.ceil((query.k / selectivity) * 2); ; candidates *= 2) {
+      const hits = this.#indexSearch(collection, query, candidates, (key) => matching.has(key));
+      if (hits.length >= wanted || candidates >= collection.index.size) return hits.slice(0, query.k);
+    }
+  }
+
+  #indexSearch(
+    collection: Collection,
+    query: SearchQuery,
+    candidates: number,
+    keep: (key: number) => boolean,
+  ): Array<{ key: number; score: number }> {
+    const beam = Math.max(candidates, query.k, query.ef ?? 0);
+    // Keys whose delete is committed but not yet applied to the index are skipped.
+    return collection.index
+      .search(query.vector, beam)
+      .filter(({ key }) => collection.idByKey.has(key) && keep(key))
+      .slice(0, Math.max(candidates, query.k));
+  }
+
+  /** Log entries waiting for compaction, across collections. */
+  logSize(): number {
+    return this.#db.logSize();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new AkidbError("AKIDB_ERR_SHUTTING_DOWN", {});
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#pending.length > 0) this.#flush();
+    await this.#chain;
+    for (const collection of this.#collections.values()) {
+      if (collection.changesSinceSnapshot > 0) this.#snapshot(collection);
+    }
+    this.#db.close();
+  }
+}
