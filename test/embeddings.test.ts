@@ -10,6 +10,7 @@ import { promisify } from "node:util";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isAlive, waitFor } from "../control-plane/test/helpers.ts";
+import { watchContract } from "./contract.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const FIXTURE = path.join(ROOT, ".cache/fixtures/qwen3-4bit");
@@ -55,6 +56,9 @@ let url: string;
 let inferenceUrl: string;
 /** The served model's name: its local directory, as the registry resolves a path. */
 let model: string;
+/** Every response from either process is checked against openapi.yaml. */
+const contract = watchContract(() => url);
+const inferenceContract = watchContract(() => inferenceUrl, "/inference");
 
 beforeAll(async () => {
   workDir = mkdtempSync(path.join(tmpdir(), "akidb-e2e-"));
@@ -114,6 +118,9 @@ afterAll(async () => {
   const [serverExit] = await Promise.all([stop(server), stop(inference)]);
   if (workDir) rmSync(workDir, { recursive: true, force: true });
   expect(serverExit).toBe(0);
+  expect([...(await contract.violations()), ...(await inferenceContract.violations())]).toEqual([]);
+  expect(contract.checked).toBeGreaterThan(0);
+  expect(inferenceContract.checked).toBeGreaterThan(0);
 });
 
 interface Options {

@@ -6,6 +6,7 @@ import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isAlive, waitFor } from "../control-plane/test/helpers.ts";
+import { watchContract } from "./contract.ts";
 
 const REPO = path.resolve(import.meta.dirname, "..");
 const AKIDB = path.join(REPO, "bin", "akidb");
@@ -43,6 +44,8 @@ describe("bin/akidb serve with the real inference process", () => {
   let server: ResultPromise<{ reject: false; buffer: false }>;
   let url: string;
   let output = "";
+  /** Every response is checked against openapi.yaml, also those during the restart. */
+  const contract = watchContract(() => url);
 
   const inference = async (): Promise<InferenceStatus> => {
     const response = await fetch(`${url}/admin/v1/status`);
@@ -68,6 +71,8 @@ describe("bin/akidb serve with the real inference process", () => {
 
   afterAll(async () => {
     if (server.pid !== undefined && isAlive(server.pid)) server.kill("SIGKILL");
+    expect(await contract.violations()).toEqual([]);
+    expect(contract.checked).toBeGreaterThan(0);
   });
 
   it("recovers from SIGKILL of the inference process: ready again with a new pid, restart counted", async () => {
