@@ -14,6 +14,7 @@ from typing import Any, Literal
 from fastapi import FastAPI
 from starlette.responses import JSONResponse, Response
 
+from .architectures import SizeRange, compact_sizes, describe_sizes
 from .engine import Embedder, InputTooLong, InputType, NonFiniteEmbedding, check_not_truncated
 from .errors import (
     ERROR_TABLE,
@@ -80,12 +81,14 @@ def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
                 "created": model.loaded_at,
                 "architecture": info.architecture,
                 "dimension": info.dimension,
-                "matryoshka_dimensions": list(info.matryoshka_dimensions),
+                "matryoshka_dimensions": _as_json(compact_sizes(info.matryoshka_dimensions)),
                 "max_tokens": info.max_tokens,
                 "pooling": info.pooling,
                 "prompts": dict(info.prompts),
                 "quantization": None if info.quantization is None else asdict(info.quantization),
                 "dtype": info.dtype,
+                "backend": info.backend,
+                "device": info.device,
                 "load_seconds": round(model.load_seconds, 3),
                 "resident_memory_bytes": resident_memory_bytes(),
             }
@@ -136,7 +139,7 @@ def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
         if request.dimensions is not None and request.dimensions not in info.matryoshka_dimensions:
             raise InvalidInput(
                 f"dimensions {request.dimensions} is not allowed by the model; "
-                f"use one of {describe_dimensions(info.matryoshka_dimensions)}",
+                f"use one of {describe_sizes(info.matryoshka_dimensions)}",
                 code="dimensions_not_allowed",
                 param="dimensions",
             )
@@ -207,16 +210,12 @@ def input_too_long(error: InputTooLong) -> InvalidInput:
     )
 
 
-def describe_dimensions(dimensions: Sequence[int]) -> str:
-    """A run of consecutive sizes as "32..1024", other sets as a list: "128, 256, 512, 768"."""
-    ordered = sorted(dimensions)
-    if len(ordered) > 2 and ordered[-1] - ordered[0] == len(ordered) - 1:
-        return f"{ordered[0]}..{ordered[-1]}"
-    return ", ".join(str(d) for d in ordered)
-
-
 def _documented(*errors: type[ApiError]) -> dict[int | str, dict[str, Any]]:
     return {
         ERROR_TABLE[error][0]: {"model": ErrorResponse, "description": (error.__doc__ or "").split("\n")[0]}
         for error in errors
     }
+
+
+def _as_json(sizes: list[int] | SizeRange) -> list[int] | dict[str, int]:
+    return asdict(sizes) if isinstance(sizes, SizeRange) else sizes

@@ -1,8 +1,10 @@
-"""What the engine knows about each model family beyond its checkpoint files, by `model_type`."""
+"""The architectures the inference process serves, by checkpoint `model_type`, and what the engine
+knows about each beyond its checkpoint files: the one list of them. A backend computes an
+architecture when it has a model file of that name (`backends/mlx/models/<model_type>.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import prompts
@@ -20,6 +22,32 @@ class Architecture:
     """Every input ends with this token (last-token pooling reads its hidden state)."""
     matryoshka_dimensions: Callable[[int], tuple[int, ...]]
     """The dimensions a vector of the given full dimension may be truncated to, ascending."""
+
+
+@dataclass(frozen=True)
+class SizeRange:
+    """Every integer size from `min` to `max`."""
+
+    min: int
+    max: int
+
+
+def compact_sizes(sizes: Sequence[int]) -> list[int] | SizeRange:
+    """Matryoshka sizes as the contract's `MatryoshkaDimensions` gives them: a run of more than two
+    consecutive sizes as its range (Qwen3-Embedding's 32..1024 would be 993 numbers), others as a
+    sorted list."""
+    ordered = sorted(sizes)
+    if len(ordered) > 2 and ordered[-1] - ordered[0] == len(ordered) - 1:
+        return SizeRange(ordered[0], ordered[-1])
+    return ordered
+
+
+def describe_sizes(sizes: Sequence[int]) -> str:
+    """For messages: "32..1024" for a range, "128, 256, 512, 768" for a list."""
+    compact = compact_sizes(sizes)
+    if isinstance(compact, SizeRange):
+        return f"{compact.min}..{compact.max}"
+    return ", ".join(str(size) for size in compact)
 
 
 def _any_from_32(dimension: int) -> tuple[int, ...]:

@@ -130,6 +130,13 @@ class Quantization(BaseModel):
     mode: str
 
 
+class DimensionRange(BaseModel):
+    """Any integer size from `min` to `max`."""
+
+    min: int
+    max: int
+
+
 class Prompts(BaseModel):
     query: str
     document: str
@@ -141,14 +148,20 @@ class InferenceModel(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "akidb"
-    architecture: Literal["qwen3", "gemma3_text"]
+    architecture: str
+    """The checkpoint's `model_type`; `architectures.ARCHITECTURES` lists those served."""
     dimension: int
-    matryoshka_dimensions: list[int]
+    matryoshka_dimensions: list[int] | DimensionRange
+    """Sizes `dimensions` may take: explicit (ascending, `dimension` included) or a range."""
     max_tokens: int
     pooling: Literal["last_token", "mean"]
     prompts: Prompts
     quantization: Quantization | None
     dtype: str
+    backend: Literal["mlx", "onnx"]
+    """Which library computes."""
+    device: str
+    """What computes: "cpu", "metal", "cuda"."""
     load_seconds: float
     resident_memory_bytes: int
 

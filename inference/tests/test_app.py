@@ -428,7 +428,7 @@ def test_the_model_card(client: TestClient) -> None:
         "owned_by": "akidb",
         "architecture": "qwen3",
         "dimension": 64,
-        "matryoshka_dimensions": list(range(32, 65)),
+        "matryoshka_dimensions": {"min": 32, "max": 64},
         "max_tokens": 512,
         "pooling": "last_token",
         "quantization": None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from akidb_inference import errors
-from akidb_inference.app import describe_dimensions
+from akidb_inference.architectures import ARCHITECTURES, SizeRange, compact_sizes, describe_sizes
 from akidb_inference.errors import field_path
 
 
@@ -45,7 +45,21 @@ def test_an_error_becomes_the_openai_shape_with_its_status() -> None:
     ],
 )
 def test_allowed_dimensions_are_described_compactly(dimensions: tuple[int, ...], described: str) -> None:
-    assert describe_dimensions(dimensions) == described
+    assert describe_sizes(dimensions) == described
+
+
+@pytest.mark.parametrize(
+    ("model_type", "dimension", "compact"),
+    [
+        ("qwen3", 1024, SizeRange(32, 1024)),
+        ("gemma3_text", 768, [128, 256, 512, 768]),
+        ("bert", 384, [384]),
+    ],
+)
+def test_real_models_report_their_matryoshka_sizes_compactly(
+    model_type: str, dimension: int, compact: list[int] | SizeRange
+) -> None:
+    assert compact_sizes(ARCHITECTURES[model_type].matryoshka_dimensions(dimension)) == compact
 
 
 @pytest.mark.parametrize(

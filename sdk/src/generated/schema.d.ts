@@ -501,11 +501,13 @@ export interface components {
             /** @description Unix time the model was loaded. */
             created: number;
             owned_by: string;
-            /** @enum {string} */
-            architecture: "qwen3" | "gemma3_text";
+            /**
+             * @description The checkpoint's `model_type` (e.g. `qwen3`, `gemma3_text`, `bert`); the inference package
+             *     is the one place that lists the architectures it serves.
+             */
+            architecture: string;
             dimension: number;
-            /** @description Dimensions `dimensions` may take, ascending; includes `dimension`. */
-            matryoshka_dimensions: number[];
+            matryoshka_dimensions: components["schemas"]["MatryoshkaDimensions"];
             max_tokens: number;
             /** @enum {string} */
             pooling: "last_token" | "mean";
@@ -518,6 +520,15 @@ export interface components {
             dtype: string;
             load_seconds: number;
             resident_memory_bytes: number;
+        };
+        /**
+         * @description Sizes a vector may be truncated to (the `dimensions` request field): either explicit sizes,
+         *     ascending and including the full dimension (EmbeddingGemma: `[128, 256, 512, 768]`), or any
+         *     integer size in a range (Qwen3-Embedding: `{min: 32, max: 1024}`).
+         */
+        MatryoshkaDimensions: number[] | {
+            min: number;
+            max: number;
         };
         InferenceModelList: {
             /** @constant */

@@ -8,11 +8,11 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ...checkpoint import Checkpoint, ModelLoadError
-from .models import MODELS
+from . import models
 
 
 class EmbeddingModel(Protocol):
-    """What every module of `MODELS` defines as `Model`."""
+    """What every model file (`models.find`) defines as `Model`."""
 
     @property
     def dimension(self) -> int: ...
@@ -30,11 +30,11 @@ class EmbeddingModel(Protocol):
 
 def load_model(checkpoint: Checkpoint) -> EmbeddingModel:
     """Build the model its config describes and load its weights, cast to float32 activations."""
-    module = MODELS.get(checkpoint.model_type)
+    module = models.find(checkpoint.model_type)
     if module is None:
         raise ModelLoadError(
             f"{checkpoint.directory / 'config.json'}: model_type {checkpoint.model_type!r} is not supported "
-            f"by the MLX backend; supported: {', '.join(sorted(MODELS))}"
+            f"by the MLX backend; supported: {', '.join(models.supported())}"
         )
     try:
         args = module.ModelArgs.from_dict(checkpoint.config)
@@ -86,23 +86,48 @@ def _load_file(path: Any) -> dict[str, mx.array]:
 
 def _quantize(model: EmbeddingModel, checkpoint: Checkpoint, weights: dict[str, mx.array]) -> None:
     """Swap in quantized layers wherever the checkpoint has `.scales`; per-layer settings in the
-    config's `quantization` (keyed by module path, as mlx-lm writes them) override the default."""
+    config's `quantization` (keyed by module path, as mlx-lm writes them) override the default.
+
+    On CUDA, a Linear layer whose input is a single quantization group is dequantized to a plain
+    Linear instead: `mx.quantized_matmul` on CUDA returns wrong values there (MLX 0.32.4; see
+    bench/cuda_quantized_matmul.py and docs/inference.md). Real models are not affected (their
+    inputs are 384+ wide); only tiny test models have such layers.
+    """
     assert checkpoint.quantization is not None
+    default = checkpoint.quantization
     overrides = checkpoint.config["quantization"]
+    single_group_is_wrong = mx.default_device() == mx.gpu and bool(mx.cuda.is_available())
+    dequantize: dict[str, dict[str, Any]] = {}
 
     def predicate(path: str, module: nn.Module) -> bool | dict[str, Any]:
         if f"{path}.scales" not in weights:
             return False
         override = overrides.get(path)
+        settings = override if isinstance(override, dict) else {}
+        group_size = settings.get("group_size", default.group_size)
+        if single_group_is_wrong and isinstance(module, nn.Linear) and module.weight.shape[-1] <= group_size:
+            dequantize[path] = {
+                "group_size": group_size,
+                "bits": settings.get("bits", default.bits),
+                "mode": settings.get("mode", default.mode),
+            }
+            return False
         return override if isinstance(override, dict) else True
 
     try:
         nn.quantize(
             model,  # type: ignore[arg-type]
-            group_size=checkpoint.quantization.group_size,
-            bits=checkpoint.quantization.bits,
-            mode=checkpoint.quantization.mode,
+            group_size=default.group_size,
+            bits=default.bits,
+            mode=default.mode,
             class_predicate=predicate,
         )
+        for path, settings in dequantize.items():
+            weights[f"{path}.weight"] = mx.dequantize(
+                weights[f"{path}.weight"],
+                weights.pop(f"{path}.scales"),
+                weights.pop(f"{path}.biases", None),
+                **settings,
+            )
     except ValueError as error:
         raise ModelLoadError(f"{checkpoint.directory / 'config.json'}: quantization: {error}") from error
