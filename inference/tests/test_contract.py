@@ -31,6 +31,8 @@ REGISTRY: Registry[Any] = Registry().with_resource(
     CONTRACT_URI, Resource.from_contents(CONTRACT, default_specification=DRAFT202012)
 )
 PREFIX = "/inference"
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+"""The keys of a path item that are operations (others: `parameters`, `summary`, ...)."""
 FIXTURE = "qwen3-4bit"
 """Quantized, so that the model card's quantization object is checked too."""
 
@@ -41,7 +43,7 @@ def contract_operations() -> dict[tuple[str, str], dict[str, Any]]:
         (path.removeprefix(PREFIX), method): operation
         for path, item in CONTRACT["paths"].items()
         for method, operation in item.items()
-        if "inference" in operation.get("tags", [])
+        if method in HTTP_METHODS and "inference" in operation.get("tags", [])
     }
 
 
