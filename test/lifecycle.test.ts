@@ -26,7 +26,12 @@ function akidb(args: string[], env: Record<string, string>) {
     reject: false,
     buffer: false,
     extendEnv: false,
-    env: { PATH: process.env.PATH ?? "", HOME: home, ...env },
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: home,
+      AKIDB_STORAGE_DATA_DIR: path.join(home, "data"),
+      ...env,
+    },
   });
 }
 

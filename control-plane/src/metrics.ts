@@ -20,6 +20,12 @@ export interface Metrics {
   tokens: Counter<never>;
   /** Times the supervisor restarted the inference process. */
   inferenceRestarts: Counter<never>;
+  /** Collection upsert and search requests, end to end (embedding included). */
+  collectionLatencyMs: Histogram<"operation">;
+  /** Documents per collection. */
+  collectionVectors: Gauge<"collection">;
+  /** Estimated RAM of each collection's vector index. */
+  collectionIndexBytes: Gauge<"collection">;
 }
 
 /** 1 ms .. ~65 s, doubling: batching waits are milliseconds, cold CPU batches tens of seconds. */
@@ -72,6 +78,25 @@ export function createMetrics(): Metrics {
     inferenceRestarts: new Counter({
       name: `${METRIC_PREFIX}inference_restarts_total`,
       help: "Times the supervisor restarted the inference process.",
+      registers,
+    }),
+    collectionLatencyMs: new Histogram({
+      name: `${METRIC_PREFIX}collection_latency_ms`,
+      help: "Collection request latency in milliseconds by operation (upsert, search), embedding included.",
+      labelNames: ["operation"],
+      buckets: LATENCY_BUCKETS_MS,
+      registers,
+    }),
+    collectionVectors: new Gauge({
+      name: `${METRIC_PREFIX}collection_vectors`,
+      help: "Documents (vectors) per collection.",
+      labelNames: ["collection"],
+      registers,
+    }),
+    collectionIndexBytes: new Gauge({
+      name: `${METRIC_PREFIX}collection_index_bytes`,
+      help: "Estimated RAM of each collection's vector index, in bytes.",
+      labelNames: ["collection"],
       registers,
     }),
   };

@@ -3,6 +3,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import type { Logger } from "pino";
+import { LocalCollectionStore } from "./collections/local-store.ts";
 import type { AkidbConfig } from "./config/schema.ts";
 import { createEmbeddingService } from "./embedding/service.ts";
 import { createApp } from "./http/app.ts";
@@ -39,15 +40,27 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
   }
 }
 
-/** Wires config -> registry -> embedding service -> app, and listens. */
+/**
+ * Wires config -> registry -> embedding service + collection store -> app, and listens. Rejects when
+ * another server holds `storage.data_dir` or the port is taken.
+ */
 export async function startServer(config: AkidbConfig, logger: Logger): Promise<RunningServer> {
   const startedAt = new Date();
   const metrics = createMetrics();
   const registry = buildRegistry(config);
   const embedding = createEmbeddingService({ config, registry, metrics, logger });
+  // Loads every collection (snapshot + log replay) before the port opens.
+  const collections = await LocalCollectionStore.open({
+    dataDir: config.storage.data_dir,
+    snapshotEveryOps: config.storage.snapshot_every_ops,
+    exactSearchMaxMatches: config.collection.exact_search_max_matches,
+    maxCollections: config.collection.max_collections,
+    logger: logger.child({ component: "collections" }),
+  });
   let closing = false;
   const app = createApp({
     config,
+    collections,
     registry,
     embedding,
     metrics,
@@ -63,10 +76,15 @@ export async function startServer(config: AkidbConfig, logger: Logger): Promise<
     hostname: config.server.host,
     port: config.server.port,
   }) as Server;
-  await new Promise<void>((resolve, reject) => {
-    server.once("listening", resolve);
-    server.once("error", reject);
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("listening", resolve);
+      server.once("error", reject);
+    });
+  } catch (error) {
+    await collections.close();
+    throw error;
+  }
   const { port } = server.address() as AddressInfo;
   const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
   const url = `http://${host}:${port}`;
@@ -106,6 +124,7 @@ export async function startServer(config: AkidbConfig, logger: Logger): Promise<
       }
       await serverClosed;
       await embedding.stop();
+      await collections.close();
       logger.info("stopped");
     },
   };

@@ -18,6 +18,7 @@ import { embeddingRequestSchema } from "../src/http/schemas.ts";
 import type { SupervisorStatus } from "../src/inference/supervisor.ts";
 import { createMetrics } from "../src/metrics.ts";
 import { buildRegistry, type ModelEntry } from "../src/models/registry.ts";
+import { noCollections } from "./collection-fixtures.ts";
 import { GatedEmbedder, ScriptedEmbedder } from "./fakes.ts";
 import { captureLogger } from "./helpers.ts";
 
@@ -59,6 +60,7 @@ function buildApp(options: TestAppOptions = {}) {
     config,
     registry,
     embedding,
+    collections: noCollections,
     metrics,
     logger,
     startedAt: new Date(),

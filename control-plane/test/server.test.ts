@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { configSchema } from "../src/config/schema.ts";
 import { startServer } from "../src/server.ts";
+import { tempDataDir } from "./collection-fixtures.ts";
 import { captureLogger } from "./helpers.ts";
 
 // A close() that waited for idle keep-alive connections would hang until this timeout, well
@@ -12,6 +13,7 @@ describe("startServer", () => {
     const config = configSchema.parse({
       embedding: { mode: "mock", mock: { dimension: 8 } },
       server: { port: 0, shutdown_timeout_ms: SHUTDOWN_TIMEOUT_MS },
+      storage: { data_dir: tempDataDir().dir },
     });
     const { logger, lines } = captureLogger();
     const server = await startServer(config, logger);
@@ -31,7 +33,11 @@ describe("startServer", () => {
   });
 
   it("serves user_provided mode without any embedder", async () => {
-    const config = configSchema.parse({ embedding: { mode: "user_provided" }, server: { port: 0 } });
+    const config = configSchema.parse({
+      embedding: { mode: "user_provided" },
+      server: { port: 0 },
+      storage: { data_dir: tempDataDir().dir },
+    });
     const server = await startServer(config, captureLogger().logger);
     try {
       expect(await (await fetch(`${server.url}/health`)).json()).toEqual({
@@ -52,12 +58,18 @@ describe("startServer", () => {
 
   it("rejects when the port is taken", async () => {
     const first = await startServer(
-      configSchema.parse({ embedding: { mode: "mock" }, server: { port: 0 } }),
+      configSchema.parse({
+        embedding: { mode: "mock" },
+        server: { port: 0 },
+        storage: { data_dir: tempDataDir().dir },
+      }),
       captureLogger().logger,
     );
     try {
       const port = Number(new URL(first.url).port);
-      const config = configSchema.parse({ embedding: { mode: "mock" }, server: { port } });
+      // Its own data_dir: the port is what it must fail on.
+      const storage = { data_dir: tempDataDir().dir };
+      const config = configSchema.parse({ embedding: { mode: "mock" }, server: { port }, storage });
       await expect(startServer(config, captureLogger().logger)).rejects.toThrow(/EADDRINUSE/);
     } finally {
       await first.close();

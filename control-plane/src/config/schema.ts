@@ -131,6 +131,33 @@ const collectionSchema = z.strictObject({
   default_dimension: positiveInt.max(65_536).default(1024),
   /** Similarity of a collection created without one. Default `cosine`. */
   default_metric: z.enum(["cosine", "l2", "ip"]).default("cosine"),
+  /** Most collections one server holds; creating another is 409. Default 1000. */
+  max_collections: positiveInt.default(1000),
+  /**
+   * Most documents in one upsert, ids in one get or delete, and the largest `limit` of a get. Larger
+   * requests amortise the commit; smaller ones bound a request's memory and latency. Default 1000.
+   */
+  max_documents_per_request: positiveInt.default(1000),
+  /** Longest document or query text, in UTF-8 bytes (the model truncates to its max tokens anyway). Default 32768. */
+  max_text_bytes: positiveInt.default(32_768),
+  /** Largest metadata object of one document, in bytes of its JSON. Metadata is held in RAM for filters. Default 8192. */
+  max_metadata_bytes: positiveInt.default(8192),
+  /** Deepest nesting of metadata (objects and arrays); 1 allows only flat values. Default 4. */
+  max_metadata_depth: positiveInt.max(64).default(4),
+  /** Longest document id, in UTF-8 bytes. Default 256. */
+  max_id_length: positiveInt.max(4096).default(256),
+  /** Largest vector dimension a collection may have (the index supports up to 4096 here). Default 4096. */
+  max_dimension: positiveInt.max(4096).default(4096),
+  /** Largest `k` of a search; the cost of a search grows with it. Default 1000. */
+  max_k: positiveInt.max(10_000).default(1000),
+  /** Most queries in one batch search. Default 100. */
+  max_queries_per_search: positiveInt.default(100),
+  /**
+   * A filtered search whose filter matches at most this many documents compares the query with each
+   * of them exactly (full recall, cost linear in the matches); a wider filter searches the graph
+   * with oversampling. Default 2048.
+   */
+  exact_search_max_matches: z.int().min(0).default(2048),
 });
 
 const serverSchema = z.strictObject({
@@ -161,6 +188,12 @@ const serverSchema = z.strictObject({
 const storageSchema = z.strictObject({
   /** Directory of the durable log and index snapshots; relative to the config file. Default `./data`. */
   data_dir: z.string().min(1).default("./data"),
+  /**
+   * Index changes after which a collection's index is snapshotted (written atomically) and its log
+   * up to the snapshot deleted. Lower makes restarts replay less and keeps the log small, at the
+   * price of writing the whole index more often (a pause of ~2 ms per 1000 vectors). Default 10000.
+   */
+  snapshot_every_ops: positiveInt.default(10_000),
 });
 
 /** A user registry entry under `models`: the facts the control plane needs before the model loads. */

@@ -2,6 +2,7 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import type { Logger } from "pino";
+import type { CollectionStore } from "../collections/types.ts";
 import type { AkidbConfig } from "../config/schema.ts";
 import type { EmbeddingService } from "../embedding/service.ts";
 import { AkidbError, isAkidbError } from "../errors.ts";
@@ -10,6 +11,7 @@ import type { ModelRegistry } from "../models/registry.ts";
 import { errorBody, errorStatus } from "./errors.ts";
 import { type AppEnv, adminAuth, apiKeyAuth, requestId, requestLog } from "./middleware.ts";
 import { type AdminRoutesDeps, adminRoutes } from "./routes/admin.ts";
+import { collectionRoutes } from "./routes/collections.ts";
 import { embeddingRoutes } from "./routes/embeddings.ts";
 import { healthRoutes } from "./routes/health.ts";
 
@@ -17,6 +19,8 @@ export interface AppDeps {
   config: AkidbConfig;
   registry: ModelRegistry;
   embedding: EmbeddingService;
+  /** Where collections live (collections/local-store.ts, or another CollectionStore). */
+  collections: CollectionStore;
   metrics: Metrics;
   logger: Logger;
   startedAt: Date;
@@ -26,7 +30,7 @@ export interface AppDeps {
 }
 
 /**
- * The public face: `/health` and `/metrics` (open), `/v1` (server.api_keys), `/admin/v1`
+ * The public face: `/health` and `/metrics` (open), `/v1` and `/api/v1` (server.api_keys), `/admin/v1`
  * (server.admin_token). Every error, thrown anywhere below, leaves through `onError` as the
  * OpenAI-shaped body of its AKIDB_ERR_* code.
  */
@@ -47,6 +51,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     );
   }
   app.use("/v1/*", apiKeyAuth(config.server.api_keys));
+  app.use("/api/*", apiKeyAuth(config.server.api_keys));
   app.use("/admin/*", adminAuth(config.server.admin_token));
   const maxBodyBytes = config.server.max_body_bytes;
   app.use(
@@ -60,6 +65,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.route("/", healthRoutes(deps));
   app.route("/", embeddingRoutes(deps));
+  app.route("/", collectionRoutes(deps));
   app.route("/", adminRoutes(deps));
 
   app.notFound((c) =>

@@ -92,6 +92,243 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/collections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every collection, with counts and sizes */
+        get: operations["listCollections"];
+        put?: never;
+        /**
+         * Create a collection
+         * @description The collection records the embedding model its text is embedded with (the served model, at
+         *     `dimension` when that is a Matryoshka size of it). In `user_provided` mode there is no model:
+         *     documents and queries must carry vectors, and `dimension` defaults to
+         *     `collection.default_dimension`. At most `collection.max_collections` collections exist.
+         */
+        post: operations["createCollection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collections/{collection}": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+            };
+            cookie?: never;
+        };
+        /** One collection, with its count and sizes */
+        get: operations["getCollection"];
+        put?: never;
+        post?: never;
+        /** Delete a collection and everything in it */
+        delete: operations["deleteCollection"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collections/{collection}/upsert": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Insert or replace documents (text, vector, or both)
+         * @description A document without `id` gets a generated one (returned in `ids`, in request order). Text
+         *     without a vector is embedded as a `document` with the collection's model; a document with
+         *     both stores both and embeds nothing. All or nothing: the response comes after the write is
+         *     durable (it survives kill -9); any error writes nothing. When text must be embedded and the
+         *     model is down, loading or restarting, the answer is 503 with Retry-After and nothing is
+         *     written; documents that carry vectors are accepted meanwhile.
+         */
+        post: operations["upsertDocuments"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collections/{collection}/documents/{id}": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+                /** @description The document's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** One document with its vector, text and metadata */
+        get: operations["getDocument"];
+        put?: never;
+        post?: never;
+        /** Delete one document */
+        delete: operations["deleteDocument"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collections/{collection}/get": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Documents by ids or by metadata filter, paged */
+        post: operations["getDocuments"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collections/{collection}/delete": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete documents by ids or by metadata filter
+         * @description With both, the documents among `ids` that match `filter`. One of them is required.
+         */
+        post: operations["deleteDocuments"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collections/{collection}/search": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Nearest documents to a text or a vector, optionally filtered
+         * @description Query text is embedded as a `query` (the model's query prompt). A filter that few documents
+         *     match (at most `collection.exact_search_max_matches`) is searched exactly over them; a wider
+         *     one searches the graph with oversampling until `k` matching documents are found.
+         */
+        post: operations["searchCollection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collections/{collection}/search/batch": {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Several searches in one request
+         * @description Each query is a `SearchRequest`; their texts are embedded together. At most
+         *     `collection.max_queries_per_search` queries.
+         */
+        post: operations["searchCollectionBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/v1/status": {
         parameters: {
             query?: never;
@@ -405,10 +642,10 @@ export interface components {
             alias: string;
             source: string;
             revision?: string;
-            /** @enum {string} */
-            architecture: "qwen3" | "gemma3_text";
+            /** @description The checkpoint's `model_type` (e.g. `qwen3`, `gemma3_text`). */
+            architecture: string;
             dimension: number;
-            matryoshka_dimensions: number[];
+            matryoshka_dimensions: components["schemas"]["MatryoshkaDimensions"];
             max_tokens: number;
             /** @enum {string} */
             pooling: "last_token" | "mean";
@@ -468,10 +705,265 @@ export interface components {
                 /** @description A model switch or restart waits for accepted inputs; new ones are held until it is done. */
                 draining: boolean;
             };
+            /** @description Every collection with its document count and sizes. */
+            collections: components["schemas"]["CollectionStatus"][];
             versions: {
                 akidb: string;
                 node: string;
             };
+        };
+        /**
+         * @description 1 to 64 letters, digits, `.`, `_` or `-`, starting with a letter or digit.
+         * @example articles
+         */
+        CollectionName: string;
+        /**
+         * @description How `score` is computed: `cosine` is cosine similarity (-1..1, higher is better), `ip` the dot
+         *     product (higher is better), `l2` the Euclidean distance (lower is better).
+         * @enum {string}
+         */
+        Metric: "cosine" | "l2" | "ip";
+        /**
+         * @description How the index stores vectors in RAM: f32 (4 bytes a component), f16 (2) or i8 (1; for
+         *     normalised vectors, components in -1..1). Stored vectors (returned by get) stay float32.
+         * @enum {string}
+         */
+        VectorQuantization: "f32" | "f16" | "i8";
+        /** @description HNSW parameters. Larger values raise recall and cost memory (M) or time (ef). */
+        IndexParams: {
+            /**
+             * @description Links per node of the graph.
+             * @default 16
+             */
+            M?: number;
+            /**
+             * @description Beam width while inserting.
+             * @default 128
+             */
+            ef_construction?: number;
+            /**
+             * @description Default beam width while searching (a search's `ef` overrides it).
+             * @default 64
+             */
+            ef_search?: number;
+        };
+        CreateCollectionRequest: {
+            name: components["schemas"]["CollectionName"];
+            /**
+             * @description Vector size; at most `collection.max_dimension`. Default: the served model's dimension
+             *     (`collection.default_dimension` in `user_provided` mode). With a model it must be one of
+             *     the model's Matryoshka sizes; text is then embedded at that size.
+             * @example 384
+             */
+            dimension?: number;
+            metric?: components["schemas"]["Metric"];
+            /**
+             * @description The embedding model; it must be the served one (its alias or source), which is also the
+             *     default. In `user_provided` mode, a free label of the model your vectors come from.
+             */
+            model?: string;
+            index?: components["schemas"]["IndexParams"];
+            quantization?: components["schemas"]["VectorQuantization"];
+        };
+        Collection: {
+            /**
+             * Format: uuid
+             * @description Generated at creation; usable wherever a name is.
+             */
+            id: string;
+            name: components["schemas"]["CollectionName"];
+            dimension: number;
+            metric: components["schemas"]["Metric"];
+            /** @description The model text is embedded with; null when documents and queries must carry vectors. */
+            model: string | null;
+            index: {
+                M: number;
+                ef_construction: number;
+                ef_search: number;
+            };
+            quantization: components["schemas"]["VectorQuantization"];
+            /** @description Documents in the collection. */
+            count: number;
+            /** @description Estimated RAM of the vector index. */
+            bytes_in_ram: number;
+            /** @description Estimated disk of the stored vectors and the index snapshot (text and metadata not counted). */
+            bytes_on_disk: number;
+            /** Format: date-time */
+            created_at: string;
+        };
+        CollectionList: {
+            /** @constant */
+            object: "list";
+            data: components["schemas"]["Collection"][];
+        };
+        DeletedCollection: {
+            id: string;
+            name: string;
+            /** @constant */
+            deleted: true;
+        };
+        /**
+         * @description JSON object of at most `collection.max_metadata_bytes` bytes (serialised) and
+         *     `collection.max_metadata_depth` levels of nesting. Filters compare strings, numbers and booleans.
+         * @example {
+         *       "lang": "en",
+         *       "year": 2026,
+         *       "tags": [
+         *         "db"
+         *       ],
+         *       "author": {
+         *         "name": "Aki"
+         *       }
+         *     }
+         */
+        Metadata: {
+            [key: string]: unknown;
+        };
+        /** @description Finite numbers, exactly the collection's dimension of them. */
+        Vector: number[];
+        /** @description At least one of `text` and `vector`. */
+        DocumentInput: {
+            /** @description At most `collection.max_id_length` bytes; generated (a UUID) when absent. */
+            id?: string;
+            /** @description At most `collection.max_text_bytes` bytes (UTF-8). Embedded unless `vector` is given. */
+            text?: string;
+            vector?: components["schemas"]["Vector"];
+            metadata?: components["schemas"]["Metadata"];
+        };
+        UpsertRequest: {
+            /** @description At most `collection.max_documents_per_request` documents. */
+            documents: components["schemas"]["DocumentInput"][];
+        };
+        CollectionUsage: {
+            /** @description Tokens embedded (0 when nothing was). */
+            total_tokens: number;
+            /** @description Time the server spent on the request. */
+            duration_ms: number;
+        };
+        UpsertResponse: {
+            inserted: number;
+            updated: number;
+            /** @description Every document's id, in request order (generated ones included). */
+            ids: string[];
+            /** @description Documents whose text was embedded. */
+            embeddings_generated: number;
+            /** @description The collection's model. */
+            model: string | null;
+            usage: components["schemas"]["CollectionUsage"];
+        };
+        /** @description Fields returned besides `id` (and `score`). Default `[metadata, text]`. */
+        Include: ("metadata" | "text" | "vector")[];
+        /**
+         * @description Chroma's metadata filter syntax: `{key: value}` (equality), `{key: {$op: operand}}` with
+         *     `$eq $ne $gt $gte $lt $lte $in $nin $exists`, and `{$and: [..]}` / `{$or: [..]}`. Several keys
+         *     in one object must all hold; a dotted key reaches into nested metadata. Values compare by
+         *     type; ordering operators hold for numbers only; `$ne` and `$nin` also hold where the key is missing.
+         * @example {
+         *       "lang": "en"
+         *     }
+         * @example {
+         *       "$and": [
+         *         {
+         *           "year": {
+         *             "$gte": 2020
+         *           }
+         *         },
+         *         {
+         *           "lang": {
+         *             "$in": [
+         *               "en",
+         *               "fr"
+         *             ]
+         *           }
+         *         }
+         *       ]
+         *     }
+         * @example {
+         *       "$or": [
+         *         {
+         *           "draft": {
+         *             "$exists": false
+         *           }
+         *         },
+         *         {
+         *           "draft": false
+         *         }
+         *       ]
+         *     }
+         */
+        Filter: {
+            [key: string]: unknown;
+        };
+        Document: {
+            id: string;
+            text?: string | null;
+            vector?: number[];
+            metadata?: components["schemas"]["Metadata"] | null;
+        };
+        GetDocumentsRequest: {
+            /** @description At most `collection.max_documents_per_request` ids. */
+            ids?: string[];
+            filter?: components["schemas"]["Filter"];
+            /**
+             * @description At most `collection.max_documents_per_request`.
+             * @default 100
+             */
+            limit?: number;
+            /** @default 0 */
+            offset?: number;
+            include?: components["schemas"]["Include"];
+        };
+        GetDocumentsResponse: {
+            documents: components["schemas"]["Document"][];
+        };
+        DeleteDocumentsRequest: {
+            /** @description At most `collection.max_documents_per_request` ids. */
+            ids?: string[];
+            filter?: components["schemas"]["Filter"];
+        };
+        DeleteResponse: {
+            /** @description Documents deleted. */
+            deleted: number;
+        };
+        /** @description Exactly one of `text` and `vector`. */
+        SearchRequest: {
+            /** @description Embedded as a query; at most `collection.max_text_bytes` bytes. */
+            text?: string;
+            vector?: components["schemas"]["Vector"];
+            /**
+             * @description Results wanted; at most `collection.max_k`.
+             * @default 10
+             */
+            k?: number;
+            filter?: components["schemas"]["Filter"];
+            include?: components["schemas"]["Include"];
+            /** @description Search beam width for this query; default the collection's `index.ef_search`. */
+            ef?: number;
+        };
+        SearchHit: components["schemas"]["Document"] & {
+            /** @description cosine similarity (`cosine`), dot product (`ip`), Euclidean distance (`l2`). */
+            score: number;
+        };
+        SearchResponse: {
+            results: components["schemas"]["SearchHit"][];
+            model: string | null;
+            usage: components["schemas"]["CollectionUsage"];
+        };
+        BatchSearchRequest: {
+            /** @description At most `collection.max_queries_per_search` queries. */
+            queries: components["schemas"]["SearchRequest"][];
+        };
+        BatchSearchResponse: {
+            results: components["schemas"]["SearchHit"][][];
+            model: string | null;
+            usage: components["schemas"]["CollectionUsage"];
+        };
+        CollectionStatus: {
+            id: string;
+            name: string;
+            count: number;
+            bytes_in_ram: number;
+            bytes_on_disk: number;
         };
         /** @description The effective config (the YAML file's keys), secrets replaced by `<redacted>`. */
         AdminConfig: {
@@ -595,6 +1087,8 @@ export interface components {
         /** @description The model is not loaded (still loading, or the load failed). */
         Unavailable: {
             headers: {
+                /** @description Seconds to wait before retrying, when the model is starting or restarting. */
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {
@@ -666,10 +1160,43 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
+        /** @description No collection (or document) by that name or id (AKIDB_ERR_COLLECTION_NOT_FOUND, AKIDB_ERR_DOCUMENT_NOT_FOUND). */
+        CollectionNotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"];
+            };
+        };
+        /** @description The name is taken (AKIDB_ERR_COLLECTION_EXISTS) or `collection.max_collections` exist. */
+        CollectionConflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"];
+            };
+        };
+        /** @description Text sent to a collection whose model is not the served one; the message names both (AKIDB_ERR_MODEL_MISMATCH). */
+        ModelMismatch: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"];
+            };
+        };
     };
     parameters: {
-        /** @description Correlates log lines across processes; echoed in the response header. */
+        /**
+         * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+         *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+         *     a generated id (never rejected: a correlation header must not fail a request).
+         */
         RequestId: string;
+        /** @description The collection's name or id. */
+        Collection: string;
     };
     requestBodies: never;
     headers: never;
@@ -730,7 +1257,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Correlates log lines across processes; echoed in the response header. */
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
                 "x-request-id"?: components["parameters"]["RequestId"];
             };
             path?: never;
@@ -785,6 +1316,437 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+        };
+    };
+    listCollections: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The collections, oldest first. */
+            200: {
+                headers: {
+                    /** @description The request id (the client's, or generated). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CollectionList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    createCollection: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateCollectionRequest"];
+            };
+        };
+        responses: {
+            /** @description The new collection. */
+            201: {
+                headers: {
+                    /** @description The request id (the client's, or generated). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Collection"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["ModelNotFound"];
+            409: components["responses"]["CollectionConflict"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+        };
+    };
+    getCollection: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The collection. */
+            200: {
+                headers: {
+                    /** @description The request id (the client's, or generated). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Collection"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["CollectionNotFound"];
+        };
+    };
+    deleteCollection: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            200: {
+                headers: {
+                    /** @description The request id (the client's, or generated). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedCollection"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["CollectionNotFound"];
+        };
+    };
+    upsertDocuments: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpsertRequest"];
+            };
+        };
+        responses: {
+            /** @description Written. */
+            200: {
+                headers: {
+                    /** @description The request id (the client's, or generated). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpsertResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["CollectionNotFound"];
+            409: components["responses"]["ModelMismatch"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["Overloaded"];
+            502: components["responses"]["InferenceFailed"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    getDocument: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+                /** @description The document's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The document. */
+            200: {
+                headers: {
+                    /** @description The request id (the client's, or generated). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Document"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["CollectionNotFound"];
+        };
+    };
+    deleteDocument: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+                /** @description The document's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted (durable). */
+            200: {
+                headers: {
+                    /** @description The request id (the client's, or generated). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["CollectionNotFound"];
+        };
+    };
+    getDocuments: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GetDocumentsRequest"];
+            };
+        };
+        responses: {
+            /** @description The documents (ids in the order asked, missing ones left out; by filter in insertion order). */
+            200: {
+                headers: {
+                    /** @description The request id (the client's, or generated). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetDocumentsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["CollectionNotFound"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Unprocessable"];
+        };
+    };
+    deleteDocuments: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteDocumentsRequest"];
+            };
+        };
+        responses: {
+            /** @description Deleted (durable). */
+            200: {
+                headers: {
+                    /** @description The request id (the client's, or generated). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["CollectionNotFound"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Unprocessable"];
+        };
+    };
+    searchCollection: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SearchRequest"];
+            };
+        };
+        responses: {
+            /** @description The nearest documents, best first. */
+            200: {
+                headers: {
+                    /** @description The request id (the client's, or generated). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["CollectionNotFound"];
+            409: components["responses"]["ModelMismatch"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["Overloaded"];
+            502: components["responses"]["InferenceFailed"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    searchCollectionBatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
+                "x-request-id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The collection's name or id. */
+                collection: components["parameters"]["Collection"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description One result list per query, in request order. */
+            200: {
+                headers: {
+                    /** @description The request id (the client's, or generated). */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchSearchResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["CollectionNotFound"];
+            409: components["responses"]["ModelMismatch"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["Overloaded"];
+            502: components["responses"]["InferenceFailed"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
         };
     };
     adminStatus: {
@@ -962,7 +1924,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Correlates log lines across processes; echoed in the response header. */
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
                 "x-request-id"?: components["parameters"]["RequestId"];
             };
             path?: never;
@@ -1010,7 +1976,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Correlates log lines across processes; echoed in the response header. */
+                /**
+                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
+                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
+                 *     a generated id (never rejected: a correlation header must not fail a request).
+                 */
                 "x-request-id"?: components["parameters"]["RequestId"];
             };
             path?: never;

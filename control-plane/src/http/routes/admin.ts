@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import type { components } from "../../../../sdk/src/generated/schema.d.ts";
+import type { CollectionStore } from "../../collections/types.ts";
 import { redactConfig } from "../../config/redact.ts";
 import type { AkidbConfig } from "../../config/schema.ts";
 import { type EmbeddingService, requireInference } from "../../embedding/service.ts";
@@ -15,6 +16,7 @@ export interface AdminRoutesDeps {
   config: AkidbConfig;
   registry: ModelRegistry;
   embedding: EmbeddingService;
+  collections: CollectionStore;
   startedAt: Date;
   versions: Schemas["AdminStatus"]["versions"];
 }
@@ -28,7 +30,7 @@ export function adminRoutes(deps: AdminRoutesDeps): Hono<AppEnv> {
     loaded: embedding.serves(entry),
   });
 
-  app.get("/admin/v1/status", (c) => {
+  app.get("/admin/v1/status", async (c) => {
     const batcher = embedding.kind === "none" ? null : embedding.batcher;
     const status: Schemas["AdminStatus"] = {
       mode: embedding.mode,
@@ -43,6 +45,15 @@ export function adminRoutes(deps: AdminRoutesDeps): Hono<AppEnv> {
         max_pending_inputs: config.embedding.queue.max_pending_inputs,
         draining: batcher?.draining ?? false,
       },
+      collections: (await deps.collections.list()).map(
+        ({ id, name, count, bytes_in_ram, bytes_on_disk }) => ({
+          id,
+          name,
+          count,
+          bytes_in_ram,
+          bytes_on_disk,
+        }),
+      ),
       versions: deps.versions,
     };
     return c.json(status);

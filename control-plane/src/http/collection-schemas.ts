@@ -1,0 +1,115 @@
+import { z } from "zod";
+import type { components } from "../../../sdk/src/generated/schema.d.ts";
+
+type Schemas = components["schemas"];
+
+// Request bodies of /api/v1/collections (openapi.yaml). Objects are strict so a typo is an error.
+// Limits that are config keys (counts, bytes, k, dimension) are checked by the routes, which know
+// the config; these schemas check shape and type.
+
+const id = z.string({ error: "must be a string" }).min(1, { error: "must not be empty" });
+const vector = z
+  .array(z.number({ error: "must be a finite number" }), { error: "must be an array of numbers" })
+  .min(1, {
+    error: "must not be empty",
+  });
+const metadata = z.record(z.string(), z.unknown(), { error: "must be a JSON object" });
+const filter = z.record(z.string(), z.unknown(), { error: "must be a JSON object" });
+const include = z.array(
+  z.enum(["metadata", "text", "vector"], { error: "must be metadata, text or vector" }),
+  {
+    error: "must be an array",
+  },
+);
+const positive = z.int({ error: "must be an integer" }).min(1, { error: "must be at least 1" });
+
+export const createCollectionSchema = z.strictObject(
+  {
+    name: z.string({ error: "must be a string" }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
+      error: "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+    }),
+    dimension: positive.optional(),
+    metric: z.enum(["cosine", "l2", "ip"], { error: "must be cosine, l2 or ip" }).optional(),
+    model: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }).optional(),
+    index: z
+      .strictObject(
+        {
+          M: z.int({ error: "must be an integer" }).min(2, { error: "must be at least 2" }).max(128, {
+            error: "must be at most 128",
+          }),
+          ef_construction: positive.max(4096, { error: "must be at most 4096" }),
+          ef_search: positive.max(4096, { error: "must be at most 4096" }),
+        },
+        { error: "must be an object" },
+      )
+      .partial()
+      .optional(),
+    quantization: z.enum(["f32", "f16", "i8"], { error: "must be f32, f16 or i8" }).optional(),
+  },
+  { error: "must be a JSON object" },
+);
+
+const documentInput = z.strictObject(
+  {
+    id: id.optional(),
+    text: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }).optional(),
+    vector: vector.optional(),
+    metadata: metadata.optional(),
+  },
+  { error: "must be an object" },
+);
+
+export const upsertSchema = z.strictObject(
+  { documents: z.array(documentInput, { error: "must be an array" }).min(1, { error: "must not be empty" }) },
+  { error: "must be a JSON object" },
+);
+
+const idList = z.array(id, { error: "must be an array of strings" }).min(1, { error: "must not be empty" });
+
+export const getDocumentsSchema = z.strictObject(
+  {
+    ids: idList.optional(),
+    filter: filter.optional(),
+    limit: positive.optional(),
+    offset: z.int({ error: "must be an integer" }).min(0, { error: "must be at least 0" }).optional(),
+    include: include.optional(),
+  },
+  { error: "must be a JSON object" },
+);
+
+export const deleteDocumentsSchema = z.strictObject(
+  { ids: idList.optional(), filter: filter.optional() },
+  { error: "must be a JSON object" },
+);
+
+const searchQuery = z.strictObject(
+  {
+    text: z.string({ error: "must be a string" }).min(1, { error: "must not be empty" }).optional(),
+    vector: vector.optional(),
+    k: positive.optional(),
+    filter: filter.optional(),
+    include: include.optional(),
+    ef: positive.max(4096, { error: "must be at most 4096" }).optional(),
+  },
+  { error: "must be a JSON object" },
+);
+
+export const searchSchema = searchQuery;
+
+export const batchSearchSchema = z.strictObject(
+  { queries: z.array(searchQuery, { error: "must be an array" }).min(1, { error: "must not be empty" }) },
+  { error: "must be a JSON object" },
+);
+
+export type SearchBody = z.infer<typeof searchQuery>;
+
+// Each zod schema and the contract's type must describe the same request, both ways.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const contract: [
+  Same<z.infer<typeof upsertSchema>, Schemas["UpsertRequest"]>,
+  Same<z.infer<typeof getDocumentsSchema>, Schemas["GetDocumentsRequest"]>,
+  Same<z.infer<typeof deleteDocumentsSchema>, Schemas["DeleteDocumentsRequest"]>,
+  Same<SearchBody, Schemas["SearchRequest"]>,
+  Same<z.infer<typeof createCollectionSchema>["metric"], Schemas["CreateCollectionRequest"]["metric"]>,
+] = [true, true, true, true, true];
+void contract;
