@@ -11,6 +11,13 @@ from typing import Any
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
 WEIGHTS_GLOB = "model*.safetensors"
+CHECKPOINT_FILES = ("*.json",)
+"""What `read_checkpoint` reads, as download patterns (fnmatch, `*` matches `/`): config.json,
+tokenizer.json and the sentence-transformers module configs (modules.json, 1_Pooling/, 2_Dense/...).
+Weights are the backend's to name (its `WEIGHT_FILES`)."""
+SAFETENSORS_FILES = ("*.safetensors",)
+"""Download patterns of the safetensors weights, the Dense modules' included: `weight_files` and
+`dense_modules` below."""
 
 _POOLING_MODES = {"pooling_mode_lasttoken": "last_token", "pooling_mode_mean_tokens": "mean"}
 _IDENTITY = "torch.nn.modules.linear.Identity"
@@ -41,7 +48,8 @@ class Checkpoint:
     model_type: str
     tokenizer_file: Path
     weight_files: tuple[Path, ...]
-    """The transformer's safetensors files (MLX conversions also put the Dense head here)."""
+    """The transformer's safetensors files (MLX conversions also put the Dense head here); empty
+    when there are none (a backend that needs them says so: `require_safetensors`)."""
     dense_modules: tuple[Path, ...]
     """Directories of the sentence-transformers Dense modules, in pipeline order."""
     quantization: Quantization | None
@@ -67,8 +75,6 @@ def read_checkpoint(directory: Path) -> Checkpoint:
     if not tokenizer_file.is_file():
         raise ModelLoadError(f"{tokenizer_file} is missing (a tokenizers-library tokenizer.json is required)")
     weight_files = tuple(sorted(directory.glob(WEIGHTS_GLOB)))
-    if not weight_files:
-        raise ModelLoadError(f"{directory} has no {WEIGHTS_GLOB} (only safetensors weights are supported)")
 
     pooling_dir, dense_modules = _read_modules(directory)
     st_config = _read_json(directory / "config_sentence_transformers.json")
@@ -85,6 +91,15 @@ def read_checkpoint(directory: Path) -> Checkpoint:
         prompts=st_config.get("prompts") if st_config else None,
         max_seq_length=bert_config.get("max_seq_length") if bert_config else None,
     )
+
+
+def require_safetensors(checkpoint: Checkpoint, backend: str) -> tuple[Path, ...]:
+    """`checkpoint.weight_files`, or `ModelLoadError` naming what `backend` needs when there are none."""
+    if not checkpoint.weight_files:
+        raise ModelLoadError(
+            f"{checkpoint.directory} has no {WEIGHTS_GLOB} (the {backend} backend reads safetensors weights)"
+        )
+    return checkpoint.weight_files
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

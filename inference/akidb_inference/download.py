@@ -28,12 +28,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from .checkpoint import CHECKPOINT_FILES, SAFETENSORS_FILES
 from .logs import log
-
-ALLOW_PATTERNS = ["*.json", "*.safetensors"]
-"""Every file `checkpoint.read_checkpoint` reads: config.json, tokenizer.json, the sentence-transformers
-module configs (modules.json, 1_Pooling/, 2_Dense/, ...) and the weights, the Dense ones included
-(fnmatch's `*` matches `/`). PyTorch, ONNX and GGUF weights are left on the Hub."""
 
 PROGRESS_INTERVAL_SECONDS = 1.0
 """How often a file's progress is logged while it downloads (its last line is always logged)."""
@@ -70,10 +66,15 @@ def resolve_model_dir(
     retries: int = 3,
     retry_delay: float = 1.0,
     endpoint: str | None = None,
+    weight_files: Sequence[str] = SAFETENSORS_FILES,
 ) -> Path:
     """The checkpoint directory for `source`: itself when it is a directory, the package's directory
     for `package:NAME/PATH`, else the cached snapshot of the Hub repo `source` at `revision`,
-    downloaded first unless `offline`. `endpoint` defaults to HF_ENDPOINT. Raises `ModelSourceError`."""
+    downloaded first unless `offline`. `endpoint` defaults to HF_ENDPOINT. Raises `ModelSourceError`.
+
+    Only `checkpoint.CHECKPOINT_FILES` and the `weight_files` patterns (fnmatch, whose `*` matches
+    `/`; the chosen backend's `weight_files`) are fetched: other weight formats stay on the Hub."""
+    patterns = [*CHECKPOINT_FILES, *weight_files]
     if source.startswith(PACKAGE_PREFIX):
         return package_dir(source.removeprefix(PACKAGE_PREFIX))
     local = Path(source).expanduser()
@@ -85,9 +86,11 @@ def resolve_model_dir(
         )
     if offline:
         return _cached_snapshot(
-            source, revision, cache_dir, why="offline mode is on (--offline or HF_HUB_OFFLINE=1)"
+            source, revision, cache_dir, patterns, why="offline mode is on (--offline or HF_HUB_OFFLINE=1)"
         )
-    return _download(source, revision, cache_dir, retries, retry_delay, endpoint or constants.ENDPOINT)
+    return _download(
+        source, revision, cache_dir, patterns, retries, retry_delay, endpoint or constants.ENDPOINT
+    )
 
 
 def package_dir(spec: str) -> Path:
@@ -109,14 +112,20 @@ def package_dir(spec: str) -> Path:
 
 
 def _download(
-    repo_id: str, revision: str, cache_dir: Path, retries: int, retry_delay: float, endpoint: str
+    repo_id: str,
+    revision: str,
+    cache_dir: Path,
+    patterns: Sequence[str],
+    retries: int,
+    retry_delay: float,
+    endpoint: str,
 ) -> Path:
     where = f"{repo_id} (revision {revision}) from {endpoint}"
     needed: list[str] = []
     for attempt in range(retries + 1):
         started = time.perf_counter()
         try:
-            commit, needed = _list_files(repo_id, revision, endpoint)
+            commit, needed = _list_files(repo_id, revision, endpoint, patterns)
             directory = _fetch_files(repo_id, revision, cache_dir, endpoint, commit, needed)
         except _FetchFailed as failure:
             if not _is_transient(failure.cause):
@@ -129,7 +138,7 @@ def _download(
                     extra={"repo": repo_id, "file": failure.target, "cause": _describe(failure.cause)},
                 )
                 why = f"the download failed after {retries} retries: {failure}"
-                return _cached_snapshot(repo_id, revision, cache_dir, why=why, needed=needed)
+                return _cached_snapshot(repo_id, revision, cache_dir, patterns, why=why, needed=needed)
             delay = retry_delay * 2**attempt
             log.warning(
                 "download failed, retrying",
@@ -156,16 +165,16 @@ def _download(
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _list_files(repo_id: str, revision: str, endpoint: str) -> tuple[str, list[str]]:
+def _list_files(repo_id: str, revision: str, endpoint: str, patterns: Sequence[str]) -> tuple[str, list[str]]:
     """The commit `revision` points to, and the files of it the model needs."""
     listing = "listing the repo's files"
     try:
         info = HfApi(endpoint=endpoint).model_info(repo_id, revision=revision)
     except Exception as error:
         raise _FetchFailed(listing, error) from error
-    names = [s.rfilename for s in info.siblings or [] if any(fnmatch(s.rfilename, p) for p in ALLOW_PATTERNS)]
+    names = [s.rfilename for s in info.siblings or [] if any(fnmatch(s.rfilename, p) for p in patterns)]
     if not names or info.sha is None:
-        raise _FetchFailed(listing, FileNotFoundError(f"the repo has no file matching {ALLOW_PATTERNS}"))
+        raise _FetchFailed(listing, FileNotFoundError(f"the repo has no file matching {list(patterns)}"))
     return info.sha, names
 
 
@@ -199,7 +208,13 @@ def _fetch_files(
 
 
 def _cached_snapshot(
-    repo_id: str, revision: str, cache_dir: Path, *, why: str, needed: Sequence[str] = ()
+    repo_id: str,
+    revision: str,
+    cache_dir: Path,
+    patterns: Sequence[str],
+    *,
+    why: str,
+    needed: Sequence[str] = (),
 ) -> Path:
     """The snapshot of `revision` in the cache, which must hold the `needed` files when they are known."""
     missing = "run once with network access to download it"
@@ -209,7 +224,7 @@ def _cached_snapshot(
                 repo_id,
                 revision=revision,
                 cache_dir=cache_dir,
-                allow_patterns=ALLOW_PATTERNS,
+                allow_patterns=list(patterns),
                 local_files_only=True,
             )
         )

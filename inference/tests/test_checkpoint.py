@@ -15,6 +15,7 @@ import pytest
 from mlx.utils import tree_flatten
 from tokenizers import Tokenizer
 
+from akidb_inference.architectures import ARCHITECTURES
 from akidb_inference.backends.mlx import select_device
 from akidb_inference.backends.mlx.loader import load_model, read_weights
 from akidb_inference.backends.mlx.models import gemma3_text, qwen3
@@ -102,10 +103,9 @@ def test_a_missing_directory_is_named(tmp_path: Path) -> None:
 
 def test_an_unknown_model_type_names_it_and_the_supported_ones(tmp_path: Path) -> None:
     directory = linked_copy("qwen3-f32", tmp_path / "model")
-    rewrite(directory / "config.json", read_json(directory / "config.json") | {"model_type": "bert"})
-    with pytest.raises(
-        ModelLoadError, match=r"model_type 'bert' is not supported; supported: gemma3_text, qwen3"
-    ):
+    rewrite(directory / "config.json", read_json(directory / "config.json") | {"model_type": "t5"})
+    supported = ", ".join(sorted(ARCHITECTURES))
+    with pytest.raises(ModelLoadError, match=rf"model_type 't5' is not supported; supported: {supported}$"):
         load_embedder(directory)
 
 

@@ -98,6 +98,22 @@ def test_downloads_only_the_files_the_model_needs_into_the_cache(
     assert last_progress == {name: (len(content), len(content)) for name, content in NEEDED.items()}
 
 
+def test_a_backend_names_the_weight_files_it_reads(hub: HubServer, tmp_path: Path) -> None:
+    directory = resolve_model_dir(
+        "org/model",
+        cache_dir=tmp_path,
+        endpoint=hub.url,
+        weight_files=("onnx/model.onnx",),  # an ONNX-only backend: no safetensors
+    )
+
+    downloaded = {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()}
+    assert downloaded == {"config.json", "tokenizer.json", "1_Pooling/config.json", "onnx/model.onnx"}
+    offline = resolve_model_dir(
+        "org/model", cache_dir=tmp_path, offline=True, weight_files=("onnx/model.onnx",)
+    )
+    assert offline == directory
+
+
 def test_offline_mode_uses_the_cached_snapshot_without_the_network(hub: HubServer, tmp_path: Path) -> None:
     directory = fetch(hub, tmp_path)
     requests = len(hub.requests)

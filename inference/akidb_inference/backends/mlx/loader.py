@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import mlx.core as mx
 import mlx.nn as nn
 
-from ...checkpoint import Checkpoint, ModelLoadError
+from ...checkpoint import Checkpoint, ModelLoadError, require_safetensors
 from . import models
 
 
@@ -66,7 +66,7 @@ def load_model(checkpoint: Checkpoint) -> EmbeddingModel:
 def read_weights(checkpoint: Checkpoint) -> dict[str, mx.array]:
     """Every tensor, keyed as stored; a Dense module's keys get its directory name as a prefix."""
     weights: dict[str, mx.array] = {}
-    for path in checkpoint.weight_files:
+    for path in require_safetensors(checkpoint, "MLX"):
         weights.update(_load_file(path))
     for module_dir in checkpoint.dense_modules:
         path = module_dir / "model.safetensors"

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ...checkpoint import Checkpoint, ModelLoadError
+from ...checkpoint import Checkpoint, ModelLoadError, require_safetensors
 
 _DTYPES = {
     "F32": np.float32,
@@ -53,7 +53,7 @@ def read_weights(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
     """Every tensor, keyed as stored, quantized layers dequantized to float32 (keyed `<layer>.weight`);
     a sentence-transformers Dense module's keys get its directory name as a prefix."""
     weights: dict[str, np.ndarray] = {}
-    for path in checkpoint.weight_files:
+    for path in require_safetensors(checkpoint, "ONNX Runtime"):
         weights.update(read_safetensors(path))
     for module_dir in checkpoint.dense_modules:
         path = module_dir / "model.safetensors"
