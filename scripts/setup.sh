@@ -6,7 +6,8 @@
 #   3. the inference Python environment at inference/.venv (uv, from inference/uv.lock), with
 #      MLX's CUDA build (extra `cuda`) where nvidia-smi finds an NVIDIA GPU and driver, else its
 #      CPU build (extra `cpu`); on Apple Silicon MLX uses Metal either way.
-# With --test it also installs the test-only reference stack (torch CPU + transformers).
+# With --test it also installs the test-only reference stack (torch CPU + transformers, and
+# sentence-transformers for bench/retrieval.py).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +17,7 @@ NODE_MAJOR_MIN=22
 NODE_VERSION=24
 UV_VERSION=0.13.9
 TORCH_VERSION=2.13.0
+SENTENCE_TRANSFORMERS_VERSION=6.2.0
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -86,14 +88,15 @@ ensure_python_env() {
 }
 
 ensure_reference_stack() {
-  if inference/.venv/bin/python -c 'import torch, transformers' 2>/dev/null; then
+  if inference/.venv/bin/python -c 'import torch, transformers, sentence_transformers' 2>/dev/null; then
     return
   fi
   # torch stays out of uv.lock: the registry's Linux build pulls several GB of CUDA packages,
   # while `pip install torch==2.13.0` on these machines takes the local CPU wheel.
-  log "installing the test-only reference stack (torch ${TORCH_VERSION} CPU, transformers)"
+  log "installing the test-only reference stack (torch ${TORCH_VERSION} CPU, transformers, sentence-transformers ${SENTENCE_TRANSFORMERS_VERSION})"
   inference/.venv/bin/python -m pip --version >/dev/null 2>&1 || inference/.venv/bin/python -m ensurepip >/dev/null
   inference/.venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION}" >&2
+  inference/.venv/bin/python -m pip install --quiet "sentence-transformers==${SENTENCE_TRANSFORMERS_VERSION}" >&2
 }
 
 ensure_node

@@ -15,12 +15,13 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from .architectures import ARCHITECTURES
-from .backends import Backend, Device, load_backend
+from .backends import Backend, BackendOptions, Device, load_backend
 from .checkpoint import Checkpoint, ModelLoadError, Quantization, read_checkpoint
 from .pooling import POOLING
 from .prompts import apply_prompt, resolve_prompts
 
 __all__ = [
+    "BackendOptions",
     "Device",
     "Embedder",
     "Embeddings",
@@ -64,6 +65,10 @@ class ModelInfo:
     quantization: Quantization | None
     dtype: str
     """Activation dtype, "float32"."""
+    backend: str
+    """"mlx" or "onnx"."""
+    device: str
+    """What computes: "cpu", "metal", "cuda"."""
 
 
 @dataclass(frozen=True)
@@ -273,11 +278,18 @@ def _normalized(vectors: np.ndarray) -> np.ndarray:
     return normalized
 
 
-def load_embedder(model_dir: Path, *, device: Device = "auto", max_batch_tokens: int = 16384) -> Embedder:
+def load_embedder(
+    model_dir: Path,
+    *,
+    device: Device = "auto",
+    max_batch_tokens: int = 16384,
+    backend: BackendOptions | None = None,
+) -> Embedder:
     """Load the checkpoint in `model_dir`.
 
-    `device`: "auto" is the GPU when Metal is available, else the CPU. `max_batch_tokens` bounds
-    the padded tokens of one forward pass. Raises `ModelLoadError`.
+    `device`: "auto" is the GPU when there is one the backend can use, else the CPU.
+    `max_batch_tokens` bounds the padded tokens of one forward pass. `backend`: which backend and
+    its options (default: "auto"). Raises `ModelLoadError`.
     """
     checkpoint = read_checkpoint(model_dir)
     architecture = ARCHITECTURES.get(checkpoint.model_type)
@@ -298,18 +310,20 @@ def load_embedder(model_dir: Path, *, device: Device = "auto", max_batch_tokens:
     )
     eos_id = _token_id(tokenizer, checkpoint, architecture.eos_token)
 
-    backend = load_backend(checkpoint, device)
+    computing = load_backend(checkpoint, device, backend)
     info = ModelInfo(
         architecture=checkpoint.model_type,
-        dimension=backend.dimension,
-        matryoshka_dimensions=architecture.matryoshka_dimensions(backend.dimension),
+        dimension=computing.dimension,
+        matryoshka_dimensions=architecture.matryoshka_dimensions(computing.dimension),
         max_tokens=_max_tokens(checkpoint),
         pooling=checkpoint.pooling or architecture.pooling,
         prompts=resolve_prompts(checkpoint.prompts, architecture.prompts),
         quantization=checkpoint.quantization,
         dtype="float32",
+        backend=computing.name,
+        device=computing.device,
     )
-    return Embedder(info, tokenizer, backend, bos_id=bos_id, eos_id=eos_id, max_batch_tokens=max_batch_tokens)
+    return Embedder(info, tokenizer, computing, bos_id=bos_id, eos_id=eos_id, max_batch_tokens=max_batch_tokens)
 
 
 def _token_id(tokenizer: Tokenizer, checkpoint: Checkpoint, token: str) -> int:

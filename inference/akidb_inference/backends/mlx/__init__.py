@@ -20,6 +20,8 @@ def select_device(device: Device) -> mx.DeviceType:
 
 
 class MLXBackend:
+    name = "mlx"
+
     def __init__(self, model: EmbeddingModel, device: mx.DeviceType):
         self._model = model
         self._device = device
@@ -30,6 +32,10 @@ class MLXBackend:
         mx.set_default_device(selected)
         with mx.stream(selected):
             return cls(load_model(checkpoint), selected)
+
+    @property
+    def device(self) -> str:
+        return "cpu" if self._device == mx.cpu else "metal"
 
     @property
     def dimension(self) -> int:
