@@ -38,9 +38,9 @@ const entry = buildRegistry(configSchema.parse({})).get("qwen3-0.6b-4bit")!;
 /** The fake inference process with `env`; counts its launches. */
 function fakeCommand(env: Record<string, string> = {}) {
   const launches: number[] = [];
-  const command = ({ port, entry }: { port: number; entry: { source: string } }): InferenceCommand => {
+  const command = ({ entry }: { entry: { source: string } }): InferenceCommand => {
     launches.push(Date.now());
-    return { file: process.execPath, args: [FAKE, "--port", String(port), "--model", entry.source], env };
+    return { file: process.execPath, args: [FAKE, "--port", "0", "--model", entry.source], env };
   };
   return { command, launches };
 }
@@ -89,6 +89,40 @@ describe("InferenceSupervisor", () => {
     );
   });
 
+  it("a process squatting where the child says it listens gets neither the token nor a text", async () => {
+    // The squatter answers /health "ready" like the real process, but cannot prove the token.
+    const seen: Array<{ method: string; url: string; authorization: string | undefined }> = [];
+    const squatter = createServer((request, response) => {
+      seen.push({ method: request.method!, url: request.url!, authorization: request.headers.authorization });
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ status: "ready", model: { id: "impostor" } }));
+    });
+    await new Promise<void>((resolve) => squatter.listen(0, "127.0.0.1", resolve));
+    onTestFinished(() => {
+      squatter.closeAllConnections();
+      squatter.close();
+    });
+    const squatterPort = (squatter.address() as AddressInfo).port;
+    const { command } = fakeCommand({ FAKE_REPORT_PORT: String(squatterPort) });
+    const { supervisor } = supervise({ command, config: testConfig({ max_restarts: 0 }) });
+    const error = await supervisor.start().catch((e: Error) => e);
+    expect(String(error)).toContain("without proof that it is the inference process this server started");
+    expect(supervisor.status().state).toBe("failed");
+    expect(supervisor.client()).toBeUndefined();
+    expect(seen.length).toBeGreaterThan(0);
+    expect(
+      seen.every((r) => r.method === "GET" && r.url === "/health" && r.authorization === undefined),
+    ).toBe(true);
+  });
+
+  it("the child binds port 0 itself and the supervisor uses the port it reports", async () => {
+    const { supervisor } = supervise({ command: fakeCommand().command });
+    await supervisor.start();
+    const { port } = supervisor.status();
+    expect(port).toBeGreaterThan(0);
+    expect(supervisor.client()!.baseUrl).toBe(`http://127.0.0.1:${port}`);
+  });
+
   it("a child that exits before ready fails start() with its exit code and stderr tail", async () => {
     const { command } = fakeCommand({ FAKE_EXIT_CODE: "3", FAKE_STDERR: "boom: weights missing" });
     const { supervisor } = supervise({ command, config: testConfig({ max_restarts: 0 }) });
@@ -108,7 +142,7 @@ describe("InferenceSupervisor", () => {
       /^the model failed to load: model_type llama is not supported$/,
     );
     const spawned = lines.find((line) => line.msg === "inference process spawned")!;
-    expect(isAlive(spawned.pid as number)).toBe(false);
+    expect(isAlive(spawned.inference_pid as number)).toBe(false);
   });
 
   it("a child that never gets ready fails at the deadline and is killed", async () => {
@@ -119,7 +153,7 @@ describe("InferenceSupervisor", () => {
       /not ready within 3000 ms \(last \/health: loading: loading weights\)/,
     );
     const spawned = lines.find((line) => line.msg === "inference process spawned")!;
-    expect(isAlive(spawned.pid as number)).toBe(false);
+    expect(isAlive(spawned.inference_pid as number)).toBe(false);
   });
 
   it("a launch that can never work (no Python environment) fails at once without retrying", async () => {
@@ -204,7 +238,7 @@ describe("InferenceSupervisor", () => {
     await supervisor.stop();
     expect(String(await starting)).toMatch(/stopped before it was ready/);
     expect(supervisor.status().state).toBe("stopped");
-    expect(isAlive(spawned.pid as number)).toBe(false);
+    expect(isAlive(spawned.inference_pid as number)).toBe(false);
   });
 
   it("switchModel() replaces the process with one serving the new entry", async () => {
@@ -362,14 +396,14 @@ describe("no orphan when the supervising process dies", () => {
 describe("the Python inference command", () => {
   const spec = (mlx: Record<string, unknown> = {}) => {
     const config = configSchema.parse({ embedding: { mlx: { cache_dir: "/models", ...mlx } } });
-    return { config, entry: { ...entry, revision: "entry-rev" }, port: 4321 };
+    return { config, entry: { ...entry, revision: "entry-rev" } };
   };
 
   it("runs the venv's python -m akidb_inference on loopback with the config's options", () => {
     const command = pythonInferenceCommand(spec({ device: "cpu", offline: true, max_batch_tokens: 2048 }));
     expect(command.file).toBe(path.resolve(import.meta.dirname, "../../inference/.venv/bin/python"));
     expect(command.args.join(" ")).toBe(
-      `-m akidb_inference --model ${entry.source} --host 127.0.0.1 --port 4321 --cache-dir /models --device cpu --max-batch-tokens 2048 --exit-with-stdin --revision entry-rev --offline`,
+      `-m akidb_inference --model ${entry.source} --host 127.0.0.1 --port 0 --cache-dir /models --device cpu --max-batch-tokens 2048 --exit-with-stdin --revision entry-rev --offline`,
     );
     expect(pythonInferenceCommand(spec({ revision: "v2" })).args).toContain("v2");
   });

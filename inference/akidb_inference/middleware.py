@@ -1,8 +1,9 @@
-"""What happens around every request: its id, the bearer token check, the body size limit, the log line,
-and the last-resort 500."""
+"""What happens around every request: its id, the bearer token check, the proof of identity on /health,
+the body size limit, the log line, and the last-resort 500."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import time
@@ -20,6 +21,17 @@ UNAUTHENTICATED_PATHS = frozenset({"/health"})
 
 _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
+CHALLENGE_HEADER = "x-akidb-challenge"
+PROOF_HEADER = "x-akidb-proof"
+_CHALLENGE = re.compile(r"[0-9a-f]{32,128}")
+
+
+def identity_proof(token: str, challenge: str) -> str:
+    """HMAC-SHA256 of the parent's challenge under the per-launch token: it shows the control plane
+    that it is talking to the process it started (which alone was given the token) before it sends
+    that process the token or any user text. The token itself never travels in the answer."""
+    return hmac.new(token.encode(), challenge.encode(), hashlib.sha256).hexdigest()
+
 
 class RequestContext:
     """Pure ASGI, and inside Starlette's error middleware, so that a 500 still gets the OpenAI shape,
@@ -27,6 +39,7 @@ class RequestContext:
 
     def __init__(self, app: ASGIApp, token: str | None, max_request_bytes: int) -> None:
         self.app = app
+        self._token = token
         self._expected = None if token is None else f"Bearer {token}".encode()
         self._max_request_bytes = max_request_bytes
 
@@ -37,6 +50,11 @@ class RequestContext:
         headers = Headers(scope=scope)
         given = headers.get("x-request-id", "")
         rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        extra_headers = [(b"x-request-id", rid.encode())]
+        challenge = headers.get(CHALLENGE_HEADER, "")
+        if self._token is not None and _CHALLENGE.fullmatch(challenge):
+            proof = identity_proof(self._token, challenge)
+            extra_headers.append((PROOF_HEADER.encode(), proof.encode()))
         context = request_id.set(rid)
         started = time.perf_counter()
         status = 500
@@ -47,7 +65,7 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
 
         received = 0

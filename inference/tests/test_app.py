@@ -4,6 +4,8 @@ status and body, the model states, and what a successful answer holds."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import logging
 import threading
 from collections.abc import Iterator
@@ -84,6 +86,16 @@ def test_every_path_but_health_needs_the_bearer_token(
 
 def test_health_needs_no_token(client: TestClient) -> None:
     assert client.get("/health").status_code == 200
+
+
+def test_health_proves_the_token_without_revealing_it(client: TestClient) -> None:
+    challenge = "0123456789abcdef" * 2
+    proof = client.get("/health", headers={"x-akidb-challenge": challenge}).headers["x-akidb-proof"]
+    expected = hmac.new(TOKEN.encode(), challenge.encode(), hashlib.sha256).hexdigest()
+    assert proof == expected and TOKEN not in proof
+    assert "x-akidb-proof" not in client.get("/health").headers
+    # A challenge outside [0-9a-f]{32,128} is ignored rather than signed.
+    assert "x-akidb-proof" not in client.get("/health", headers={"x-akidb-challenge": "short"}).headers
 
 
 def test_the_request_id_is_echoed_or_generated(client: TestClient) -> None:

@@ -35,13 +35,15 @@ export class OutputTail {
 /**
  * Re-logs each line of `stream` under `logger` (already bound to `{component: "inference"}`):
  * a JSON line `{time, level, msg, ...fields}` keeps its level and fields, anything else (a
- * traceback, a library's print) is logged as `{msg: line}`. Every line also enters `tail`, if given.
+ * traceback, a library's print) is logged as `{msg: line}`. Every line also enters `tail`, if
+ * given, and each JSON record goes to `onRecord`. The child's own `pid` field is renamed
+ * `inference_pid`, so a line never carries two `pid` keys (the logger's base has this process's).
  */
 export function forwardOutput(
   stream: Readable,
   streamName: "stdout" | "stderr",
   logger: Logger,
-  tail?: OutputTail,
+  { tail, onRecord }: { tail?: OutputTail; onRecord?: (record: Record<string, unknown>) => void } = {},
 ) {
   createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on("line", (line) => {
     if (line.trim() === "") return;
@@ -51,7 +53,9 @@ export function forwardOutput(
       logger.info({ stream: streamName }, line);
       return;
     }
-    const { time: _time, level, msg, ...fields } = record;
+    onRecord?.(record);
+    const { time: _time, level, msg, pid, ...rest } = record;
+    const fields = pid === undefined ? rest : { ...rest, inference_pid: pid };
     const method = LEVELS[String(level).toLowerCase()] ?? "info";
     tail?.push(`${level}: ${msg}${typeof fields.exception === "string" ? `\n${fields.exception}` : ""}`);
     logger[method](fields, String(msg));

@@ -1,3 +1,4 @@
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { components } from "../../../sdk/src/generated/schema.d.ts";
 import { AkidbError } from "../errors.ts";
 
@@ -35,10 +36,28 @@ export class InferenceClient {
     this.#timeoutMs = options.timeoutMs;
   }
 
-  /** GET /health (no token); `signal` bounds the probe. Network errors reject with the fetch error. */
+  /**
+   * GET /health (no token) with a fresh challenge; `signal` bounds the probe. The answer must carry
+   * HMAC-SHA256(token, challenge) in `x-akidb-proof`: only the process given this launch's token can
+   * compute it, so a process that took its port answers ImpostorError and never sees the token or
+   * a text. Network errors reject with the fetch error.
+   */
   async health(signal: AbortSignal): Promise<InferenceHealth> {
-    const response = await fetch(`${this.baseUrl}/health`, { signal });
-    return (await response.json()) as InferenceHealth;
+    const challenge = randomBytes(16).toString("hex");
+    const response = await fetch(`${this.baseUrl}/health`, {
+      signal,
+      headers: { [CHALLENGE_HEADER]: challenge },
+    });
+    const body = await response.text();
+    const proof = Buffer.from(response.headers.get(PROOF_HEADER) ?? "", "utf8");
+    const expected = Buffer.from(identityProof(this.#token, challenge), "utf8");
+    if (proof.length !== expected.length || !timingSafeEqual(proof, expected)) {
+      throw new ImpostorError(
+        `${this.baseUrl} answered /health without proof that it is the inference process this server started ` +
+          "(another process may hold its port); nothing was sent to it",
+      );
+    }
+    return JSON.parse(body) as InferenceHealth;
   }
 
   async embed(body: InferenceEmbeddingRequest, options: CallOptions): Promise<InferenceEmbeddingResponse> {
@@ -92,6 +111,20 @@ export class InferenceClient {
     }
     return new AkidbError("AKIDB_ERR_INFERENCE_FAILED", { reason: `${call} answered ${status}: ${message}` });
   }
+}
+
+/** The header of the challenge the control plane sends on /health, and of the child's answer to it. */
+export const CHALLENGE_HEADER = "x-akidb-challenge";
+export const PROOF_HEADER = "x-akidb-proof";
+
+/** What the inference process answers to `challenge` (hex HMAC-SHA256 under the per-launch token). */
+export function identityProof(token: string, challenge: string): string {
+  return createHmac("sha256", token).update(challenge).digest("hex");
+}
+
+/** A process answered at the child's address but could not prove it holds the per-launch token. */
+export class ImpostorError extends Error {
+  override name = "ImpostorError";
 }
 
 function parseError(text: string): Schemas["ErrorResponse"]["error"] | undefined {

@@ -1,5 +1,4 @@
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import path from "node:path";
 import type { AkidbConfig } from "../config/schema.ts";
 import type { ModelEntry } from "../models/registry.ts";
@@ -14,10 +13,14 @@ export interface InferenceCommand {
   env: Record<string, string>;
 }
 
+/**
+ * What one launch serves. There is no port: the child binds port 0 itself and reports the port it
+ * got in its "listening" log line on its own stderr pipe, so no other process can take the port
+ * between a choice here and the bind there.
+ */
 export interface LaunchSpec {
   config: AkidbConfig;
   entry: ModelEntry;
-  port: number;
 }
 
 /** A launch that can never succeed as configured (no Python environment): retrying is pointless. */
@@ -28,10 +31,7 @@ export class LaunchError extends Error {
 const REPO_ROOT = path.resolve(import.meta.dirname, "../../..");
 
 /** `inference/.venv/bin/python -m akidb_inference ...` of the checkout at `root` (default this one). */
-export function pythonInferenceCommand(
-  { config, entry, port }: LaunchSpec,
-  root = REPO_ROOT,
-): InferenceCommand {
+export function pythonInferenceCommand({ config, entry }: LaunchSpec, root = REPO_ROOT): InferenceCommand {
   const python = path.join(root, "inference", ".venv", "bin", "python");
   if (!existsSync(python)) {
     throw new LaunchError(`The Python environment is missing (no ${python}); run make setup.`);
@@ -48,7 +48,7 @@ export function pythonInferenceCommand(
       "--host",
       INFERENCE_HOST,
       "--port",
-      String(port),
+      "0",
       "--cache-dir",
       mlx.cache_dir,
       "--device",
@@ -63,17 +63,4 @@ export function pythonInferenceCommand(
     ],
     env: { PYTHONUNBUFFERED: "1" },
   };
-}
-
-/** A port that was free a moment ago: the OS picks it when binding port 0. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, INFERENCE_HOST, resolve);
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no TCP address for port 0");
-  return address.port;
 }

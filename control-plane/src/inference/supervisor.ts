@@ -6,9 +6,8 @@ import type { AkidbConfig } from "../config/schema.ts";
 import { pruneModelCache } from "../models/cache.ts";
 import type { ModelEntry } from "../models/registry.ts";
 import { forwardOutput, OutputTail } from "./child-output.ts";
-import { InferenceClient, type InferenceModel } from "./client.ts";
+import { ImpostorError, InferenceClient, type InferenceModel } from "./client.ts";
 import {
-  freePort,
   INFERENCE_HOST,
   type InferenceCommand,
   LaunchError,
@@ -54,8 +53,12 @@ interface ExitInfo {
 
 interface Child {
   pid: number | undefined;
-  port: number;
-  client: InferenceClient;
+  /** The port the child bound, from its own "listening" line; null until then. */
+  port: number | null;
+  /** Resolves with that port (never rejects: an exit before it is raced separately). */
+  listening: Promise<number>;
+  /** Its client, once the port is known. */
+  client: InferenceClient | undefined;
   stderr: OutputTail;
   exited: Promise<ExitInfo>;
   /** Sets `exitInfo` once exited, so loops can look without awaiting. */
@@ -74,11 +77,16 @@ const HEALTH_TIMEOUT_MS = 2000;
 
 /**
  * Runs the inference process like text-embeddings-inference's launcher and Playwright's
- * web-server plugin: spawns it on a free loopback port with a per-launch token, in a process
+ * web-server plugin: spawns it with a per-launch token, in a process
  * group of its own that every exit path kills (stop, crash, parent exit via execa's cleanup);
  * `start()` races the readiness poll against the child's exit and a deadline; an unexpected exit
  * is followed by a relaunch after an exponential backoff, and too many failures within
  * `restart.window_ms` leave it `failed` with the reason in `status()`.
+ *
+ * No other local process can stand in for the child: the child binds port 0 itself and reports
+ * the port on its own stderr pipe (there is no window between a port choice and the bind), and
+ * every `/health` poll must carry the child's proof that it holds the per-launch token (an HMAC of
+ * a fresh challenge) before the token or any text is sent to that port.
  *
  * Operations (start, stop, restart, switchModel, scheduled relaunches) run one at a time; stop
  * and restart pre-empt a launch that is still waiting for readiness.
@@ -202,8 +210,7 @@ export class InferenceSupervisor {
     try {
       await this.#terminate(); // never two children
       this.#pruneCache();
-      const port = await freePort();
-      child = this.#spawn(this.#command({ config: this.#config, entry: this.#entry, port }), port);
+      child = this.#spawn(this.#command({ config: this.#config, entry: this.#entry }));
       this.#child = child;
       const model = await this.#waitReady(child, abort.signal);
       this.#model = model;
@@ -211,7 +218,12 @@ export class InferenceSupervisor {
       this.#lastError = null;
       this.#setState("ready");
       this.#logger.info(
-        { pid: child.pid, port, model: model.id, ms: Math.round(performance.now() - began) },
+        {
+          inference_pid: child.pid,
+          port: child.port,
+          model: model.id,
+          ms: Math.round(performance.now() - began),
+        },
         "inference process ready",
       );
       const running = child;
@@ -237,7 +249,7 @@ export class InferenceSupervisor {
     }
   }
 
-  #spawn(command: InferenceCommand, port: number): Child {
+  #spawn(command: InferenceCommand): Child {
     const token = randomBytes(32).toString("hex");
     const cancel = new AbortController();
     const subprocess = execa(command.file, command.args, {
@@ -257,17 +269,33 @@ export class InferenceSupervisor {
     });
     const logger = this.#logger.child({ component: "inference" });
     const stderr = new OutputTail();
+    let reportPort: (port: number) => void = () => {};
+    const listening = new Promise<number>((resolve) => {
+      reportPort = resolve;
+    });
     forwardOutput(subprocess.stdout, "stdout", logger);
-    forwardOutput(subprocess.stderr, "stderr", logger, stderr);
+    // Only the child writes to this pipe: its first "listening" line names the port it bound.
+    forwardOutput(subprocess.stderr, "stderr", logger, {
+      tail: stderr,
+      onRecord: (record) => {
+        if (record.msg !== "listening" || child.port !== null) return;
+        const port = record.port;
+        if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65_535) return;
+        child.port = port;
+        child.client = new InferenceClient({
+          baseUrl: `http://${INFERENCE_HOST}:${port}`,
+          token,
+          model: this.#entry.alias,
+          timeoutMs: this.#config.embedding.queue.request_timeout_ms,
+        });
+        reportPort(port);
+      },
+    });
     const child: Child = {
       pid: subprocess.pid,
-      port,
-      client: new InferenceClient({
-        baseUrl: `http://${INFERENCE_HOST}:${port}`,
-        token,
-        model: this.#entry.alias,
-        timeoutMs: this.#config.embedding.queue.request_timeout_ms,
-      }),
+      port: null,
+      listening,
+      client: undefined,
       stderr,
       exitInfo: undefined,
       exited: subprocess.then((result) => {
@@ -285,7 +313,10 @@ export class InferenceSupervisor {
         subprocess.kill(signal);
       },
     };
-    this.#logger.info({ pid: subprocess.pid, port, model: this.#entry.source }, "inference process spawned");
+    this.#logger.info(
+      { inference_pid: subprocess.pid, model: this.#entry.source },
+      "inference process spawned",
+    );
     return child;
   }
 
@@ -293,6 +324,19 @@ export class InferenceSupervisor {
   async #waitReady(child: Child, signal: AbortSignal): Promise<InferenceModel> {
     const timeoutMs = this.#config.embedding.mlx.startup_timeout_ms;
     const deadline = Date.now() + timeoutMs;
+    const waited = new AbortController();
+    const client = await Promise.race([
+      child.listening.then(() => child.client),
+      child.exited,
+      sleep(timeoutMs, undefined, { signal: AbortSignal.any([signal, waited.signal]) }).catch(
+        () => undefined,
+      ),
+    ]).finally(() => waited.abort());
+    if (!(client instanceof InferenceClient)) {
+      if (child.exitInfo) throw new Error(this.#describeExit(child, "before it was ready"));
+      if (signal.aborted) throw new Error("stopped");
+      throw new Error(`the inference process did not report a listening port within ${timeoutMs} ms`);
+    }
     let delay = POLL_INITIAL_MS;
     let last = "no answer yet";
     for (;;) {
@@ -302,14 +346,12 @@ export class InferenceSupervisor {
         throw new Error(`the inference process was not ready within ${timeoutMs} ms (last /health: ${last})`);
       }
       try {
-        const health = await child.client.health(
-          AbortSignal.any([signal, AbortSignal.timeout(HEALTH_TIMEOUT_MS)]),
-        );
+        const health = await client.health(AbortSignal.any([signal, AbortSignal.timeout(HEALTH_TIMEOUT_MS)]));
         if (health.status === "ready") return health.model;
         if (health.status === "failed") throw new LoadFailure(health.reason);
         last = `${health.status}: ${health.reason}`;
       } catch (error) {
-        if (error instanceof LoadFailure) throw error;
+        if (error instanceof LoadFailure || error instanceof ImpostorError) throw error;
         last =
           error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : "?";
       }

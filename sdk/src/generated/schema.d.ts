@@ -432,6 +432,9 @@ export interface paths {
          * Readiness of the inference process
          * @description 200 once the model is loaded and a warm-up forward pass ran; 503 while loading or after a
          *     load failure. Answers within 100 ms even while a batch is being computed. Needs no token.
+         *     With `x-akidb-challenge`, the answer carries `x-akidb-proof`: the control plane sends the
+         *     token and user texts to a port only after this proof that the process listening there is the
+         *     one it started (no other local process can stand in for it).
          */
         get: operations["inferenceHealth"];
         put?: never;
@@ -1872,7 +1875,13 @@ export interface operations {
     inferenceHealth: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description A fresh random value, 32 to 128 lowercase hex digits, sent by the control plane with
+                 *     each /health poll; any other value is ignored (no proof is sent).
+                 */
+                "x-akidb-challenge"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1881,6 +1890,11 @@ export interface operations {
             /** @description Ready. */
             200: {
                 headers: {
+                    /**
+                     * @description Lowercase hex HMAC-SHA256 of `x-akidb-challenge` keyed with the per-launch token
+                     *     (`AKIDB_INFERENCE_TOKEN`); present only when a valid challenge was sent and a token is set.
+                     */
+                    "x-akidb-proof"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1890,6 +1904,11 @@ export interface operations {
             /** @description Loading or failed. */
             503: {
                 headers: {
+                    /**
+                     * @description Lowercase hex HMAC-SHA256 of `x-akidb-challenge` keyed with the per-launch token
+                     *     (`AKIDB_INFERENCE_TOKEN`); present only when a valid challenge was sent and a token is set.
+                     */
+                    "x-akidb-proof"?: string;
                     [name: string]: unknown;
                 };
                 content: {
