@@ -22,6 +22,7 @@ import uvicorn
 from huggingface_hub import constants
 
 from .app import create_app
+from .backends import BackendOptions
 from .download import resolve_model_dir
 from .logs import configure_logging, log
 from .settings import DEFAULT_CACHE_DIR, Settings
@@ -49,7 +50,36 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     add("--port", type=int, default=defaults.port, help="port to bind; 0 picks a free one (logged)")
     add("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="where Hub downloads are cached")
     add("--revision", default=defaults.revision, help="branch, tag or commit of the Hub repo")
-    add("--device", choices=["auto", "gpu", "cpu"], default=defaults.device, help="auto: Metal GPU if any")
+    add(
+        "--device",
+        choices=["auto", "gpu", "cpu"],
+        default=defaults.device,
+        help="auto: the backend's GPU if any",
+    )
+    add(
+        "--backend",
+        choices=["auto", "mlx", "onnx"],
+        default=defaults.backend.name,
+        help="auto: MLX where Metal is available (Apple Silicon), ONNX Runtime elsewhere",
+    )
+    add(
+        "--onnx-precision",
+        choices=["auto", "f32", "int8", "int4"],
+        default=defaults.backend.onnx_precision,
+        help="ONNX graph weight precision; auto: int4 for an MLX 4-bit checkpoint, f32 otherwise",
+    )
+    add(
+        "--onnx-threads",
+        type=int,
+        default=None,
+        help="ONNX Runtime intra-op threads (default: the CPU cores this process may use)",
+    )
+    add(
+        "--onnx-cache-dir",
+        type=Path,
+        default=None,
+        help="where written ONNX graphs are cached (default: .akidb-onnx/ in the checkpoint directory)",
+    )
     add(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
@@ -113,6 +143,12 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         cache_dir=args.cache_dir,
         revision=args.revision,
         device=args.device,
+        backend=BackendOptions(
+            name=args.backend,
+            onnx_precision=args.onnx_precision,
+            onnx_threads=args.onnx_threads,
+            onnx_cache_dir=args.onnx_cache_dir,
+        ),
         log_level=args.log_level,
         offline=args.offline,
         token=os.environ.get(TOKEN_VARIABLE) or None,
@@ -152,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "model": settings.model,
             "revision": settings.revision,
             "device": settings.device,
+            "backend": settings.backend.name,
             "offline": settings.offline,
             "auth": settings.token is not None,
             "pid": os.getpid(),
@@ -166,7 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         retries=settings.download_retries,
         retry_delay=settings.download_retry_delay,
     )
-    worker = ModelWorker(model_dir, device=settings.device, max_batch_tokens=settings.max_batch_tokens)
+    worker = ModelWorker(
+        model_dir,
+        device=settings.device,
+        max_batch_tokens=settings.max_batch_tokens,
+        backend=settings.backend,
+    )
     config = uvicorn.Config(
         create_app(settings, worker),
         host=settings.host,

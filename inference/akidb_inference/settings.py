@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engine import Device
+from .engine import BackendOptions, Device
 
 DEFAULT_CACHE_DIR = Path("~/.cache/akidb/models").expanduser()
 
@@ -24,6 +24,10 @@ class Settings:
     revision: str = "main"
     """Branch, tag or commit of the Hub repo. A commit hash makes start-up reproducible."""
     device: Device = "auto"
+    """"auto": the GPU when the backend has one (Metal for MLX, CUDA for onnxruntime-gpu), else the CPU."""
+    backend: BackendOptions = field(default_factory=BackendOptions)
+    """Which backend computes ("auto": MLX where Metal is available, ONNX Runtime elsewhere) and the
+    ONNX Runtime options (weight precision, threads, graph cache)."""
     log_level: str = "info"
     """"debug" adds a line when each batch starts computing."""
     offline: bool = False

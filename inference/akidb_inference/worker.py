@@ -20,7 +20,7 @@ from typing import Literal, TypeVar
 import psutil
 
 from .download import ModelSourceError
-from .engine import Device, Embedder, ModelLoadError, load_embedder
+from .engine import BackendOptions, Device, Embedder, ModelLoadError, load_embedder
 from .logs import log
 
 Status = Literal["loading", "ready", "failed"]
@@ -38,10 +38,18 @@ class LoadedModel:
 
 
 class ModelWorker:
-    def __init__(self, model_dir: Callable[[], Path], *, device: Device, max_batch_tokens: int) -> None:
+    def __init__(
+        self,
+        model_dir: Callable[[], Path],
+        *,
+        device: Device,
+        max_batch_tokens: int,
+        backend: BackendOptions | None = None,
+    ) -> None:
         """`model_dir` finds (downloading if need be) the checkpoint; it runs on the worker thread."""
         self._model_dir = model_dir
         self._device: Device = device
+        self._backend = backend or BackendOptions()
         self._max_batch_tokens = max_batch_tokens
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._running = 0
@@ -90,7 +98,9 @@ class ModelWorker:
         try:
             directory = self._model_dir()
             started = time.perf_counter()
-            embedder = load_embedder(directory, device=self._device, max_batch_tokens=self._max_batch_tokens)
+            embedder = load_embedder(
+                directory, device=self._device, max_batch_tokens=self._max_batch_tokens, backend=self._backend
+            )
             load_seconds = time.perf_counter() - started
             log.info(
                 "model loaded", extra={"directory": str(directory), "load_seconds": round(load_seconds, 3)}
@@ -112,6 +122,8 @@ class ModelWorker:
             "model ready",
             extra={
                 "architecture": embedder.info.architecture,
+                "backend": embedder.info.backend,
+                "device": embedder.info.device,
                 "dimension": embedder.info.dimension,
                 "load_seconds": round(load_seconds, 3),
                 "warm_up_seconds": round(warm_up_seconds, 3),

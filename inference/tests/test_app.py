@@ -19,11 +19,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from akidb_inference.app import create_app
-from akidb_inference.backends.mlx import MLXBackend
 from akidb_inference.engine import Embedder
 from akidb_inference.settings import Settings
 from akidb_inference.worker import ModelWorker
 
+from .conftest import AutoBackend
 from .fixtures import fixture_dir, load_reference
 from .inprocess import AUTH, TOKEN, serve, wait_until
 
@@ -314,10 +314,10 @@ def test_a_failed_load_is_503_with_its_reason(tmp_path: Path) -> None:
 def test_a_nan_from_the_model_is_a_500_never_a_200(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def nan_forward(self: MLXBackend, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def nan_forward(self: Any, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         return np.full((*input_ids.shape, 64), np.nan, dtype=np.float32)
 
-    monkeypatch.setattr(MLXBackend, "forward", nan_forward)
+    monkeypatch.setattr(AutoBackend, "forward", nan_forward)
     caplog.set_level(logging.INFO, logger="akidb_inference")
 
     response = embed(client, {"input": ["a", "b"]})

@@ -19,8 +19,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from akidb_inference.backends.mlx import MLXBackend
-
+from .conftest import AutoBackend
 from .fixtures import fixture_dir
 from .inprocess import AUTH, make_app, serve, wait_until
 
@@ -128,10 +127,10 @@ def test_error_responses_match_the_contract(
 def test_a_non_finite_result_matches_the_contract(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def nan_forward(self: MLXBackend, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def nan_forward(self: Any, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         return np.full((*input_ids.shape, 64), np.nan, dtype=np.float32)
 
-    monkeypatch.setattr(MLXBackend, "forward", nan_forward)
+    monkeypatch.setattr(AutoBackend, "forward", nan_forward)
     response = client.post("/v1/embeddings", json={"input": "a"}, headers=AUTH)
 
     check(response, "/v1/embeddings", "post", 500)

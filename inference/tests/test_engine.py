@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from akidb_inference import engine
-from akidb_inference.backends.mlx import MLXBackend
 from akidb_inference.engine import (
     CHARS_PER_TOKEN_GUESS,
     CUT_MARGIN_TOKENS,
@@ -22,7 +21,7 @@ from akidb_inference.engine import (
 from akidb_inference.pooling import pool_last_token, pool_mean
 from akidb_inference.prompts import QWEN3_DEFAULT_TASK
 
-from .conftest import LoadFixtureEmbedder
+from .conftest import AutoBackend, LoadFixtureEmbedder
 from .fixtures import load_reference
 
 LONG = load_reference("qwen3-f32").texts[-1].text
@@ -160,13 +159,13 @@ def test_batches_respect_the_token_budget_and_keep_input_order(
 ) -> None:
     embedder = fixture_embedder("qwen3-f32", max_batch_tokens=64)
     shapes: list[tuple[int, int]] = []
-    forward = MLXBackend.forward
+    forward = AutoBackend.forward
 
-    def recording(self: MLXBackend, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def recording(self: Any, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         shapes.append(input_ids.shape)
         return forward(self, input_ids, attention_mask)
 
-    monkeypatch.setattr(MLXBackend, "forward", recording)
+    monkeypatch.setattr(AutoBackend, "forward", recording)
     texts = ["x " * n for n in (3, 40, 1, 20, 9, 2, 30)]
     result = embedder.embed(texts, "document")
     assert all(rows * width <= 64 or rows == 1 for rows, width in shapes)
@@ -183,16 +182,16 @@ def test_a_nan_in_the_model_output_is_reported_not_returned(
     embedder = fixture_embedder("gemma3-f32")
     texts = ["fine", "also fine but longer", "poisoned"]
     poisoned = embedder.tokenize(["poisoned"], "document")[0].ids
-    forward = MLXBackend.forward
+    forward = AutoBackend.forward
 
-    def poisoning(self: MLXBackend, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def poisoning(self: Any, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         hidden = forward(self, input_ids, attention_mask)
         for row, ids in enumerate(input_ids):
             if list(ids[: len(poisoned)]) == poisoned:
                 hidden[row, 1, 3] = np.nan
         return hidden
 
-    monkeypatch.setattr(MLXBackend, "forward", poisoning)
+    monkeypatch.setattr(AutoBackend, "forward", poisoning)
     with pytest.raises(NonFiniteEmbedding) as raised:
         embedder.embed(texts, "document")
     assert raised.value.index == 2 and "NaN" in raised.value.reason
@@ -203,13 +202,13 @@ def test_warm_up_runs_a_forward_pass(
 ) -> None:
     embedder = fixture_embedder("gemma3-4bit")
     calls: list[tuple[int, int]] = []
-    forward = MLXBackend.forward
+    forward = AutoBackend.forward
 
-    def counting(self: MLXBackend, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def counting(self: Any, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         calls.append(input_ids.shape)
         return forward(self, input_ids, attention_mask)
 
-    monkeypatch.setattr(MLXBackend, "forward", counting)
+    monkeypatch.setattr(AutoBackend, "forward", counting)
     assert embedder.warm_up() > 0
     assert calls == [(1, 1)]
 

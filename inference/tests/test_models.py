@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from akidb_inference.backends.mlx.models import bert, gemma3_text, qwen3
-from akidb_inference.engine import Embedder
+from akidb_inference.engine import BackendOptions, Embedder
 from akidb_inference.pooling import POOLING
 
 from .conftest import LoadFixtureEmbedder
 from .fixtures import load_reference
 
+MLX = BackendOptions(name="mlx")
 MIN_COSINE = 0.9999
 # Observed differences are ~2e-7; a radius off by one at EmbeddingGemma's real window moves
 # components by ~1e-4 while the cosine stays above MIN_COSINE.
@@ -116,7 +117,7 @@ def test_qwen3_shapes_and_padding() -> None:
 @pytest.mark.parametrize("fixture", ["qwen3-f32", "qwen3-4bit"])
 def test_qwen3_matches_transformers(fixture: str, fixture_embedder: LoadFixtureEmbedder) -> None:
     check_reference_discriminates(fixture)
-    check_reference(fixture, fixture_embedder(fixture), fixture_embedder(fixture, max_batch_tokens=600))
+    check_reference(fixture, fixture_embedder(fixture, backend=MLX), fixture_embedder(fixture, 600, MLX))
 
 
 GEMMA3_TINY = {
@@ -144,7 +145,7 @@ def test_gemma3_text_shapes_and_padding() -> None:
 @pytest.mark.parametrize("fixture", ["gemma3-f32", "gemma3-4bit"])
 def test_gemma3_text_matches_transformers(fixture: str, fixture_embedder: LoadFixtureEmbedder) -> None:
     check_reference_discriminates(fixture)
-    check_reference(fixture, fixture_embedder(fixture), fixture_embedder(fixture, max_batch_tokens=600))
+    check_reference(fixture, fixture_embedder(fixture, backend=MLX), fixture_embedder(fixture, 600, MLX))
 
 
 BERT_TINY = {
@@ -166,4 +167,4 @@ def test_bert_shapes_and_padding() -> None:
 @pytest.mark.parametrize("fixture", ["bert-f32", "bert-4bit"])
 def test_bert_matches_transformers(fixture: str, fixture_embedder: LoadFixtureEmbedder) -> None:
     check_reference_discriminates(fixture)
-    check_reference(fixture, fixture_embedder(fixture), fixture_embedder(fixture, max_batch_tokens=600))
+    check_reference(fixture, fixture_embedder(fixture, backend=MLX), fixture_embedder(fixture, 600, MLX))

@@ -2,12 +2,15 @@
 
 A backend turns a checkpoint into two functions on numpy arrays: the transformer's forward pass
 over a padded batch, and the model's head on pooled vectors. Tokenization, prompts, batching,
-pooling and Matryoshka truncation stay in the engine, so another backend (ONNX Runtime) only
-implements this Protocol.
+pooling and Matryoshka truncation stay in the engine, so each backend (MLX, ONNX Runtime) only
+implements this Protocol. `load_backend` picks one: "auto" is MLX where Metal is available (Apple
+Silicon) and ONNX Runtime everywhere else, where MLX has only a slow CPU path.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
@@ -15,9 +18,34 @@ import numpy as np
 from ..checkpoint import Checkpoint
 
 Device = Literal["auto", "gpu", "cpu"]
+BackendName = Literal["auto", "mlx", "onnx"]
+OnnxPrecision = Literal["auto", "f32", "int8", "int4"]
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    name: BackendName = "auto"
+    """"auto": MLX where Metal is available, ONNX Runtime elsewhere."""
+    onnx_precision: OnnxPrecision = "auto"
+    """Weight precision of the ONNX graph. "auto": int4 for an MLX 4-bit checkpoint (its own values),
+    f32 otherwise; int8 and int4 of float weights are faster and less exact (docs/inference.md)."""
+    onnx_threads: int | None = None
+    """ONNX Runtime intra-op threads; None: the CPU cores this process may run on."""
+    onnx_cache_dir: Path | None = None
+    """Where written ONNX graphs are cached; None: `.akidb-onnx/` in the checkpoint directory."""
 
 
 class Backend(Protocol):
+    @property
+    def name(self) -> str:
+        """ "mlx" or "onnx"."""
+        ...
+
+    @property
+    def device(self) -> str:
+        """What computes: "cpu", "metal", "cuda"."""
+        ...
+
     @property
     def dimension(self) -> int:
         """Size of the vectors `project` returns."""
@@ -36,8 +64,21 @@ class Backend(Protocol):
         ...
 
 
-def load_backend(checkpoint: Checkpoint, device: Device) -> Backend:
-    """Load the checkpoint's weights; raises `ModelLoadError`. MLX is the only backend so far."""
-    from .mlx import MLXBackend
+def load_backend(checkpoint: Checkpoint, device: Device, options: BackendOptions | None = None) -> Backend:
+    """Load the checkpoint's weights on the chosen backend; raises `ModelLoadError`."""
+    options = options or BackendOptions()
+    if options.name == "mlx" or (options.name == "auto" and metal_available()):
+        from .mlx import MLXBackend
 
-    return MLXBackend.load(checkpoint, device)
+        return MLXBackend.load(checkpoint, device)
+    from .onnx import ONNXBackend
+
+    return ONNXBackend.load(checkpoint, device, options)
+
+
+def metal_available() -> bool:
+    try:
+        import mlx.core as mx
+    except ImportError:
+        return False
+    return bool(mx.metal.is_available())

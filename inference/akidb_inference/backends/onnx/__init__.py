@@ -9,29 +9,14 @@ inter-op parallelism is off (one branch per graph).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import onnxruntime as ort
 
 from ...checkpoint import Checkpoint, ModelLoadError
-from .. import Device
+from .. import BackendOptions, Device
 from .convert import PRECISIONS, Precision, graph_file, read_head, ready_export
 from .weights import read_safetensors
-
-PrecisionSetting = Literal["auto", "f32", "int8", "int4"]
-
-
-@dataclass(frozen=True)
-class ONNXOptions:
-    precision: PrecisionSetting = "auto"
-    """Weight precision of the graph; "auto": see `default_precision`."""
-    threads: int | None = None
-    """Intra-op threads; None: the CPU cores this process may run on."""
-    cache_dir: Path | None = None
-    """Where written graphs are cached; None: `.akidb-onnx/` in the checkpoint directory."""
 
 
 def default_precision(checkpoint: Checkpoint) -> Precision:
@@ -64,8 +49,7 @@ class ONNXBackend:
         self.precision = precision
 
     @classmethod
-    def load(cls, checkpoint: Checkpoint, device: Device, options: ONNXOptions | None = None) -> ONNXBackend:
-        options = options or ONNXOptions()
+    def load(cls, checkpoint: Checkpoint, device: Device, options: BackendOptions) -> ONNXBackend:
         providers, device_name = _providers(device)
         ready = ready_export(checkpoint)
         if ready is not None:
@@ -76,17 +60,19 @@ class ONNXBackend:
             ]
             dimension = head[-1].shape[0] if head else int(checkpoint.config["hidden_size"])
         else:
-            chosen = default_precision(checkpoint) if options.precision == "auto" else options.precision
+            chosen = (
+                default_precision(checkpoint) if options.onnx_precision == "auto" else options.onnx_precision
+            )
             if chosen not in PRECISIONS:
                 raise ModelLoadError(
                     f"ONNX precision {chosen!r} is not supported; supported: {', '.join(PRECISIONS)}"
                 )
-            path = graph_file(checkpoint, chosen, options.cache_dir)
+            path = graph_file(checkpoint, chosen, options.onnx_cache_dir)
             head, stored_dimension = read_head(path)
             dimension = stored_dimension or int(checkpoint.config["hidden_size"])
         session_options = ort.SessionOptions()
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session_options.intra_op_num_threads = options.threads or default_threads()
+        session_options.intra_op_num_threads = options.onnx_threads or default_threads()
         session_options.inter_op_num_threads = 1
         session_options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         session_options.log_severity_level = 3

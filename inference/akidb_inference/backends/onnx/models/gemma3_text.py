@@ -1,0 +1,171 @@
+"""Gemma 3 text model as EmbeddingGemma uses it, as an ONNX graph: bidirectional attention,
+sliding-window layers mixed with full layers; the Dense head (hidden -> 4 * hidden -> hidden) is
+returned for the backend to apply after pooling. Activations stay float32 (float16 overflows)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..graph import (
+    INPUTS,
+    GraphWriter,
+    attention_mask,
+    merge_heads,
+    position_ids,
+    rms_norm,
+    rope_cache,
+    split_heads,
+)
+from .base import BaseModelArgs, Built
+
+_SLIDING, _FULL = "sliding_attention", "full_attention"
+
+
+@dataclass
+class ModelArgs(BaseModelArgs):
+    model_type: str
+    hidden_size: int
+    num_hidden_layers: int
+    intermediate_size: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    rms_norm_eps: float
+    vocab_size: int
+    query_pre_attn_scalar: float
+    sliding_window: int
+    rope_theta: float
+    """RoPE base of the full-attention layers."""
+    use_bidirectional_attention: bool
+    max_position_embeddings: int
+    rope_local_base_freq: float = 10_000.0
+    """RoPE base of the sliding-window layers."""
+    layer_types: list[str] | None = None
+    sliding_window_pattern: int = 6
+    """Every n-th layer is a full-attention one, when `layer_types` is absent."""
+
+    def __post_init__(self) -> None:
+        if not self.use_bidirectional_attention:
+            raise ValueError("only use_bidirectional_attention=true (EmbeddingGemma) is supported")
+        if self.layer_types is None:
+            pattern = self.sliding_window_pattern
+            self.layer_types = [
+                _FULL if (i + 1) % pattern == 0 else _SLIDING for i in range(self.num_hidden_layers)
+            ]
+        if unknown := set(self.layer_types) - {_SLIDING, _FULL}:
+            raise ValueError(f"layer_types has {sorted(unknown)}; supported: {_SLIDING}, {_FULL}")
+
+    @property
+    def window_radius(self) -> int:
+        """Sliding layers attend |i - j| < radius: transformers turns the configured window into an
+        exclusive bound on both sides, window // 2 + 1 (257 for EmbeddingGemma's 512)."""
+        return self.sliding_window // 2 + 1
+
+
+def sanitize(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Name the transformer as Gemma3TextModel does (no `model.` prefix) and the Dense head
+    `dense.{i}` (sentence-transformers stores it as `{n}_Dense.linear` in module directories, MLX
+    conversions as `dense.{i}` in the main file, which wins when both are present). Gemma's
+    RMSNorm scales by (1 + weight): stored here as the scale itself."""
+    st_dense = re.compile(r"^(\d+)_Dense\.linear\.")
+    has_dense = any(key.startswith("dense.") for key in weights)
+    modules = sorted({int(m[1]) for key in weights if (m := st_dense.match(key))})
+    sanitized = {}
+    for key, value in weights.items():
+        if key.startswith("lm_head.") or "rotary_emb" in key:
+            continue
+        if match := st_dense.match(key):
+            if has_dense:
+                continue
+            key = f"dense.{modules.index(int(match[1]))}.{key[match.end() :]}"
+        key = key.removeprefix("model.")
+        sanitized[key] = 1.0 + value if key.endswith("norm.weight") else value
+    return sanitized
+
+
+def attention(
+    graph: GraphWriter,
+    x: str,
+    args: ModelArgs,
+    w: dict[str, np.ndarray],
+    p: str,
+    rope: tuple[str, str],
+    **shared: str,
+) -> str:
+    eps, head_dim = args.rms_norm_eps, args.head_dim
+
+    def projected(name: str) -> str:
+        return graph.linear(x, w[f"{p}.{name}.weight"], name=f"{p}.{name}")
+
+    def rotated(name: str, norm: str, heads: int) -> str:
+        normed = rms_norm(
+            graph, split_heads(graph, projected(name), head_dim), w[f"{p}.{norm}.weight"], eps, f"{p}.{norm}"
+        )
+        return graph.op(
+            "RotaryEmbedding", merge_heads(graph, normed), *rope, shared["positions"], num_heads=heads
+        )
+
+    output = graph.op(
+        "Attention",
+        rotated("q_proj", "q_norm", args.num_attention_heads),
+        rotated("k_proj", "k_norm", args.num_key_value_heads),
+        projected("v_proj"),
+        shared["mask"],
+        q_num_heads=args.num_attention_heads,
+        kv_num_heads=args.num_key_value_heads,
+        scale=args.query_pre_attn_scalar**-0.5,
+    )
+    return graph.linear(output, w[f"{p}.o_proj.weight"], name=f"{p}.o_proj")
+
+
+def mlp(graph: GraphWriter, x: str, w: dict[str, np.ndarray], p: str) -> str:
+    gate = graph.op(
+        "Gelu", graph.linear(x, w[f"{p}.gate_proj.weight"], name=f"{p}.gate_proj"), approximate="tanh"
+    )
+    up = graph.linear(x, w[f"{p}.up_proj.weight"], name=f"{p}.up_proj")
+    return graph.linear(graph.op("Mul", gate, up), w[f"{p}.down_proj.weight"], name=f"{p}.down_proj")
+
+
+def build(args: ModelArgs, w: dict[str, np.ndarray]) -> Built:
+    graph = GraphWriter()
+    eps = args.rms_norm_eps
+    positions = args.max_position_embeddings
+    ropes = {
+        _SLIDING: rope_cache(graph, args.head_dim, args.rope_local_base_freq, positions, "rope_local"),
+        _FULL: rope_cache(graph, args.head_dim, args.rope_theta, positions, "rope_global"),
+    }
+    masks = {
+        _SLIDING: attention_mask(graph, causal=False, window=args.window_radius),
+        _FULL: attention_mask(graph, causal=False),
+    }
+    shared = {"positions": position_ids(graph)}
+    # Gemma scales embeddings by sqrt(hidden); scaling the table gives the same products.
+    table = w["embed_tokens.weight"] * np.float32(math.sqrt(args.hidden_size))
+    h = graph.op("Gather", graph.constant(table, "embed_tokens.weight"), INPUTS[0])
+    for i, layer_type in enumerate(args.layer_types or []):
+        p = f"layers.{i}"
+
+        def norm(x: str, name: str, p: str = p) -> str:
+            return rms_norm(graph, x, w[f"{p}.{name}.weight"], eps, f"{p}.{name}")
+
+        attended = attention(
+            graph,
+            norm(h, "input_layernorm"),
+            args,
+            w,
+            f"{p}.self_attn",
+            ropes[layer_type],
+            mask=masks[layer_type],
+            **shared,
+        )
+        h = graph.op("Add", h, norm(attended, "post_attention_layernorm"))
+        fed = mlp(graph, norm(h, "pre_feedforward_layernorm"), w, f"{p}.mlp")
+        h = graph.op("Add", h, norm(fed, "post_feedforward_layernorm"))
+    head = [w["dense.0.weight"], w["dense.1.weight"]]
+    return Built(
+        graph.model(rms_norm(graph, h, w["norm.weight"], eps, "norm")), head=head, dimension=head[-1].shape[0]
+    )
