@@ -1013,6 +1013,14 @@ export interface components {
             quantization: components["schemas"]["Quantization"] | null;
             /** @description Activation dtype, e.g. float32. */
             dtype: string;
+            /**
+             * @description Which library computes: `mlx` (Metal on Apple Silicon) or `onnx` (ONNX Runtime; the
+             *     default elsewhere). Set with `embedding.backend`.
+             * @enum {string}
+             */
+            backend: "mlx" | "onnx";
+            /** @description What computes, e.g. `cpu`, `metal`, `cuda` or `cuda:NVIDIA H200`. */
+            device: string;
             load_seconds: number;
             resident_memory_bytes: number;
         };
