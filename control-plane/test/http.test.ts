@@ -568,6 +568,7 @@ class FakeSupervisor implements InferenceControl {
       port: 8081,
       restarts: this.restarts,
       lastError: null,
+      lastOutput: null,
       alias: this.entry.alias,
       model: null,
       startedAt: "2026-01-01T00:00:00.000Z",
@@ -682,6 +683,7 @@ describe("mlx mode with a supervised model", () => {
       port: 8081,
       restarts: 1,
       last_error: null,
+      last_output: null,
       started_at: "2026-01-01T00:00:00.000Z",
       model: "qwen3-0.6b-4bit",
     });

@@ -7,6 +7,7 @@ import { execa } from "execa";
 import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { type AkidbConfig, configSchema } from "../src/config/schema.ts";
 import { InferenceEmbedder } from "../src/embedding/inference-embedder.ts";
+import type { AkidbError } from "../src/errors.ts";
 import { InferenceClient } from "../src/inference/client.ts";
 import { type InferenceCommand, LaunchError, pythonInferenceCommand } from "../src/inference/launch.ts";
 import { InferenceSupervisor, type SupervisorOptions } from "../src/inference/supervisor.ts";
@@ -130,7 +131,10 @@ describe("InferenceSupervisor", () => {
     expect(String(error)).toMatch(/exited with code 3 before it was ready/);
     expect(String(error)).toContain("boom: weights missing");
     expect(supervisor.status().state).toBe("failed");
-    expect(supervisor.status().lastError).toContain("boom: weights missing");
+    // The output goes to the caller, /admin and the log; lastError (shown by the open /health) names the cause only.
+    expect(supervisor.status().lastOutput).toContain("boom: weights missing");
+    expect(supervisor.status().lastError).not.toContain("boom");
+    expect(supervisor.status().lastError).toContain("POST /admin/v1/inference/restart");
   });
 
   it("a model load failure reported by /health fails the start and kills the child", async () => {
@@ -182,6 +186,32 @@ describe("InferenceSupervisor", () => {
     expect(lines.some((l) => /exited on signal SIGKILL unexpectedly/.test(String(l.msg)))).toBe(true);
   });
 
+  it("a child that stops answering (SIGSTOP) is declared hung, killed and replaced; calls on it fail at once", async () => {
+    const config = testConfig();
+    config.embedding.mlx.liveness_interval_ms = 100;
+    config.embedding.mlx.liveness_timeout_ms = 600;
+    const { supervisor, lines } = supervise({ command: fakeCommand().command, config });
+    const embedder = new InferenceEmbedder(supervisor, { loadsOnDemand: false });
+    await supervisor.start();
+    const first = supervisor.status().pid!;
+    process.kill(first, "SIGSTOP");
+    const stoppedAt = Date.now();
+    const call = embedder.embed({ texts: ["x"], inputType: "query", normalize: true, requestId: "r" });
+    const error = await call.catch((e: AkidbError) => e);
+    const failedAfter = Date.now() - stoppedAt;
+    // Not the 30 s request timeout: the liveness bound (600 ms) plus one interval, with slack for CI.
+    expect(failedAfter).toBeLessThan(5000);
+    expect(error).toMatchObject({ code: "AKIDB_ERR_MODEL_UNAVAILABLE", status: 503, retryAfterSeconds: 1 });
+    expect(String(error)).toContain("did not answer /health within 600 ms");
+    const status = await waitFor(() => {
+      const s = supervisor.status();
+      return s.state === "ready" && s.pid !== first && s;
+    }, "a new ready child");
+    expect(isAlive(first)).toBe(false);
+    expect(status.lastError).toBeNull();
+    expect(lines.some((l) => l.level === 50 && /declared hung and killed/.test(String(l.msg)))).toBe(true);
+  });
+
   it("gives up after max_restarts failures within the window, backing off between attempts", async () => {
     const { command, launches } = fakeCommand({ FAKE_EXIT_CODE: "1", FAKE_STDERR: "crash" });
     const { supervisor } = supervise({
@@ -193,12 +223,17 @@ describe("InferenceSupervisor", () => {
     const status = supervisor.status();
     expect(launches).toHaveLength(4);
     expect(status.restarts).toBe(3);
-    expect(status.lastError).toMatch(/4 failures within 60000 ms: not restarting again/);
-    const gaps = launches.slice(1).map((time, i) => time - launches[i]!);
+    expect(status.lastError).toMatch(/4 failures within 60000 ms: retrying only every 1000 ms/);
+    expect(status.lastError).toContain("POST /admin/v1/inference/restart");
+    const gaps = launches.slice(1, 4).map((time, i) => time - launches[i]!);
     // 40, 80, 160 ms of backoff at least (plus the time each attempt took).
     gaps.forEach((gap, i) => {
       expect(gap).toBeGreaterThanOrEqual(40 * 2 ** i);
     });
+    // Not for good: it keeps trying at the longest backoff, staying `failed` while the cause remains.
+    await waitFor(() => launches.length === 5, "a retry at backoff_max_ms");
+    expect(launches[4]! - launches[3]!).toBeGreaterThanOrEqual(1000);
+    await waitFor(() => supervisor.status().state === "failed", "failed again");
   });
 
   it("stop() kills the whole process group, grandchildren included", async () => {

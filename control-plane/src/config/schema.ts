@@ -8,9 +8,9 @@ const positiveInt = z.int().min(1);
 
 const restartSchema = z.strictObject({
   /**
-   * Unexpected exits tolerated within `window_ms` before the supervisor gives up and enters
-   * `failed`. Higher rides out more flakiness; lower surfaces a broken model sooner; 0 never
-   * restarts. Default 5.
+   * Unexpected exits (or hangs) tolerated within `window_ms` before the supervisor enters `failed`,
+   * from where it retries only once every `backoff_max_ms`. Higher rides out more flakiness; lower
+   * surfaces a broken model sooner; 0 never restarts. Default 5.
    */
   max_restarts: z.int().min(0).default(5),
   /** The sliding window, in ms, over which `max_restarts` is counted. Default 300000 (5 min). */
@@ -76,6 +76,19 @@ const mlxSchema = z.strictObject({
    * before the start counts as failed. A first download needs the longest. Default 600000 (10 min).
    */
   startup_timeout_ms: positiveInt.default(600_000),
+  /**
+   * How often, in ms, the supervisor asks a running inference process `/health` (which answers
+   * within 100 ms even mid-batch). Lower detects a hung process sooner at the price of a few more
+   * loopback requests. Default 1000.
+   */
+  liveness_interval_ms: positiveInt.default(1000),
+  /**
+   * How long, in ms, a running inference process may go without answering `/health` before it is
+   * declared hung (stopped, deadlocked): it is then killed (SIGKILL to its process group) and
+   * restarted, and requests waiting on it get a retryable 503 at once. Lower recovers sooner; too
+   * low could kill a process on a machine so loaded it answers late. Default 10000.
+   */
+  liveness_timeout_ms: positiveInt.default(10_000),
   /** When and how the inference process is restarted after it exits unexpectedly. */
   restart: restartSchema.prefault({}),
 });

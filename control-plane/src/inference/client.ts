@@ -27,13 +27,25 @@ export class InferenceClient {
   readonly #token: string;
   readonly #model: string;
   readonly #timeoutMs: number;
+  readonly #gone: AbortSignal | undefined;
 
-  /** `model` names the model in errors; `timeoutMs` bounds every call (a safety net under the batcher's deadlines). */
-  constructor(options: { baseUrl: string; token: string; model: string; timeoutMs: number }) {
+  /**
+   * `model` names the model in errors; `timeoutMs` bounds every call (a safety net under the
+   * batcher's deadlines); `gone` aborts when the supervisor gives the process up (it died or
+   * hung): calls in flight then fail at once with a retryable 503 whose reason is the signal's.
+   */
+  constructor(options: {
+    baseUrl: string;
+    token: string;
+    model: string;
+    timeoutMs: number;
+    gone?: AbortSignal;
+  }) {
     this.baseUrl = options.baseUrl;
     this.#token = options.token;
     this.#model = options.model;
     this.#timeoutMs = options.timeoutMs;
+    this.#gone = options.gone;
   }
 
   /**
@@ -70,7 +82,8 @@ export class InferenceClient {
 
   async #post<T>(path: string, body: unknown, options: CallOptions): Promise<T> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
-    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    const gone = this.#gone;
+    const signal = AbortSignal.any([timeout, ...(options.signal ? [options.signal] : []), ...(gone ? [gone] : [])]);
     let response: Response;
     let text: string;
     try {
@@ -87,6 +100,14 @@ export class InferenceClient {
       text = await response.text();
     } catch (error) {
       if (options.signal?.aborted) throw new AkidbError("AKIDB_ERR_CANCELLED", {}, { cause: error });
+      if (gone?.aborted) {
+        const reason = gone.reason instanceof Error ? gone.reason.message : String(gone.reason);
+        throw new AkidbError(
+          "AKIDB_ERR_MODEL_UNAVAILABLE",
+          { model: this.#model, reason },
+          { retryAfterSeconds: 1, cause: error },
+        );
+      }
       const reason = timeout.aborted
         ? `no answer to POST ${path} within ${this.#timeoutMs} ms`
         : `POST ${path} failed: ${describeFetchError(error)}`;

@@ -23,8 +23,10 @@ export interface SupervisorStatus {
   port: number | null;
   /** Automatic relaunches (after a crash or a failed start) since the supervisor was created. */
   restarts: number;
-  /** Why the last launch failed or the process died; null once it is ready again. */
+  /** Why the last launch failed or the process died, and how to recover; null once it is ready again. */
   lastError: string | null;
+  /** The last lines the process wrote before that failure (for /admin and the log only: they may quote inputs or paths). */
+  lastOutput: string | null;
   /** Registry alias of the model being served. */
   alias: string;
   /** The loaded model as the process reports it; null until ready. */
@@ -65,6 +67,10 @@ interface Child {
   exitInfo: ExitInfo | undefined;
   /** SIGTERM to the process group, SIGKILL after the grace period (execa's cancelSignal). */
   cancel: AbortController;
+  /** Aborted (with the reason) when the process is given up: its client's calls in flight fail at once. */
+  gone: AbortController;
+  /** Why the liveness check gave the process up, when it did. */
+  hung: string | undefined;
   /** Signals the whole process group, even after the leader exited (stray descendants). */
   killGroup: (signal: NodeJS.Signals) => void;
 }
@@ -105,6 +111,7 @@ export class InferenceSupervisor {
   #startedAt: string | null = null;
   #restarts = 0;
   #lastError: string | null = null;
+  #lastOutput: string | null = null;
   /** Times of recent failures, for the restart window and the backoff exponent. */
   #failures: number[] = [];
   #retryTimer: NodeJS.Timeout | undefined;
@@ -133,6 +140,7 @@ export class InferenceSupervisor {
       port: this.#child?.port ?? null,
       restarts: this.#restarts,
       lastError: this.#lastError,
+      lastOutput: this.#lastOutput,
       alias: this.#entry.alias,
       model: this.#model,
       startedAt: this.#startedAt,
@@ -216,6 +224,7 @@ export class InferenceSupervisor {
       this.#model = model;
       this.#startedAt = new Date().toISOString();
       this.#lastError = null;
+      this.#lastOutput = null;
       this.#setState("ready");
       this.#logger.info(
         {
@@ -228,13 +237,18 @@ export class InferenceSupervisor {
       );
       const running = child;
       void running.exited.then((info) => this.#onExit(running, info));
+      void this.#watchLiveness(running);
     } catch (error) {
       if (child) await this.#terminate(child);
       if (abort.signal.aborted) throw new Error("the inference process was stopped before it was ready");
       const reason = error instanceof Error ? error.message : String(error);
+      const output = child?.stderr.toString() || null;
+      this.#lastOutput = output;
       if (error instanceof LaunchError) this.#fail(reason);
       else this.#recordFailure(reason);
-      throw error instanceof Error ? error : new Error(reason);
+      // The caller (server start, an admin action) gets the output too; /health and public errors do not.
+      // A load failure the process reported says why itself.
+      throw new Error(error instanceof LoadFailure ? reason : withOutput(reason, output), { cause: error });
     } finally {
       if (this.#launching === abort) this.#launching = undefined;
     }
@@ -269,6 +283,7 @@ export class InferenceSupervisor {
     });
     const logger = this.#logger.child({ component: "inference" });
     const stderr = new OutputTail();
+    const gone = new AbortController();
     let reportPort: (port: number) => void = () => {};
     const listening = new Promise<number>((resolve) => {
       reportPort = resolve;
@@ -287,6 +302,7 @@ export class InferenceSupervisor {
           token,
           model: this.#entry.alias,
           timeoutMs: this.#config.embedding.queue.request_timeout_ms,
+          gone: gone.signal,
         });
         reportPort(port);
       },
@@ -309,6 +325,8 @@ export class InferenceSupervisor {
         return info;
       }),
       cancel,
+      gone,
+      hung: undefined,
       killGroup: (signal) => {
         subprocess.kill(signal);
       },
@@ -361,14 +379,66 @@ export class InferenceSupervisor {
     }
   }
 
+  /**
+   * Asks the ready process `/health` every `liveness_interval_ms`; with no answer (or no valid
+   * proof) for `liveness_timeout_ms` it is declared hung: requests in flight on it fail at once
+   * with a retryable 503, its group gets SIGKILL (a stopped process cannot act on SIGTERM), and the
+   * exit that follows is handled like a crash (restart with backoff).
+   */
+  async #watchLiveness(child: Child): Promise<void> {
+    const { liveness_interval_ms: interval, liveness_timeout_ms: timeout } = this.#config.embedding.mlx;
+    const client = child.client;
+    const current = () => this.#child === child && this.#state === "ready" && !child.exitInfo;
+    let answeredAt = Date.now();
+    let last = "no answer";
+    while (current()) {
+      const stop = new AbortController();
+      await Promise.race([
+        sleep(interval, undefined, { signal: stop.signal }).catch(() => undefined),
+        child.exited,
+      ]).finally(() => stop.abort());
+      if (!current() || !client) return;
+      const left = Math.max(1, answeredAt + timeout - Date.now());
+      try {
+        const health = await Promise.race([client.health(AbortSignal.timeout(left)), child.exited]);
+        if (!current()) return;
+        if ("status" in health && health.status === "ready") {
+          answeredAt = Date.now();
+          continue;
+        }
+        last = "status" in health ? `${health.status}: ${health.reason}` : "exited";
+      } catch (error) {
+        last = error instanceof Error ? error.message : String(error);
+        if (error instanceof ImpostorError) answeredAt = 0;
+      }
+      if (!current()) return;
+      if (Date.now() - answeredAt >= timeout) {
+        this.#giveUp(child, `the inference process did not answer /health within ${timeout} ms (${last}): declared hung and killed`);
+        return;
+      }
+    }
+  }
+
+  #giveUp(child: Child, reason: string): void {
+    child.hung = reason;
+    this.#logger.error({ inference_pid: child.pid }, reason);
+    // New requests see the state at once; the exit that SIGKILL causes is handled by #onExit.
+    this.#setState("restarting");
+    child.gone.abort(new Error(reason));
+    child.killGroup("SIGKILL");
+  }
+
   #onExit(child: Child, info: ExitInfo): void {
-    if (this.#child !== child || this.#state !== "ready") return;
+    const hung = child.hung !== undefined && this.#state === "restarting";
+    if (this.#child !== child || (this.#state !== "ready" && !hung)) return;
     this.#child = undefined;
     this.#model = null;
     this.#startedAt = null;
     child.killGroup("SIGKILL");
-    const reason = this.#describeExit(child, "unexpectedly");
-    this.#logger.error({ code: info.code, signal: info.signal }, reason);
+    const reason = child.hung ?? this.#describeExit(child, "unexpectedly");
+    child.gone.abort(new Error(reason));
+    this.#lastOutput = child.stderr.toString() || null;
+    this.#logger.error({ code: info.code, signal: info.signal, output: this.#lastOutput }, reason);
     this.#recordFailure(reason);
   }
 
@@ -377,8 +447,7 @@ export class InferenceSupervisor {
     const how = info?.error
       ? `could not be spawned (${info.error})`
       : `exited ${info?.signal ? `on signal ${info.signal}` : `with code ${info?.code}`} ${when}`;
-    const tail = child.stderr.toString();
-    return `the inference process ${how}${tail ? `; its last output:\n${tail}` : ""}`;
+    return `the inference process ${how}`;
   }
 
   #recordFailure(reason: string): void {
@@ -387,11 +456,19 @@ export class InferenceSupervisor {
     const now = Date.now();
     this.#failures = [...this.#failures.filter((time) => now - time < window_ms), now];
     this.#lastError = reason;
+    const recovery = "fix the cause (the server log has the process's output), then POST /admin/v1/inference/restart";
+    if (max_restarts === 0) {
+      this.#fail(`${reason} (embedding.mlx.restart.max_restarts is 0: not restarting; ${recovery})`);
+      return;
+    }
     if (this.#failures.length > max_restarts) {
+      // Gave up restarting quickly, not for good: a cause that goes away (a disk filled, a device
+      // busy) heals without an operator.
       this.#fail(
-        `${reason}\n(${this.#failures.length} failures within ${window_ms} ms: not restarting again; ` +
-          "fix the cause, then POST /admin/v1/inference/restart or restart the server)",
+        `${reason} (${this.#failures.length} failures within ${window_ms} ms: retrying only every ` +
+          `${backoff_max_ms} ms; ${recovery} to retry now)`,
       );
+      this.#scheduleRelaunch(backoff_max_ms, "failed");
       return;
     }
     const delay = Math.min(backoff_initial_ms * 2 ** (this.#failures.length - 1), backoff_max_ms);
@@ -400,11 +477,16 @@ export class InferenceSupervisor {
       { delayMs: delay, failures: this.#failures.length },
       "restarting the inference process",
     );
+    this.#scheduleRelaunch(delay, "restarting");
+  }
+
+  /** Relaunches after `delay` unless an operator action or a state change came first. */
+  #scheduleRelaunch(delay: number, state: "restarting" | "failed"): void {
     const generation = this.#generation;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       void this.#serial(async () => {
-        if (generation !== this.#generation || this.#state !== "restarting") return;
+        if (generation !== this.#generation || this.#state !== state) return;
         this.#restarts++;
         this.#metrics?.restarts.inc();
         await this.#launch("restarting").catch(() => undefined); // recorded by #launch
@@ -434,6 +516,10 @@ export class InferenceSupervisor {
     if (state !== this.#state) this.#logger.debug({ from: this.#state, to: state }, "inference state");
     this.#state = state;
   }
+}
+
+function withOutput(reason: string, output: string | null): string {
+  return output ? `${reason}; its last output:\n${output}` : reason;
 }
 
 /** Unsets (for execa's `extendEnv`) every inherited `AKIDB_*` variable. */

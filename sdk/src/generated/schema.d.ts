@@ -683,7 +683,13 @@ export interface components {
             port: number | null;
             /** @description Restarts since the server started. */
             restarts: number;
+            /** @description Why the last launch failed or the process died (or hung), and how to recover. */
             last_error: string | null;
+            /**
+             * @description The last lines the process wrote before that failure. Only here and in the log: the open
+             *     /health and public errors carry `last_error` alone.
+             */
+            last_output: string | null;
             /** @description ISO time the current process became ready. */
             started_at: string | null;
             /** @description Alias of the model it serves. */
@@ -1886,7 +1892,8 @@ export interface operations {
             header?: {
                 /**
                  * @description A fresh random value, 32 to 128 lowercase hex digits, sent by the control plane with
-                 *     each /health poll; any other value is ignored (no proof is sent).
+                 *     each /health poll; any other value is ignored (no proof is sent), never rejected, so the
+                 *     schema does not constrain it.
                  */
                 "x-akidb-challenge"?: string;
             };

@@ -97,6 +97,7 @@ function inferenceStatus(status: SupervisorStatus): Schemas["InferenceStatus"] {
     port: status.port,
     restarts: status.restarts,
     last_error: status.lastError,
+    last_output: status.lastOutput,
     started_at: status.startedAt,
     model: status.alias,
   };
