@@ -509,6 +509,18 @@ export class LocalCollectionStore implements CollectionStore {
     if (this.#closed) throw new AkidbError("AKIDB_ERR_SHUTTING_DOWN", {});
   }
 
+  /**
+   * Releases the data directory without writing snapshots, as a crash would leave it (writes
+   * already acknowledged are committed): restart tests use it to exercise log replay.
+   */
+  async abandon(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#pending.length > 0) this.#flush();
+    await this.#chain;
+    this.#db.close();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
