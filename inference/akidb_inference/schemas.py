@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictInt, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from .engine import Encoded, InputType
@@ -55,16 +55,34 @@ Texts = Annotated[
 """One text or a non-empty list of non-empty texts, always a list once validated."""
 
 
+def _not_null(value: object) -> object:
+    """An optional field may be left out but not sent as null: the contract's types have no null."""
+    if value is None:
+        raise PydanticCustomError("null_value", "must not be null; leave the field out instead")
+    return value
+
+
+def _integral(value: object) -> object:
+    """JSON Schema, and so the contract, counts 256.0 as an integer; strings and booleans stay errors."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 class EmbeddingRequest(BaseModel):
+    # An unknown field is a 422 naming it, as in the control plane and OpenAI's API (the contract's
+    # EmbeddingRequest has additionalProperties: false).
+    model_config = ConfigDict(extra="forbid")
+
     input: Texts
-    model: str | None = None
+    model: Annotated[str | None, BeforeValidator(_not_null)] = None
     """Accepted for OpenAI compatibility and ignored: the process serves one model."""
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: StrictInt | None = None
+    dimensions: Annotated[StrictInt | None, BeforeValidator(_integral), BeforeValidator(_not_null)] = None
     input_type: InputType = "document"
     normalize: StrictBool = True
     truncate: StrictBool = True
-    user: str | None = None
+    user: Annotated[str | None, BeforeValidator(_not_null)] = None
 
 
 class TokenizeRequest(BaseModel):
