@@ -22,7 +22,7 @@ import uvicorn
 from huggingface_hub import constants
 
 from .app import create_app
-from .backends import BackendOptions
+from .backends import BackendOptions, weight_files
 from .download import resolve_model_dir
 from .logs import configure_logging, log
 from .settings import DEFAULT_CACHE_DIR, Settings
@@ -202,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         offline=settings.offline,
         retries=settings.download_retries,
         retry_delay=settings.download_retry_delay,
+        weight_files=weight_files(settings.backend),
     )
     worker = ModelWorker(
         model_dir,

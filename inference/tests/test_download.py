@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from akidb_inference.backends import BackendName, BackendOptions, weight_files
 from akidb_inference.download import ModelSourceError, resolve_model_dir
 
 from .hub_server import HubServer, Repo, serve_hub
@@ -98,19 +99,18 @@ def test_downloads_only_the_files_the_model_needs_into_the_cache(
     assert last_progress == {name: (len(content), len(content)) for name, content in NEEDED.items()}
 
 
-def test_a_backend_names_the_weight_files_it_reads(hub: HubServer, tmp_path: Path) -> None:
-    directory = resolve_model_dir(
-        "org/model",
-        cache_dir=tmp_path,
-        endpoint=hub.url,
-        weight_files=("onnx/model.onnx",),  # an ONNX-only backend: no safetensors
-    )
+@pytest.mark.parametrize(
+    ("backend", "also"), [("mlx", set()), ("onnx", {"onnx/model.onnx"})], ids=["mlx", "onnx"]
+)
+def test_each_backend_gets_the_weight_files_it_declares(
+    hub: HubServer, tmp_path: Path, backend: BackendName, also: set[str]
+) -> None:
+    patterns = weight_files(BackendOptions(name=backend))
+    directory = resolve_model_dir("org/model", cache_dir=tmp_path, endpoint=hub.url, weight_files=patterns)
 
     downloaded = {p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()}
-    assert downloaded == {"config.json", "tokenizer.json", "1_Pooling/config.json", "onnx/model.onnx"}
-    offline = resolve_model_dir(
-        "org/model", cache_dir=tmp_path, offline=True, weight_files=("onnx/model.onnx",)
-    )
+    assert downloaded == set(NEEDED) | also
+    offline = resolve_model_dir("org/model", cache_dir=tmp_path, offline=True, weight_files=patterns)
     assert offline == directory
 
 

@@ -67,13 +67,33 @@ class Backend(Protocol):
 def load_backend(checkpoint: Checkpoint, device: Device, options: BackendOptions | None = None) -> Backend:
     """Load the checkpoint's weights on the chosen backend; raises `ModelLoadError`."""
     options = options or BackendOptions()
-    if options.name == "mlx" or (options.name == "auto" and metal_available()):
+    if chosen(options) == "mlx":
         from .mlx import MLXBackend
 
         return MLXBackend.load(checkpoint, device)
     from .onnx import ONNXBackend
 
     return ONNXBackend.load(checkpoint, device, options)
+
+
+def chosen(options: BackendOptions) -> Literal["mlx", "onnx"]:
+    """The backend `options` selects on this host ("auto" resolved)."""
+    if options.name == "mlx" or (options.name == "auto" and metal_available()):
+        return "mlx"
+    return "onnx"
+
+
+def weight_files(options: BackendOptions) -> tuple[str, ...]:
+    """Download patterns (fnmatch) of the weight files the chosen backend reads or accepts: each
+    backend declares its own `WEIGHT_FILES`, since what it can load is its business (ONNX Runtime
+    takes a checkpoint's own `model.onnx` export, which MLX cannot use)."""
+    if chosen(options) == "mlx":
+        from . import mlx
+
+        return mlx.WEIGHT_FILES
+    from . import onnx
+
+    return onnx.WEIGHT_FILES
 
 
 def metal_available() -> bool:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
-from ...checkpoint import Checkpoint, ModelLoadError
+from ...checkpoint import SAFETENSORS_FILES, Checkpoint, ModelLoadError
 from .. import Device
 from .loader import EmbeddingModel, load_model
+
+WEIGHT_FILES = SAFETENSORS_FILES
+"""What `download` fetches for this backend: safetensors weights (plain or MLX-quantized)."""
 
 
 def select_device(device: Device) -> mx.DeviceType:

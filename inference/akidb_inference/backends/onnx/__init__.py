@@ -13,10 +13,14 @@ import os
 import numpy as np
 import onnxruntime as ort
 
-from ...checkpoint import Checkpoint, ModelLoadError
+from ...checkpoint import SAFETENSORS_FILES, Checkpoint, ModelLoadError
 from .. import BackendOptions, Device
-from .convert import PRECISIONS, Precision, graph_file, read_head, ready_export
+from .convert import PRECISIONS, READY_EXPORTS, Precision, graph_file, read_head, ready_export
 from .weights import read_safetensors
+
+WEIGHT_FILES = (*SAFETENSORS_FILES, *READY_EXPORTS)
+"""What `download` fetches for this backend: the safetensors it writes graphs from, and a
+checkpoint's own ONNX export, used as it is when present."""
 
 
 def default_precision(checkpoint: Checkpoint) -> Precision:
