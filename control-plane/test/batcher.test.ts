@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Batcher, type BatcherLimits, type EmbedRequest } from "../src/embedding/batcher.ts";
-import { MockEmbedder } from "../src/embedding/mock.ts";
+import { MOCK_MAX_TOKENS, MockEmbedder } from "../src/embedding/mock.ts";
 import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "../src/embedding/types.ts";
 import { AkidbError } from "../src/errors.ts";
 import { GatedEmbedder } from "./fakes.ts";
@@ -89,7 +89,7 @@ describe("Batcher", () => {
     ]);
   });
 
-  it("never mixes inputs with different input_type, dimensions, normalize or truncate", async () => {
+  it("never mixes inputs with different input_type, dimensions or normalize", async () => {
     const embedder = new GatedEmbedder();
     const batcher = new Batcher({
       embedder,
@@ -105,21 +105,20 @@ describe("Batcher", () => {
       request(["c"], { dimensions: 4 }),
       request(["d"], { normalize: false }),
       request(["e"], { truncate: false }),
-      request(["f"]),
     ];
     const results = requests.map((req) => submit(batcher, req));
     embedder.calls[0]!.release();
     await blocker;
-    for (let n = 2; n <= 6; n++) {
+    for (let n = 2; n <= 5; n++) {
       await vi.waitFor(() => expect(embedder.calls).toHaveLength(n));
       embedder.calls[n - 1]!.release();
     }
+    // `truncate` is checked on the result, so truncate: false shares a batch with the rest.
     expect(embedder.calls.slice(1).map((call) => call.batch.texts)).toEqual([
-      ["a", "f"],
+      ["a", "e"],
       ["b"],
       ["c"],
       ["d"],
-      ["e"],
     ]);
     for (const [i, result] of results.entries()) {
       expect((await result).vectors).toEqual(await unbatched(requests[i]!));
@@ -208,22 +207,43 @@ describe("Batcher", () => {
     const embedder = new GatedEmbedder();
     const batcher = new Batcher({ embedder, limits: LIMITS, estimateTokens: charTokens });
     const good = submit(batcher, request(["ok 1", "ok 2"]));
-    const bad = submit(batcher, request(["fine", "too long"]));
+    const bad = submit(batcher, request(["fine", "bad"]));
     await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
     embedder.calls[0]!.fail(
       new AkidbError(
-        "AKIDB_ERR_INPUT_TOO_LONG",
-        { param: "input[3]", tokens: 9, limit: 8 },
-        { param: "input[3]" },
+        "AKIDB_ERR_INFERENCE_REJECTED",
+        { message: "input[3] is not valid UTF-8" },
+        { param: "input[3]", status: 422 },
       ),
     );
     const error = await rejection(bad);
     expect(error.param).toBe("input[1]");
-    expect(error.message).toMatch(/^input\[1\] has 9 tokens/);
+    expect(error.status).toBe(422);
+    expect(error.message).toBe("input[1] is not valid UTF-8");
     await vi.waitFor(() => expect(embedder.calls).toHaveLength(2));
     expect(embedder.calls[1]!.batch.texts).toEqual(["ok 1", "ok 2"]);
     embedder.calls[1]!.release();
     expect((await good).vectors).toHaveLength(2);
+  });
+
+  it("fails a truncate: false request whose input the model cut, naming it and the limit; the rest of the batch is answered", async () => {
+    const embedder = new GatedEmbedder();
+    const limits = { ...LIMITS, batchTimeoutMs: 60_000 };
+    const batcher = new Batcher({ embedder, limits, estimateTokens: () => 1 });
+    const long = "word ".repeat(MOCK_MAX_TOKENS);
+    const strict = submit(batcher, request(["short", long], { truncate: false }));
+    const lenient = submit(batcher, request(["x", long]));
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
+    expect(embedder.calls[0]!.batch.texts).toEqual(["short", long, "x", long]);
+    embedder.calls[0]!.release();
+    const error = await rejection(strict);
+    expect(error).toMatchObject({ code: "AKIDB_ERR_INPUT_TOO_LONG", status: 400, param: "input[1]" });
+    expect(error.message).toBe(
+      `input[1] is longer than the model's max_tokens (${MOCK_MAX_TOKENS} tokens, prompt included); shorten it or send truncate: true.`,
+    );
+    // The mock counts one token per 4 bytes plus one: "x" is 2; the long text is cut to the limit.
+    expect(await lenient).toMatchObject({ tokenCounts: [2, MOCK_MAX_TOKENS], truncated: [false, true] });
+    expect(batcher.pendingInputs).toBe(0);
   });
 
   it("fails every request of a batch the embedder could not compute", async () => {
@@ -299,10 +319,6 @@ class TimedEmbedder implements Embedder {
     await new Promise((resolve) => setTimeout(resolve, 1 + batch.texts.length));
     this.inFlight -= 1;
     return this.inner.embed(batch);
-  }
-
-  countTokens(texts: string[], inputType: InputType, requestId: string): Promise<number[]> {
-    return this.inner.countTokens(texts, inputType, requestId);
   }
 }
 

@@ -77,13 +77,13 @@ describe("AkidbError", () => {
   it("withParam renames the field in the param and the message", () => {
     const error = new AkidbError(
       "AKIDB_ERR_INPUT_TOO_LONG",
-      { param: "input[7]", tokens: 9000, limit: 8192 },
+      { param: "input[7]", limit: 8192 },
       { param: "input[7]" },
     );
     const moved = error.withParam("input[1]");
     expect(moved.param).toBe("input[1]");
     expect(moved.message).toBe(
-      "input[1] has 9000 tokens, more than the model's max_tokens (8192); shorten it or send truncate: true.",
+      "input[1] is longer than the model's max_tokens (8192 tokens, prompt included); shorten it or send truncate: true.",
     );
     expect(moved.code).toBe(error.code);
     expect(moved.status).toBe(400);

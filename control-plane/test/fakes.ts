@@ -1,5 +1,5 @@
 import { MockEmbedder } from "../src/embedding/mock.ts";
-import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "../src/embedding/types.ts";
+import type { EmbedBatch, Embedder, EmbedderState, EmbedResult } from "../src/embedding/types.ts";
 
 /** A mock embedder whose batches the test releases by hand, recording what it was sent. */
 export class GatedEmbedder implements Embedder {
@@ -42,10 +42,6 @@ export class GatedEmbedder implements Embedder {
       });
     });
   }
-
-  countTokens(texts: string[], inputType: InputType, requestId: string): Promise<number[]> {
-    return this.inner.countTokens(texts, inputType, requestId);
-  }
 }
 
 /** An embedder that answers at once like the mock, or throws `failure` when it is set. */
@@ -67,9 +63,5 @@ export class ScriptedEmbedder implements Embedder {
   async embed(batch: EmbedBatch): Promise<EmbedResult> {
     if (this.failure !== undefined) throw this.failure;
     return this.inner.embed(batch);
-  }
-
-  countTokens(texts: string[], inputType: InputType, requestId: string): Promise<number[]> {
-    return this.inner.countTokens(texts, inputType, requestId);
   }
 }

@@ -123,7 +123,6 @@ describe("POST /v1/embeddings (mock mode)", () => {
       texts: ["hello", "world"],
       inputType: "document",
       normalize: true,
-      truncate: true,
       requestId: "x",
     });
     expect(body.object).toBe("list");
@@ -133,8 +132,8 @@ describe("POST /v1/embeddings (mock mode)", () => {
       ["embedding", 1],
     ]);
     expect(body.data.map((d) => d.embedding)).toEqual(expected.vectors.map((v) => Array.from(v)));
-    const tokens = expected.tokenCounts.reduce((a, b) => a + b, 0);
-    expect(body.usage).toEqual({ prompt_tokens: tokens, total_tokens: tokens });
+    // The mock's count: ceil(5 bytes / 4) + 1 = 3 tokens per word.
+    expect(body.usage).toEqual({ prompt_tokens: 6, total_tokens: 6 });
   });
 
   it("echoes the client's x-request-id", async () => {
@@ -277,14 +276,16 @@ describe("POST /v1/embeddings error paths", () => {
   it("400 AKIDB_ERR_INPUT_TOO_LONG for truncate: false and an input over max_tokens", async () => {
     const { app } = buildApp();
     const long = "word ".repeat(8192);
-    expect((await post(app, "/v1/embeddings", { input: ["short", long] })).status).toBe(200);
+    const cut = await post(app, "/v1/embeddings", { input: ["short", long] });
+    // Truncated to the mock's max_tokens (8192), after "short" (ceil(5 / 4) + 1 = 3 tokens).
+    expect(((await cut.json()) as EmbeddingBody).usage.prompt_tokens).toBe(3 + 8192);
     const error = await expectError(
       await post(app, "/v1/embeddings", { input: ["short", long], truncate: false }),
       400,
       "AKIDB_ERR_INPUT_TOO_LONG",
       "input[1]",
     );
-    expect(error.message).toMatch(/input\[1\] has \d+ tokens, more than the model's max_tokens \(8192\)/);
+    expect(error.message).toContain("input[1] is longer than the model's max_tokens (8192 tokens");
   });
 
   it("400 AKIDB_ERR_TEXT_NEEDS_MODEL in user_provided mode", async () => {

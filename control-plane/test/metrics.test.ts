@@ -50,11 +50,14 @@ describe("metrics", () => {
     for (let i = 1; i < latency.length; i++) expect(latency[i]! / latency[i - 1]!).toBe(2);
   });
 
-  it("lets servers in one process keep separate registries", () => {
-    expect(() => {
-      createMetrics();
-      createMetrics();
-    }).not.toThrow();
+  it("lets servers in one process keep separate registries", async () => {
+    const first = createMetrics();
+    const second = createMetrics();
+    expect(first.registry).not.toBe(second.registry);
+    first.tokens.inc(5);
+    const series = `${METRIC_PREFIX}embedding_tokens_total`;
+    expect(sample(await first.registry.metrics(), series)).toBe(5);
+    expect(sample(await second.registry.metrics(), series)).toBe(0);
   });
 
   it("records batch sizes, queue and inference latency and tokens from the batcher", async () => {
@@ -82,8 +85,9 @@ describe("metrics", () => {
     expect(sample(text, `${METRIC_PREFIX}embedding_batch_size_sum`)).toBe(8);
     expect(sample(text, `${METRIC_PREFIX}embedding_latency_ms_count{stage="queue"}`)).toBe(8);
     expect(sample(text, `${METRIC_PREFIX}embedding_latency_ms_count{stage="inference"}`)).toBe(2);
-    const tokens = result.tokenCounts.reduce((a, b) => a + b, 0);
-    expect(sample(text, `${METRIC_PREFIX}embedding_tokens_total`)).toBe(tokens);
+    // The mock's count: one token per 4 UTF-8 bytes, rounded up, plus one.
+    expect(result.tokenCounts).toEqual([2, 2, 3, 2, 2, 2, 3, 3]);
+    expect(sample(text, `${METRIC_PREFIX}embedding_tokens_total`)).toBe(19);
     expect(sample(text, `${METRIC_PREFIX}embedding_queue_depth`)).toBe(0);
   });
 

@@ -30,8 +30,10 @@ const qwenConfig = {
   quantization: { group_size: 64, bits: 4, mode: "affine" },
 };
 
+/** Explicit sizes ascend to the full dimension; a range ends at it. */
 function isAscendingWithin(entry: ModelEntry): boolean {
   const dims = entry.matryoshka_dimensions;
+  if (!Array.isArray(dims)) return dims.min <= dims.max && dims.max === entry.dimension;
   return dims.every((d, i) => i === 0 || d > dims[i - 1]!) && dims.at(-1) === entry.dimension;
 }
 
@@ -60,8 +62,7 @@ describe("built-in entries", () => {
     });
     expect(qwen.prompts.query).toMatch(/^Instruct: .+\nQuery:$/);
     expect(qwen.prompts.document).toBe("");
-    expect(qwen.matryoshka_dimensions[0]).toBe(32);
-    expect(qwen.matryoshka_dimensions).toHaveLength(1024 - 32 + 1);
+    expect(qwen.matryoshka_dimensions).toEqual({ min: 32, max: 1024 });
   });
 
   it("EmbeddingGemma: mean pooling, prompts on both sides, MRL 128/256/512/768", () => {
@@ -145,7 +146,7 @@ describe("resolve", () => {
       builtin: false,
     });
     expect(isAscendingWithin(entry)).toBe(true);
-    expect(entry.matryoshka_dimensions[0]).toBe(32);
+    expect(entry.matryoshka_dimensions).toEqual({ min: 32, max: 64 });
   });
 
   it("finds a repo id in the Hugging Face cache, preferring the snapshot refs/main names", () => {

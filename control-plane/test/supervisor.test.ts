@@ -291,8 +291,8 @@ describe("InferenceSupervisor", () => {
 });
 
 describe("InferenceEmbedder over the fake inference process", () => {
-  it("decodes base64 vectors equal to the process's float answer, with per-input token counts", async () => {
-    const { supervisor } = supervise({ command: fakeCommand().command });
+  it("makes one request per batch: base64 vectors equal to the float answer, with each input's tokens", async () => {
+    const { supervisor, lines } = supervise({ command: fakeCommand().command });
     const embedder = new InferenceEmbedder(supervisor, { loadsOnDemand: false });
     await supervisor.start();
     const texts = ["hello world", "a b c d e f g h i j k l m n o p q r s t", "x"];
@@ -300,19 +300,24 @@ describe("InferenceEmbedder over the fake inference process", () => {
       texts,
       inputType: "document",
       normalize: true,
-      truncate: true,
       requestId: "req-1",
     });
-    const client = supervisor.client()!;
-    const floats = await client.embed({ input: texts, encoding_format: "float" }, { requestId: "req-2" });
-    const tokenized = await client.tokenize({ input: texts }, { requestId: "req-3" });
+    const floats = await supervisor
+      .client()!
+      .embed({ input: texts, encoding_format: "float" }, { requestId: "req-2" });
     expect(result.vectors).toHaveLength(texts.length);
     result.vectors.forEach((vector, i) => {
       expect(Array.from(vector)).toEqual(Array.from(new Float32Array(floats.data[i]!.embedding as number[])));
     });
-    // truncate: true caps a count at the model's max_tokens.
-    expect(result.tokenCounts).toEqual(tokenized.data.map((d) => Math.min(d.tokens, tokenized.max_tokens)));
-    expect(await embedder.countTokens(texts, "query", "req-4")).toEqual(tokenized.data.map((d) => d.tokens));
+    // The fake counts words + 1 and cuts at its max_tokens, 16: the 20-word text is cut.
+    expect(result.tokenCounts).toEqual([3, 16, 2]);
+    expect(result.truncated).toEqual([false, true, false]);
+    // One batch, one call: once the later req-2 is logged, the fake logged req-1 exactly once.
+    const requestLines = (id: string) =>
+      lines.filter((l) => l.component === "inference" && l.msg === "request" && l.request_id === id);
+    await waitFor(() => requestLines("req-2").length > 0, "the fake's request log line");
+    const calls = requestLines("req-1");
+    expect(calls.map((l) => l.path)).toEqual(["/v1/embeddings"]);
     expect(embedder.state()).toMatchObject({ status: "ready", pid: supervisor.status().pid });
   });
 
@@ -325,7 +330,6 @@ describe("InferenceEmbedder over the fake inference process", () => {
         texts,
         inputType: "query",
         normalize: true,
-        truncate: true,
         requestId: "r",
         ...(signal ? { signal } : {}),
       });
@@ -364,9 +368,9 @@ describe("InferenceEmbedder over the fake inference process", () => {
       code: "AKIDB_ERR_INFERENCE_FAILED",
       message: expect.stringContaining("no answer to POST /v1/embeddings within 200 ms"),
     });
-    await expect(wrongToken.tokenize({ input: ["x"] }, { requestId: "r" })).rejects.toMatchObject({
+    await expect(wrongToken.embed({ input: ["x"] }, { requestId: "r" })).rejects.toMatchObject({
       code: "AKIDB_ERR_INFERENCE_FAILED",
-      message: expect.stringContaining("POST /tokenize answered 401: missing or wrong bearer token"),
+      message: expect.stringContaining("POST /v1/embeddings answered 401: missing or wrong bearer token"),
     });
   });
 
@@ -376,7 +380,6 @@ describe("InferenceEmbedder over the fake inference process", () => {
       texts: ["x"],
       inputType: "query" as const,
       normalize: true,
-      truncate: true,
       requestId: "r",
     };
     const eager = new InferenceEmbedder(supervisor, { loadsOnDemand: false });
@@ -471,15 +474,22 @@ describe("the real inference process on the qwen3-4bit fixture", () => {
       texts,
       inputType: "query",
       normalize: true,
-      truncate: true,
       requestId: "q1",
     });
     const own = await supervisor.client()!.embed({ input: texts, input_type: "query" }, { requestId: "q2" });
     result.vectors.forEach((vector, i) => {
       expect(Array.from(vector)).toEqual(Array.from(Float32Array.from(own.data[i]!.embedding as number[])));
     });
+    // The fixture's Qwen3 tokenizer on query prompt + text (26 tokens each), plus <|endoftext|>.
+    expect(result.tokenCounts).toEqual([27, 27]);
+    expect(result.truncated).toEqual([false, false]);
     expect(result.tokenCounts.reduce((a, b) => a + b, 0)).toBe(own.usage.prompt_tokens);
-    expect(lines.some((l) => l.component === "inference" && l.request_id === "q1")).toBe(true);
+    // One batch, one call: once the later q2 is logged, the process logged q1 exactly once.
+    const requestLines = (id: string) =>
+      lines.filter((l) => l.component === "inference" && l.msg === "request" && l.request_id === id);
+    await waitFor(() => requestLines("q2").length > 0, "the inference process's request log line");
+    const calls = requestLines("q1");
+    expect(calls.map((l) => l.path)).toEqual(["/v1/embeddings"]);
 
     const first = supervisor.status().pid!;
     process.kill(first, "SIGKILL");
@@ -492,7 +502,6 @@ describe("the real inference process on the qwen3-4bit fixture", () => {
       texts,
       inputType: "query",
       normalize: true,
-      truncate: true,
       requestId: "q3",
     });
     expect(Array.from(again.vectors[0]!)).toEqual(Array.from(result.vectors[0]!));

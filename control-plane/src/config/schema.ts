@@ -219,8 +219,13 @@ export const modelEntrySchema = z.strictObject({
   architecture: z.enum(["qwen3", "gemma3_text"]),
   /** Full output dimension. */
   dimension: positiveInt,
-  /** Dimensions a vector may be truncated to; default only `dimension`. */
-  matryoshka_dimensions: z.array(positiveInt).optional(),
+  /**
+   * Dimensions a vector may be truncated to: a list of sizes (`[256, 512]`), or `{min, max}` for
+   * any size in a range; default only `dimension`.
+   */
+  matryoshka_dimensions: z
+    .union([z.array(positiveInt).min(1), z.strictObject({ min: positiveInt, max: positiveInt })])
+    .optional(),
   /** Longest input in tokens, prompt included. */
   max_tokens: positiveInt,
   /** Default: the architecture's (`last_token` for qwen3, `mean` for gemma3_text). */

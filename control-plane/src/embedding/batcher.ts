@@ -35,7 +35,10 @@ export function batcherLimits(config: AkidbConfig): BatcherLimits {
  * One client request, with the options of a batch: its inputs may be split over several batches and
  * come back in order. Its `signal` aborts when the client goes away: its inputs leave the queue unsent.
  */
-export type EmbedRequest = EmbedBatch;
+export interface EmbedRequest extends EmbedBatch {
+  /** false: an input the model had to cut fails the request (AKIDB_ERR_INPUT_TOO_LONG) instead. */
+  truncate: boolean;
+}
 
 export interface BatcherOptions {
   embedder: Embedder;
@@ -50,6 +53,7 @@ interface Waiter {
   request: EmbedRequest;
   vectors: Float32Array[];
   tokenCounts: number[];
+  truncated: boolean[];
   remaining: number;
   settled: boolean;
   resolve: (result: EmbedResult) => void;
@@ -72,9 +76,9 @@ interface Batch {
   controller: AbortController;
 }
 
-/** Inputs share a batch only when the embedder would treat them alike. */
+/** Inputs share a batch only when the embedder would treat them alike (`truncate` is checked after). */
 function compatibilityKey(request: EmbedRequest): string {
-  return `${request.inputType}|${request.dimensions ?? ""}|${request.normalize}|${request.truncate}`;
+  return `${request.inputType}|${request.dimensions ?? ""}|${request.normalize}`;
 }
 
 /**
@@ -163,6 +167,7 @@ export class Batcher {
         request,
         vectors: new Array<Float32Array>(count),
         tokenCounts: new Array<number>(count).fill(0),
+        truncated: new Array<boolean>(count).fill(false),
         remaining: count,
         settled: false,
         resolve,
@@ -171,7 +176,7 @@ export class Batcher {
       };
       if (count === 0) {
         permit.release();
-        resolve({ vectors: [], tokenCounts: [] });
+        resolve({ vectors: [], tokenCounts: [], truncated: [] });
         return;
       }
       const onAbort = () => this.#settle(waiter, new AkidbError("AKIDB_ERR_CANCELLED", {}));
@@ -296,7 +301,6 @@ export class Batcher {
       inputType: first.inputType,
       dimensions: first.dimensions,
       normalize: first.normalize,
-      truncate: first.truncate,
       // The inference process logs one id per batch: the first request's (the debug line above maps the rest).
       requestId: first.requestId,
       signal: batch.controller.signal,
@@ -320,8 +324,20 @@ export class Batcher {
       batch.slots.forEach((slot, i) => {
         const waiter = slot.waiter;
         if (waiter.settled) return;
+        const tokens = result.tokenCounts[i] ?? 0;
+        const truncated = result.truncated[i] ?? false;
+        if (truncated && !waiter.request.truncate) {
+          // A cut input's count is the model's limit.
+          const param = `input[${slot.index}]`;
+          this.#settle(
+            waiter,
+            new AkidbError("AKIDB_ERR_INPUT_TOO_LONG", { param, limit: tokens }, { param }),
+          );
+          return;
+        }
         waiter.vectors[slot.index] = result.vectors[i]!;
-        waiter.tokenCounts[slot.index] = result.tokenCounts[i] ?? 0;
+        waiter.tokenCounts[slot.index] = tokens;
+        waiter.truncated[slot.index] = truncated;
         waiter.remaining -= 1;
         if (waiter.remaining === 0) this.#settle(waiter, null);
       });
@@ -359,7 +375,11 @@ export class Batcher {
     waiter.settled = true;
     waiter.cleanup();
     if (!error) {
-      waiter.resolve({ vectors: waiter.vectors, tokenCounts: waiter.tokenCounts });
+      waiter.resolve({
+        vectors: waiter.vectors,
+        tokenCounts: waiter.tokenCounts,
+        truncated: waiter.truncated,
+      });
       return;
     }
     const before = this.#queue.length;

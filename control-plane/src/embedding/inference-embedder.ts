@@ -1,12 +1,13 @@
 import { AkidbError } from "../errors.ts";
 import { decodeVector, type InferenceClient } from "../inference/client.ts";
 import type { InferenceSupervisor } from "../inference/supervisor.ts";
-import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "./types.ts";
+import type { EmbedBatch, Embedder, EmbedderState, EmbedResult } from "./types.ts";
 
 /**
  * The `Embedder` over the supervised inference process: a batch is one POST /v1/embeddings
- * (base64 vectors, a quarter of the JSON of floats) plus one POST /tokenize for per-input token
- * counts, which the embeddings response only gives in total.
+ * (base64 vectors, a quarter of the JSON of floats) whose items carry their token counts and
+ * whether they were truncated. The inference process always truncates; a request's
+ * `truncate: false` is checked by the batcher on the `truncated` flags.
  */
 export class InferenceEmbedder implements Embedder {
   readonly supervisor: InferenceSupervisor;
@@ -36,44 +37,32 @@ export class InferenceEmbedder implements Embedder {
   async embed(batch: EmbedBatch): Promise<EmbedResult> {
     const client = await this.#client();
     const options = { requestId: batch.requestId, ...(batch.signal ? { signal: batch.signal } : {}) };
-    const [embeddings, counts] = await Promise.all([
-      client.embed(
-        {
-          input: batch.texts,
-          input_type: batch.inputType,
-          encoding_format: "base64",
-          normalize: batch.normalize,
-          truncate: batch.truncate,
-          ...(batch.dimensions === undefined ? {} : { dimensions: batch.dimensions }),
-        },
-        options,
-      ),
-      client.tokenize({ input: batch.texts, input_type: batch.inputType }, options),
-    ]);
-    if (embeddings.data.length !== batch.texts.length || counts.data.length !== batch.texts.length) {
+    const embeddings = await client.embed(
+      {
+        input: batch.texts,
+        input_type: batch.inputType,
+        encoding_format: "base64",
+        normalize: batch.normalize,
+        truncate: true,
+        ...(batch.dimensions === undefined ? {} : { dimensions: batch.dimensions }),
+      },
+      options,
+    );
+    if (embeddings.data.length !== batch.texts.length) {
       throw new AkidbError("AKIDB_ERR_INFERENCE_FAILED", {
-        reason: `${batch.texts.length} inputs sent, ${embeddings.data.length} embeddings and ${counts.data.length} token counts received`,
+        reason: `${batch.texts.length} inputs sent, ${embeddings.data.length} embeddings received`,
       });
     }
     const vectors = new Array<Float32Array>(batch.texts.length);
+    const tokenCounts = new Array<number>(batch.texts.length);
+    const truncated = new Array<boolean>(batch.texts.length);
     for (const item of embeddings.data) {
       vectors[item.index] =
         typeof item.embedding === "string" ? decodeVector(item.embedding) : Float32Array.from(item.embedding);
+      tokenCounts[item.index] = item.tokens;
+      truncated[item.index] = item.truncated;
     }
-    // Truncation cuts an input to max_tokens, so that is what it cost.
-    const tokenCounts = new Array<number>(batch.texts.length);
-    for (const item of counts.data) {
-      tokenCounts[item.index] = batch.truncate ? Math.min(item.tokens, counts.max_tokens) : item.tokens;
-    }
-    return { vectors, tokenCounts };
-  }
-
-  async countTokens(texts: string[], inputType: InputType, requestId: string): Promise<number[]> {
-    const client = await this.#client();
-    const counts = await client.tokenize({ input: texts, input_type: inputType }, { requestId });
-    const tokens = new Array<number>(texts.length);
-    for (const item of counts.data) tokens[item.index] = item.tokens;
-    return tokens;
+    return { vectors, tokenCounts, truncated };
   }
 
   async #client(): Promise<InferenceClient> {

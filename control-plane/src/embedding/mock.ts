@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { AkidbError } from "../errors.ts";
 import type { EmbedBatch, Embedder, EmbedderState, EmbedResult, InputType } from "./types.ts";
 
-/** Pseudo-token limit of the mock model, so `truncate: false` behaves as with a real model. */
+/** Pseudo-token limit of the mock model: longer inputs are cut as a real model cuts them. */
 export const MOCK_MAX_TOKENS = 8192;
 
 /** Pseudo-tokens: one per 4 UTF-8 bytes (about what BPE tokenizers give for English) plus one special token. */
@@ -36,28 +36,15 @@ export class MockEmbedder implements Embedder {
         { param: "dimensions" },
       );
     }
-    const tokenCounts = batch.texts.map(mockTokenCount);
-    if (!batch.truncate) {
-      const index = tokenCounts.findIndex((count) => count > MOCK_MAX_TOKENS);
-      if (index >= 0) {
-        const param = `input[${index}]`;
-        throw new AkidbError(
-          "AKIDB_ERR_INPUT_TOO_LONG",
-          { param, tokens: tokenCounts[index]!, limit: MOCK_MAX_TOKENS },
-          { param },
-        );
-      }
-    }
+    const counts = batch.texts.map(mockTokenCount);
+    const truncated = counts.map((count) => count > MOCK_MAX_TOKENS);
+    const tokenCounts = counts.map((count) => Math.min(count, MOCK_MAX_TOKENS));
     const vectors = batch.texts.map((text) => {
       const full = hashVector(batch.inputType, text, this.dimension);
       const vector = full.subarray(0, dimensions);
       return batch.normalize ? l2Normalize(vector) : vector.slice();
     });
-    return { vectors, tokenCounts };
-  }
-
-  async countTokens(texts: string[], _inputType: InputType, _requestId: string): Promise<number[]> {
-    return texts.map(mockTokenCount);
+    return { vectors, tokenCounts, truncated };
   }
 }
 

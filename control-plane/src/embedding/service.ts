@@ -3,7 +3,7 @@ import type { AkidbConfig } from "../config/schema.ts";
 import { AkidbError } from "../errors.ts";
 import { InferenceSupervisor, type SupervisorStatus } from "../inference/supervisor.ts";
 import type { Metrics } from "../metrics.ts";
-import type { ModelEntry, ModelRegistry } from "../models/registry.ts";
+import type { MatryoshkaDimensions, ModelEntry, ModelRegistry } from "../models/registry.ts";
 import { Batcher, batcherLimits, type EmbedRequest } from "./batcher.ts";
 import { InferenceEmbedder } from "./inference-embedder.ts";
 import { MOCK_MAX_TOKENS, MockEmbedder } from "./mock.ts";
@@ -21,8 +21,8 @@ export type InferenceControl = Pick<
 /** What request validation needs to know about the served model. */
 export interface ServedModelLimits extends TokenLimits {
   dimension: number;
-  /** Dimensions `dimensions` may take; empty means any from 1 to `dimension`. */
-  matryoshka_dimensions: number[];
+  /** Dimensions `dimensions` may take. */
+  matryoshka_dimensions: MatryoshkaDimensions;
 }
 
 /**
@@ -145,7 +145,7 @@ export class MockEmbeddingService extends TextEmbedding {
   limits(): ServedModelLimits {
     return {
       dimension: this.#dimension,
-      matryoshka_dimensions: [],
+      matryoshka_dimensions: { min: 1, max: this.#dimension },
       max_tokens: MOCK_MAX_TOKENS,
       prompts: NO_PROMPTS,
     };

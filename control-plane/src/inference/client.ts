@@ -4,9 +4,7 @@ import { AkidbError } from "../errors.ts";
 
 type Schemas = components["schemas"];
 export type InferenceEmbeddingRequest = Schemas["EmbeddingRequest"];
-export type InferenceEmbeddingResponse = Schemas["EmbeddingResponse"];
-export type InferenceTokenizeRequest = Schemas["TokenizeRequest"];
-export type InferenceTokenizeResponse = Schemas["TokenizeResponse"];
+export type InferenceEmbeddingResponse = Schemas["InferenceEmbeddingResponse"];
 export type InferenceModel = Schemas["InferenceModel"];
 export type InferenceHealth = Schemas["InferenceHealthReady"] | Schemas["InferenceHealthNotReady"];
 
@@ -74,10 +72,6 @@ export class InferenceClient {
 
   async embed(body: InferenceEmbeddingRequest, options: CallOptions): Promise<InferenceEmbeddingResponse> {
     return this.#post("/v1/embeddings", body, options);
-  }
-
-  async tokenize(body: InferenceTokenizeRequest, options: CallOptions): Promise<InferenceTokenizeResponse> {
-    return this.#post("/tokenize", body, options);
   }
 
   async #post<T>(path: string, body: unknown, options: CallOptions): Promise<T> {

@@ -1,11 +1,15 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
+import type { components } from "../../../sdk/src/generated/schema.d.ts";
 import { ConfigError } from "../config/errors.ts";
 import type { AkidbConfig, ModelEntryConfig } from "../config/schema.ts";
 import { repoCacheDir } from "./cache.ts";
 
 export type Architecture = "qwen3" | "gemma3_text";
 export type Pooling = "last_token" | "mean";
+
+/** Sizes a vector may be truncated to: explicit ones (ascending, with the full size), or any in a range. */
+export type MatryoshkaDimensions = components["schemas"]["MatryoshkaDimensions"];
 
 /** A published benchmark result, as the model's authors report it. */
 export interface MtebScore {
@@ -21,8 +25,8 @@ export interface ModelEntry {
   revision?: string;
   architecture: Architecture;
   dimension: number;
-  /** Dimensions a vector may be truncated to, ascending, including `dimension`. */
-  matryoshka_dimensions: number[];
+  /** Dimensions a vector may be truncated to (`dimension` among them). */
+  matryoshka_dimensions: MatryoshkaDimensions;
   /** Longest input in tokens, prompt and special tokens included. */
   max_tokens: number;
   pooling: Pooling;
@@ -42,14 +46,18 @@ const QWEN3_QUERY_TASK = "Given a web search query, retrieve relevant passages t
 /** What every checkpoint of an architecture shares: pooling, prompts and Matryoshka sizes. */
 const architectureFacts: Record<
   Architecture,
-  { pooling: Pooling; prompts: ModelEntry["prompts"]; matryoshka: (dimension: number) => number[] }
+  {
+    pooling: Pooling;
+    prompts: ModelEntry["prompts"];
+    matryoshka: (dimension: number) => MatryoshkaDimensions;
+  }
 > = {
   // Qwen3-Embedding: last token (the appended <|endoftext|>), an instruction on queries only,
   // and any output size from 32 up (Qwen's model card: "user-defined output dimensions 32 to 1024").
   qwen3: {
     pooling: "last_token",
     prompts: { query: `Instruct: ${QWEN3_QUERY_TASK}\nQuery:`, document: "" },
-    matryoshka: (dimension) => range(Math.min(32, dimension), dimension),
+    matryoshka: (dimension) => ({ min: Math.min(32, dimension), max: dimension }),
   },
   // EmbeddingGemma: mean pooling then the dense projection; MRL trained at 512, 256 and 128.
   gemma3_text: {
@@ -192,9 +200,7 @@ function fromConfig(alias: string, entry: ModelEntryConfig): ModelEntry {
     ...(entry.revision ? { revision: entry.revision } : {}),
     architecture: entry.architecture,
     dimension: entry.dimension,
-    matryoshka_dimensions: [...new Set([...(entry.matryoshka_dimensions ?? []), entry.dimension])]
-      .filter((d) => d <= entry.dimension)
-      .sort((a, b) => a - b),
+    matryoshka_dimensions: matryoshkaFromConfig(entry.matryoshka_dimensions, entry.dimension),
     max_tokens: entry.max_tokens,
     pooling: entry.pooling ?? facts.pooling,
     prompts: entry.prompts ?? facts.prompts,
@@ -271,6 +277,23 @@ function sameSource(a: string, b: string): boolean {
   return isPathLike(a) ? a === b : a.toLowerCase() === b.toLowerCase();
 }
 
-function range(from: number, to: number): number[] {
-  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+/** A config's sizes, ascending with the full dimension; a range capped at it. Default only the full size. */
+function matryoshkaFromConfig(
+  sizes: MatryoshkaDimensions | undefined,
+  dimension: number,
+): MatryoshkaDimensions {
+  if (sizes === undefined) return [dimension];
+  if (!Array.isArray(sizes))
+    return { min: Math.min(sizes.min, dimension), max: Math.min(sizes.max, dimension) };
+  return [...new Set([...sizes, dimension])].filter((d) => d <= dimension).sort((a, b) => a - b);
+}
+
+/** Whether a vector of `dimension` may be truncated to `size`. */
+export function allowsDimension(sizes: MatryoshkaDimensions, size: number): boolean {
+  return Array.isArray(sizes) ? sizes.includes(size) : size >= sizes.min && size <= sizes.max;
+}
+
+/** `128, 256, 512, 768` or `32 to 1024`, for messages. */
+export function describeDimensions(sizes: MatryoshkaDimensions): string {
+  return Array.isArray(sizes) ? sizes.join(", ") : `${sizes.min} to ${sizes.max}`;
 }

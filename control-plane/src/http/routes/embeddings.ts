@@ -8,7 +8,7 @@ import type {
 } from "../../embedding/service.ts";
 import { AkidbError } from "../../errors.ts";
 import { failureCause, type Metrics } from "../../metrics.ts";
-import type { ModelRegistry } from "../../models/registry.ts";
+import { allowsDimension, describeDimensions, type ModelRegistry } from "../../models/registry.ts";
 import { type AppEnv, readJson } from "../middleware.ts";
 import { type EmbeddingRequest, embeddingRequestSchema } from "../schemas.ts";
 
@@ -40,7 +40,7 @@ export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
     const body = await readJson(c, embeddingRequestSchema);
     if (embedding.kind === "none")
       throw new AkidbError("AKIDB_ERR_TEXT_NEEDS_MODEL", { mode: embedding.mode });
-    const request = await validate(body, embedding, deps.config, c.get("requestId"));
+    const request = validate(body, embedding, deps.config);
     const result = await embedding.embed({
       ...request,
       requestId: c.get("requestId"),
@@ -95,11 +95,10 @@ export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
 }
 
 /** A request the batcher can take: every limit checked, defaults from the config filled in. */
-async function validate(
+function validate(
   body: EmbeddingRequest,
   embedding: MockEmbeddingService | InferenceEmbeddingService,
   config: AkidbConfig,
-  requestId: string,
 ) {
   const names = embedding.modelNames();
   if (body.model !== undefined && !names.includes(body.model)) {
@@ -129,8 +128,8 @@ async function validate(
   }
   const limits = embedding.limits();
   const { dimensions } = body;
-  if (dimensions !== undefined && !allowsDimensions(limits, dimensions)) {
-    const allowed = describeSizes(limits.matryoshka_dimensions, limits.dimension);
+  if (dimensions !== undefined && !allowsDimension(limits.matryoshka_dimensions, dimensions)) {
+    const allowed = describeDimensions(limits.matryoshka_dimensions);
     throw new AkidbError(
       "AKIDB_ERR_DIMENSIONS_UNSUPPORTED",
       { dimensions, allowed },
@@ -139,20 +138,6 @@ async function validate(
   }
   const inputType = body.input_type ?? config.embedding.default_input_type;
   const truncate = body.truncate ?? true;
-  if (!truncate) {
-    const counts = await embedding.embedder.countTokens(texts, inputType, requestId);
-    const index = counts.findIndex((count) => count > limits.max_tokens);
-    if (index >= 0) {
-      const param = `input[${index}]`;
-      throw new AkidbError(
-        "AKIDB_ERR_INPUT_TOO_LONG",
-        { param, tokens: counts[index]!, limit: limits.max_tokens },
-        {
-          param,
-        },
-      );
-    }
-  }
   return {
     texts,
     inputType,
@@ -160,21 +145,6 @@ async function validate(
     normalize: body.normalize ?? config.embedding.mlx.normalize,
     truncate,
   };
-}
-
-function allowsDimensions(
-  limits: { dimension: number; matryoshka_dimensions: number[] },
-  dimensions: number,
-) {
-  if (dimensions > limits.dimension) return false;
-  return limits.matryoshka_dimensions.length === 0 || limits.matryoshka_dimensions.includes(dimensions);
-}
-
-/** `128, 256, 512, 768`, or `32 to 1024` for a run of consecutive sizes (Qwen3's). */
-function describeSizes(sizes: number[], dimension: number): string {
-  if (sizes.length === 0) return `1 to ${dimension}`;
-  const consecutive = sizes.every((size, i) => i === 0 || size === sizes[i - 1]! + 1);
-  return consecutive && sizes.length > 2 ? `${sizes[0]} to ${sizes.at(-1)}` : sizes.join(", ");
 }
 
 /** base64 of the vector's little-endian float32 bytes (OpenAI's `encoding_format: base64`). */
