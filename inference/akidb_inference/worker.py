@@ -32,7 +32,6 @@ class LoadedModel:
     embedder: Embedder
     load_seconds: float
     """From the start of `load_embedder` to its return; the download, if any, is logged separately."""
-    warm_up_seconds: float
     loaded_at: int
     """Unix time."""
 
@@ -115,7 +114,7 @@ class ModelWorker:
                 "model failed to load", extra={"reason": str(error)}, exc_info=None if expected else error
             )
             return
-        self.model = LoadedModel(embedder, load_seconds, warm_up_seconds, int(time.time()))
+        self.model = LoadedModel(embedder, load_seconds, int(time.time()))
         self.status = "ready"
         self.reason = ""
         log.info(
