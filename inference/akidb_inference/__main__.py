@@ -22,6 +22,7 @@ import uvicorn
 from huggingface_hub import constants
 
 from .app import create_app
+from .architectures import ARCHITECTURES
 from .backends import BackendOptions, weight_files
 from .download import resolve_model_dir
 from .logs import configure_logging, log
@@ -35,8 +36,8 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     defaults = Settings(model="")
     parser = argparse.ArgumentParser(
         prog="python -m akidb_inference",
-        description=f"Serve one embedding model (Qwen3-Embedding, EmbeddingGemma, BERT) over HTTP. When "
-        f"{TOKEN_VARIABLE} is set, every request but /health needs 'Authorization: Bearer <it>'.",
+        description=f"Serve one embedding model (model_type {', '.join(sorted(ARCHITECTURES))}) over "
+        f"HTTP. When {TOKEN_VARIABLE} is set, every request but /health needs 'Authorization: Bearer <it>'.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = parser.add_argument

@@ -51,7 +51,7 @@ class ModelInfo:
     """What the loaded model produces; the server reports it and validates requests against it."""
 
     architecture: str
-    """The checkpoint's `model_type`: "qwen3" or "gemma3_text"."""
+    """The checkpoint's `model_type`, a key of `architectures.ARCHITECTURES`."""
     dimension: int
     """Full output dimension."""
     matryoshka_dimensions: tuple[int, ...]
