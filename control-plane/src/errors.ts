@@ -89,6 +89,13 @@ export const errorRegistry = {
     message: (p) =>
       `The embedding model ${p.model} is not available: ${p.reason}. Vector requests still work; see /admin/v1/status.`,
   }),
+  /** A model switch failed before any traffic moved (TEI answers a backend failure 424 too). */
+  AKIDB_ERR_MODEL_LOAD_FAILED: spec<{ model: string; reason: string; serving: string }>({
+    status: 424,
+    type: "server_error",
+    message: (p) =>
+      `The model ${p.model} could not be loaded: ${p.reason}. Nothing changed: ${p.serving}. Fix the cause (e.g. put the model in embedding.mlx.cache_dir, or allow downloads) and retry; the server log has the process's output.`,
+  }),
   AKIDB_ERR_OVERLOADED: spec<{ pending: number; limit: number }>({
     status: 429,
     type: "rate_limit_error",

@@ -555,6 +555,8 @@ class FakeSupervisor implements InferenceControl {
   entry: ModelEntry;
   restarts = 0;
   events: string[] = [];
+  /** When set, switchModel rejects with it (a model that cannot be loaded). */
+  failLoad: Error | undefined;
   /** Describes the moment of a switch, for the event log. */
   probe: (() => string) | undefined;
 
@@ -589,16 +591,20 @@ class FakeSupervisor implements InferenceControl {
     this.restarts += 1;
   }
 
-  async switchModel(entry: ModelEntry): Promise<void> {
-    this.events.push(`switch to ${entry.alias}${this.probe ? ` (${this.probe()})` : ""}`);
-    this.entry = entry;
+  /** Loads at once; the swap runs inside `commit` as in the real supervisor. */
+  async switchModel(entry: ModelEntry, commit = (swap: () => Promise<void>) => swap()): Promise<void> {
+    if (this.failLoad) throw this.failLoad;
+    await commit(async () => {
+      this.events.push(`switch to ${entry.alias}${this.probe ? ` (${this.probe()})` : ""}`);
+      this.entry = entry;
+    });
   }
 }
 
-function mlxApp(config: Record<string, unknown> = {}) {
+function mlxApp(config: Record<string, unknown> = {}, served?: ModelEntry) {
   const embedder = new GatedEmbedder(1024, "qwen3-0.6b-4bit");
   const registry = buildRegistry(configSchema.parse({}));
-  const supervisor = new FakeSupervisor(registry.get("qwen3-0.6b-4bit")!);
+  const supervisor = new FakeSupervisor(served ?? registry.get("qwen3-0.6b-4bit")!);
   const built = buildApp({
     config: { embedding: { mode: "mlx" }, ...config },
     inference: { control: supervisor, embedder },
@@ -660,6 +666,41 @@ describe("mlx mode with a supervised model", () => {
     );
     const status = (await (await call(app, "/admin/v1/status")).json()) as { model: { alias: string } };
     expect(status.model.alias).toBe("gemma-300m-4bit");
+  });
+
+  it("a failed load is 424 AKIDB_ERR_MODEL_LOAD_FAILED with the reason, and the old model serves on", async () => {
+    const { app, supervisor, embedder } = mlxApp();
+    embedder.open = true;
+    supervisor.failLoad = new AkidbError("AKIDB_ERR_MODEL_LOAD_FAILED", {
+      model: "gemma-300m-4bit",
+      reason: "not in the cache and offline",
+      serving: "qwen3-0.6b-4bit is still serving",
+    });
+    const error = await expectError(
+      await call(app, "/admin/v1/models/gemma-300m-4bit/load", { method: "POST" }),
+      424,
+      "AKIDB_ERR_MODEL_LOAD_FAILED",
+    );
+    expect(error.message).toContain("not in the cache and offline");
+    expect(error.message).toContain("qwen3-0.6b-4bit is still serving");
+    expect((await post(app, "/v1/embeddings", { input: "still served" })).status).toBe(200);
+  });
+
+  it("every model /admin/v1/models lists loads by the name it is listed under (a configured directory too)", async () => {
+    const dir = new URL("../../.cache/fixtures/qwen3-4bit", import.meta.url).pathname;
+    const served = buildRegistry(configSchema.parse({})).resolve(dir);
+    const { app, supervisor } = mlxApp({ embedding: { mode: "mlx", mlx: { model: dir } } }, served);
+    const list = (await (await call(app, "/admin/v1/models")).json()) as { data: Array<{ alias: string }> };
+    expect(list.data.map((e) => e.alias)).toContain(dir);
+    // In listing order, so the directory model is loaded again after others replaced it.
+    for (const { alias } of [...list.data, list.data[0]!]) {
+      const response = await call(app, `/admin/v1/models/${encodeURIComponent(alias)}/load`, {
+        method: "POST",
+      });
+      expect(response.status, alias).toBe(200);
+    }
+    expect(supervisor.events).toHaveLength(list.data.length + 1);
+    expect(supervisor.entry.alias).toBe(dir);
   });
 
   it("404 for loading an alias the registry does not have", async () => {

@@ -11,7 +11,7 @@ import type { AkidbError } from "../src/errors.ts";
 import { InferenceClient } from "../src/inference/client.ts";
 import { type InferenceCommand, LaunchError, pythonInferenceCommand } from "../src/inference/launch.ts";
 import { InferenceSupervisor, type SupervisorOptions } from "../src/inference/supervisor.ts";
-import { buildRegistry } from "../src/models/registry.ts";
+import { buildRegistry, type ModelEntry } from "../src/models/registry.ts";
 import { captureLogger, isAlive, waitFor } from "./helpers.ts";
 
 const FAKE = path.join(import.meta.dirname, "fixtures", "fake-inference.ts");
@@ -287,6 +287,79 @@ describe("InferenceSupervisor", () => {
     expect(status.model?.id).toBe(gemma.source);
     expect(status.pid).not.toBe(first);
     await waitFor(() => !isAlive(first), "the old process to be gone");
+  });
+});
+
+describe("model switches without an outage", () => {
+  const registry = buildRegistry(configSchema.parse({}));
+  const gemma = registry.get("gemma-300m-4bit")!;
+  /** The fake; a launch of `gemma` gets `env` (e.g. a load failure or a slow load). */
+  const perModel = (env: Record<string, string>) => {
+    const { command } = fakeCommand();
+    return (spec: { entry: ModelEntry }) => {
+      const launch = command(spec);
+      return spec.entry.alias === gemma.alias ? { ...launch, env: { ...launch.env, ...env } } : launch;
+    };
+  };
+
+  it("the old process serves while the new model loads; traffic moves only once it is ready", async () => {
+    const { supervisor } = supervise({ command: perModel({ FAKE_READY_AFTER_MS: "800" }) });
+    const embedder = new InferenceEmbedder(supervisor, { loadsOnDemand: false });
+    await supervisor.start();
+    const first = supervisor.status().pid!;
+    const switching = supervisor.switchModel(gemma);
+    const batch = { texts: ["x"], inputType: "query" as const, normalize: true, requestId: "during" };
+    // While the new one loads, the old one answers (same pid, old model).
+    await embedder.embed(batch);
+    expect(supervisor.status()).toMatchObject({ state: "ready", pid: first, alias: entry.alias });
+    await switching;
+    expect(supervisor.status()).toMatchObject({ state: "ready", alias: gemma.alias });
+    expect(supervisor.status().pid).not.toBe(first);
+    await waitFor(() => !isAlive(first), "the old process to be stopped");
+  });
+
+  it("a model that cannot be loaded is AKIDB_ERR_MODEL_LOAD_FAILED with the reason; the old one serves on", async () => {
+    const reason = "the model failed to load: gemma is not in the cache and downloads are off";
+    const { supervisor, lines } = supervise({ command: perModel({ FAKE_HEALTH_FAILED: reason }) });
+    const embedder = new InferenceEmbedder(supervisor, { loadsOnDemand: false });
+    await supervisor.start();
+    const first = supervisor.status().pid!;
+    const error = await supervisor.switchModel(gemma).catch((e: AkidbError) => e);
+    expect(error).toMatchObject({ code: "AKIDB_ERR_MODEL_LOAD_FAILED", status: 424 });
+    expect(String(error)).toContain(reason);
+    expect(String(error)).toContain(`${entry.alias} is still serving`);
+    expect(supervisor.status()).toMatchObject({
+      state: "ready",
+      pid: first,
+      alias: entry.alias,
+      lastError: null,
+    });
+    const result = await embedder.embed({
+      texts: ["x"],
+      inputType: "query",
+      normalize: true,
+      requestId: "r",
+    });
+    expect(result.vectors).toHaveLength(1);
+    const spawned = lines.filter((l) => l.msg === "inference process spawned");
+    expect(spawned).toHaveLength(2);
+    expect(isAlive(spawned[1]!.inference_pid as number)).toBe(false);
+  });
+
+  it("a restart whose launch fails is AKIDB_ERR_MODEL_UNAVAILABLE (503) with the reason, never a bare error", async () => {
+    let launches = 0;
+    const { command } = fakeCommand();
+    const { supervisor } = supervise({
+      command: (spec) => {
+        launches++;
+        const launch = command(spec);
+        return launches > 1 ? { ...launch, env: { FAKE_EXIT_CODE: "2", FAKE_STDERR: "boom" } } : launch;
+      },
+    });
+    await supervisor.start();
+    const error = await supervisor.restart().catch((e: AkidbError) => e);
+    expect(error).toMatchObject({ code: "AKIDB_ERR_MODEL_UNAVAILABLE", status: 503 });
+    expect(String(error)).toContain("exited with code 2 before it was ready");
   });
 });
 

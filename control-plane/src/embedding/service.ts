@@ -175,6 +175,8 @@ export class MockEmbeddingService extends TextEmbedding {
 export class InferenceEmbeddingService extends TextEmbedding {
   readonly kind = "inference";
   readonly #inference: InferenceControl;
+  /** Ad hoc entries served so far (see `catalog`). */
+  readonly #adHoc: ModelEntry[] = [];
 
   constructor(
     deps: ServiceDeps,
@@ -200,11 +202,20 @@ export class InferenceEmbeddingService extends TextEmbedding {
     return [...new Set([this.entry.alias, this.entry.source, ...(loaded ? [loaded] : [])])];
   }
 
-  /** The registry's entries, plus the served one when it is ad hoc (a directory or repo id in the config). */
+  /**
+   * The registry's entries, plus every ad hoc one (a directory or repo id in the config) this
+   * server has served, so each listed model can be loaded again by the name it is listed under.
+   */
   catalog(registry: ModelRegistry): ModelEntry[] {
     const entries = registry.list();
     const served = this.entry;
-    return entries.some((e) => e.alias === served.alias) ? entries : [served, ...entries];
+    if (
+      !entries.some((e) => e.alias === served.alias) &&
+      !this.#adHoc.some((e) => e.alias === served.alias)
+    ) {
+      this.#adHoc.unshift(served);
+    }
+    return [...this.#adHoc.filter((e) => !entries.some((r) => r.alias === e.alias)), ...entries];
   }
 
   serves(entry: ModelEntry): boolean {
@@ -224,9 +235,13 @@ export class InferenceEmbeddingService extends TextEmbedding {
     return this.#inference.stop();
   }
 
-  /** Switches the model once requests accepted so far are answered; later ones run on the new model. */
+  /**
+   * Loads `entry` beside the serving model, which keeps answering meanwhile; once it is ready,
+   * requests accepted so far finish on the old model and later ones run on the new one. A failed
+   * load changes nothing (AKIDB_ERR_MODEL_LOAD_FAILED).
+   */
   loadModel(entry: ModelEntry): Promise<void> {
-    return this.batcher.exclusive(() => this.#inference.switchModel(entry));
+    return this.#inference.switchModel(entry, (swap) => this.batcher.exclusive(swap));
   }
 
   /** Restarts the inference process once requests accepted so far are answered. */

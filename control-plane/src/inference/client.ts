@@ -77,7 +77,11 @@ export class InferenceClient {
   async #post<T>(path: string, body: unknown, options: CallOptions): Promise<T> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const gone = this.#gone;
-    const signal = AbortSignal.any([timeout, ...(options.signal ? [options.signal] : []), ...(gone ? [gone] : [])]);
+    const signal = AbortSignal.any([
+      timeout,
+      ...(options.signal ? [options.signal] : []),
+      ...(gone ? [gone] : []),
+    ]);
     let response: Response;
     let text: string;
     try {

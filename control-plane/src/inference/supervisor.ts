@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import type { Logger } from "pino";
 import type { AkidbConfig } from "../config/schema.ts";
+import { AkidbError } from "../errors.ts";
 import { pruneModelCache } from "../models/cache.ts";
 import type { ModelEntry } from "../models/registry.ts";
 import { forwardOutput, OutputTail } from "./child-output.ts";
@@ -177,17 +178,12 @@ export class InferenceSupervisor {
     });
   }
 
-  /** Replaces the process (also out of `failed`: the failure history is cleared). */
+  /**
+   * Replaces the process (also out of `failed`: the failure history is cleared). A launch that
+   * fails rejects with AKIDB_ERR_MODEL_UNAVAILABLE (503, the reason and Retry-After) and is
+   * retried with backoff like a crash.
+   */
   restart(): Promise<void> {
-    return this.#relaunch(this.#entry);
-  }
-
-  /** Replaces the process with one serving `entry`. The batcher drains in-flight requests first. */
-  switchModel(entry: ModelEntry): Promise<void> {
-    return this.#relaunch(entry);
-  }
-
-  #relaunch(entry: ModelEntry): Promise<void> {
     const generation = ++this.#generation;
     this.#launching?.abort();
     return this.#serial(async () => {
@@ -196,8 +192,93 @@ export class InferenceSupervisor {
       this.#failures = [];
       this.#setState("restarting");
       await this.#terminate();
-      this.#entry = entry;
-      await this.#launch("restarting");
+      await this.#launch("restarting").catch((error: unknown) => {
+        const reason = firstLine(error instanceof Error ? error.message : String(error));
+        const retry = this.#state === "restarting" ? { retryAfterSeconds: 1 } : {};
+        throw new AkidbError("AKIDB_ERR_MODEL_UNAVAILABLE", { model: this.#entry.alias, reason }, retry);
+      });
+    });
+  }
+
+  /**
+   * Serves `entry` without an outage: while the current process keeps serving, a second one
+   * starts beside it (both models are in memory for that time); once it is ready, `commit` runs
+   * the swap (the service passes the batcher's `exclusive`, so requests accepted before finish on
+   * the old model) and the old process is stopped. If the new one cannot get ready, it is killed,
+   * the old one serves on, and the call rejects with AKIDB_ERR_MODEL_LOAD_FAILED and the reason.
+   * Without a ready process there is nothing to keep: the new model is launched in its place, and
+   * on failure the previous entry is restored (and relaunched unless stopped).
+   */
+  switchModel(
+    entry: ModelEntry,
+    commit: (swap: () => Promise<void>) => Promise<void> = (swap) => swap(),
+  ): Promise<void> {
+    const generation = ++this.#generation;
+    return this.#serial(async () => {
+      if (generation !== this.#generation) return;
+      const previous = this.#entry;
+      if (this.#state !== "ready" || !this.#child) {
+        const wasStopped = this.#state === "stopped";
+        this.#cancelRetry();
+        this.#failures = [];
+        await this.#terminate();
+        this.#entry = entry;
+        try {
+          await this.#launch("restarting");
+        } catch (error) {
+          this.#cancelRetry();
+          this.#entry = previous;
+          this.#failures = [];
+          if (wasStopped) this.#setState("stopped");
+          else this.#recordFailure(this.#lastError ?? "the model switch failed");
+          throw loadFailed(entry, error, `${previous.alias} is restored`);
+        }
+        return;
+      }
+      const began = performance.now();
+      const abort = new AbortController();
+      this.#launching = abort;
+      let next: Child | undefined;
+      let model: InferenceModel;
+      try {
+        this.#pruneCache(entry);
+        next = this.#spawn(this.#command({ config: this.#config, entry }), entry);
+        model = await this.#waitReady(next, abort.signal);
+      } catch (error) {
+        if (next) await this.#terminate(next);
+        const output = next?.stderr.toString() || null;
+        const reason = error instanceof Error ? error.message : String(error);
+        this.#logger.error({ model: entry.alias, output }, `the switch to ${entry.alias} failed: ${reason}`);
+        throw loadFailed(entry, error, `${previous.alias} is still serving`);
+      } finally {
+        if (this.#launching === abort) this.#launching = undefined;
+      }
+      const ready = next;
+      await commit(async () => {
+        const old = this.#child;
+        this.#entry = entry;
+        this.#child = ready;
+        this.#model = model;
+        this.#startedAt = new Date().toISOString();
+        this.#lastError = null;
+        this.#lastOutput = null;
+        this.#failures = [];
+        this.#cancelRetry();
+        this.#setState("ready");
+        void ready.exited.then((info) => this.#onExit(ready, info));
+        void this.#watchLiveness(ready);
+        this.#logger.info(
+          {
+            inference_pid: ready.pid,
+            port: ready.port,
+            model: model.id,
+            previous: previous.alias,
+            ms: Math.round(performance.now() - began),
+          },
+          "inference process ready: model switched",
+        );
+        if (old) await this.#terminate(old);
+      });
     });
   }
 
@@ -217,8 +298,8 @@ export class InferenceSupervisor {
     let child: Child | undefined;
     try {
       await this.#terminate(); // never two children
-      this.#pruneCache();
-      child = this.#spawn(this.#command({ config: this.#config, entry: this.#entry }));
+      this.#pruneCache(this.#entry);
+      child = this.#spawn(this.#command({ config: this.#config, entry: this.#entry }), this.#entry);
       this.#child = child;
       const model = await this.#waitReady(child, abort.signal);
       this.#model = model;
@@ -254,16 +335,16 @@ export class InferenceSupervisor {
     }
   }
 
-  #pruneCache(): void {
+  #pruneCache(entry: ModelEntry): void {
     const { cache_dir, max_cache_gb } = this.#config.embedding.mlx;
     try {
-      pruneModelCache(cache_dir, max_cache_gb * 1e9, this.#entry.source, this.#logger);
+      pruneModelCache(cache_dir, max_cache_gb * 1e9, entry.source, this.#logger);
     } catch (error) {
       this.#logger.warn({ err: error, cache_dir }, "could not prune the model cache");
     }
   }
 
-  #spawn(command: InferenceCommand): Child {
+  #spawn(command: InferenceCommand, entry: ModelEntry): Child {
     const token = randomBytes(32).toString("hex");
     const cancel = new AbortController();
     const subprocess = execa(command.file, command.args, {
@@ -300,7 +381,7 @@ export class InferenceSupervisor {
         child.client = new InferenceClient({
           baseUrl: `http://${INFERENCE_HOST}:${port}`,
           token,
-          model: this.#entry.alias,
+          model: entry.alias,
           timeoutMs: this.#config.embedding.queue.request_timeout_ms,
           gone: gone.signal,
         });
@@ -331,10 +412,7 @@ export class InferenceSupervisor {
         subprocess.kill(signal);
       },
     };
-    this.#logger.info(
-      { inference_pid: subprocess.pid, model: this.#entry.source },
-      "inference process spawned",
-    );
+    this.#logger.info({ inference_pid: subprocess.pid, model: entry.source }, "inference process spawned");
     return child;
   }
 
@@ -413,7 +491,10 @@ export class InferenceSupervisor {
       }
       if (!current()) return;
       if (Date.now() - answeredAt >= timeout) {
-        this.#giveUp(child, `the inference process did not answer /health within ${timeout} ms (${last}): declared hung and killed`);
+        this.#giveUp(
+          child,
+          `the inference process did not answer /health within ${timeout} ms (${last}): declared hung and killed`,
+        );
         return;
       }
     }
@@ -456,7 +537,8 @@ export class InferenceSupervisor {
     const now = Date.now();
     this.#failures = [...this.#failures.filter((time) => now - time < window_ms), now];
     this.#lastError = reason;
-    const recovery = "fix the cause (the server log has the process's output), then POST /admin/v1/inference/restart";
+    const recovery =
+      "fix the cause (the server log has the process's output), then POST /admin/v1/inference/restart";
     if (max_restarts === 0) {
       this.#fail(`${reason} (embedding.mlx.restart.max_restarts is 0: not restarting; ${recovery})`);
       return;
@@ -516,6 +598,20 @@ export class InferenceSupervisor {
     if (state !== this.#state) this.#logger.debug({ from: this.#state, to: state }, "inference state");
     this.#state = state;
   }
+}
+
+function firstLine(text: string): string {
+  return text.split("\n", 1)[0]!;
+}
+
+/** The error of a model switch that did not happen; `serving` says what serves instead. */
+function loadFailed(entry: ModelEntry, error: unknown, serving: string): AkidbError {
+  const reason = firstLine(error instanceof Error ? error.message : String(error));
+  return new AkidbError(
+    "AKIDB_ERR_MODEL_LOAD_FAILED",
+    { model: entry.alias, reason, serving },
+    { cause: error },
+  );
 }
 
 function withOutput(reason: string, output: string | null): string {

@@ -391,8 +391,12 @@ export interface paths {
         put?: never;
         /**
          * Switch the served model
-         * @description Requests accepted before the call finish on the current model; requests arriving meanwhile
-         *     wait and run on the new one. Answers once the new model is ready.
+         * @description Loads the new model in a second inference process beside the serving one, which keeps
+         *     answering meanwhile (both models are in memory for that time). Once the new one is ready,
+         *     requests accepted before finish on the current model and later ones run on the new one,
+         *     and the old process is stopped. A model that cannot be loaded changes nothing: 424
+         *     AKIDB_ERR_MODEL_LOAD_FAILED with the reason, and the current model keeps serving. Any name
+         *     /admin/v1/models lists is accepted (a configured directory or repo id too).
          */
         post: operations["adminLoadModel"];
         delete?: never;
@@ -413,6 +417,7 @@ export interface paths {
         /**
          * Restart the inference process
          * @description Waits for accepted requests to finish, restarts the process and answers once it is ready.
+         *     A launch that fails is 503 AKIDB_ERR_MODEL_UNAVAILABLE with the reason (retried with backoff).
          */
         post: operations["adminRestartInference"];
         delete?: never;
@@ -1837,7 +1842,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description A registry alias (see /admin/v1/models). */
+                /** @description A name /admin/v1/models lists (a registry alias, or the configured directory or repo id). */
                 alias: string;
             };
             cookie?: never;
@@ -1857,6 +1862,15 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["ModelNotFound"];
             409: components["responses"]["Conflict"];
+            /** @description The new model could not be loaded; nothing changed (the message has the reason). */
+            424: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             502: components["responses"]["InferenceFailed"];
             503: components["responses"]["Unavailable"];
         };

@@ -72,9 +72,11 @@ export function adminRoutes(deps: AdminRoutesDeps): Hono<AppEnv> {
 
   app.post("/admin/v1/models/:alias/load", async (c) => {
     const alias = c.req.param("alias");
-    const entry = registry.get(alias);
+    // The listing's names, so a configured directory or repo id loads by the name it is listed under.
+    const catalog = embedding.catalog(registry);
+    const entry = catalog.find((e) => e.alias === alias);
     if (!entry) {
-      const available = registry.list().map((e) => e.alias);
+      const available = catalog.map((e) => e.alias);
       throw new AkidbError("AKIDB_ERR_MODEL_NOT_FOUND", { model: alias, available }, { param: "alias" });
     }
     await requireInference(embedding, "load a model").loadModel(entry);
