@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../src/config/errors.ts";
 import { configSchema } from "../src/config/schema.ts";
-import { pruneModelCache, repoCacheDir } from "../src/models/cache.ts";
+import { pruneModelCache, readDownloads, recordDownload, repoCacheDir } from "../src/models/cache.ts";
 import { buildRegistry, type ModelEntry } from "../src/models/registry.ts";
 import { captureLogger } from "./helpers.ts";
 
@@ -196,8 +196,11 @@ describe("resolve", () => {
 });
 
 describe("model cache budget", () => {
-  /** A cached repo of `bytes` bytes in blobs/ (plus a snapshot symlink), last used `ageS` seconds ago. */
-  function cachedRepo(cache: string, repoId: string, bytes: number, ageS: number): string {
+  /**
+   * A cached repo of `bytes` bytes in blobs/ (plus a snapshot symlink), last used `ageS` seconds
+   * ago; recorded as AkiDB's download unless `ours` is false (another tool's, in a shared cache).
+   */
+  function cachedRepo(cache: string, repoId: string, bytes: number, ageS: number, ours = true): string {
     const dir = repoCacheDir(cache, repoId);
     mkdirSync(path.join(dir, "blobs"), { recursive: true });
     mkdirSync(path.join(dir, "snapshots", "rev"), { recursive: true });
@@ -205,6 +208,7 @@ describe("model cache budget", () => {
     symlinkSync(path.join(dir, "blobs", "weights"), path.join(dir, "snapshots", "rev", "model.safetensors"));
     const then = new Date(Date.now() - ageS * 1000);
     utimesSync(dir, then, then);
+    if (ours) recordDownload(cache, repoId);
     return dir;
   }
 
@@ -219,6 +223,23 @@ describe("model cache budget", () => {
     expect([oldest, older, recent, inUse].map((dir) => existsSync(dir))).toEqual([false, false, true, true]);
     // Within budget: nothing goes.
     expect(pruneModelCache(cache, 2500, "org/recent", logger)).toEqual([]);
+  });
+
+  it("never deletes a repo AkiDB did not download (a shared Hugging Face cache), and warns what and why", () => {
+    const cache = mkdtempSync(path.join(tmpdir(), "akidb-cache-"));
+    const theirs = cachedRepo(cache, "someone/big-llm", 5000, 900, false);
+    const ours = cachedRepo(cache, "org/old-embedder", 1000, 300);
+    const inUse = cachedRepo(cache, "org/in-use", 1000, 0);
+    const { logger, lines } = captureLogger();
+    expect(pruneModelCache(cache, 1500, "org/in-use", logger)).toEqual([ours]);
+    expect([theirs, ours, inUse].map((dir) => existsSync(dir))).toEqual([true, false, true]);
+    expect(readDownloads(cache)).toEqual(["org/in-use"]);
+    const warning = lines.find((l) => String(l.msg).includes("org/old-embedder"))!;
+    expect(warning).toMatchObject({ level: 40, dir: ours, bytes: 1000 });
+    expect(String(warning.reason)).toContain("least recently used one AkiDB downloaded");
+    // Only someone else's repo left over budget: nothing more goes.
+    expect(pruneModelCache(cache, 10, "org/in-use", logger)).toEqual([]);
+    expect(existsSync(theirs)).toBe(true);
   });
 
   it("keeps the repo in use even when it alone is over budget, and says so", () => {

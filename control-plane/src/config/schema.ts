@@ -38,9 +38,11 @@ const mlxSchema = z.strictObject({
    */
   cache_dir: z.string().min(1).default("~/.cache/akidb/models"),
   /**
-   * Disk budget of `cache_dir` in GB (10^9 bytes). Before each launch of the inference process the
-   * least recently used other checkpoints are deleted until the cache fits; the model in use is
-   * never deleted. Lower saves disk; higher keeps more models ready to switch to offline. Default 10.
+   * Disk budget, in GB (10^9 bytes), of the models AkiDB downloaded into `cache_dir`. At server
+   * start and at a model switch the least recently used of those (recorded in
+   * `cache_dir/.akidb-downloads.json`) are deleted, with a warning, until they fit; models other
+   * tools put in a shared cache, and the model in use, never are. Lower saves disk; higher keeps
+   * more models ready to switch to offline. Default 10.
    */
   max_cache_gb: z.number().positive().default(10),
   /**

@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import type { Logger } from "pino";
 import type { AkidbConfig } from "../config/schema.ts";
 import { AkidbError } from "../errors.ts";
-import { pruneModelCache } from "../models/cache.ts";
+import { pruneModelCache, recordDownload, repoCacheDir } from "../models/cache.ts";
 import type { ModelEntry } from "../models/registry.ts";
 import { forwardOutput, OutputTail } from "./child-output.ts";
 import { ImpostorError, InferenceClient, type InferenceModel } from "./client.ts";
@@ -240,10 +241,11 @@ export class InferenceSupervisor {
       this.#launching = abort;
       let next: Child | undefined;
       let model: InferenceModel;
+      const noteDownload = this.#downloadRecorder(entry);
       try {
         this.#pruneCache(entry);
         next = this.#spawn(this.#command({ config: this.#config, entry }), entry);
-        model = await this.#waitReady(next, abort.signal);
+        model = await this.#waitReady(next, abort.signal).finally(noteDownload);
       } catch (error) {
         if (next) await this.#terminate(next);
         const output = next?.stderr.toString() || null;
@@ -298,10 +300,12 @@ export class InferenceSupervisor {
     let child: Child | undefined;
     try {
       await this.#terminate(); // never two children
-      this.#pruneCache(this.#entry);
+      // Not before a crash restart: a model a user just deleted files from must not vanish in a loop.
+      if (state === "starting") this.#pruneCache(this.#entry);
+      const noteDownload = this.#downloadRecorder(this.#entry);
       child = this.#spawn(this.#command({ config: this.#config, entry: this.#entry }), this.#entry);
       this.#child = child;
-      const model = await this.#waitReady(child, abort.signal);
+      const model = await this.#waitReady(child, abort.signal).finally(noteDownload);
       this.#model = model;
       this.#startedAt = new Date().toISOString();
       this.#lastError = null;
@@ -333,6 +337,24 @@ export class InferenceSupervisor {
     } finally {
       if (this.#launching === abort) this.#launching = undefined;
     }
+  }
+
+  /**
+   * Called before a launch: returns what to call after it, which records `entry` as AkiDB's own
+   * download when its repo directory was absent from the cache before and is there now (only such
+   * repos are ever pruned).
+   */
+  #downloadRecorder(entry: { source: string }): () => void {
+    const { cache_dir } = this.#config.embedding.mlx;
+    const dir = repoCacheDir(cache_dir, entry.source);
+    if (existsSync(dir)) return () => {};
+    return () => {
+      try {
+        if (existsSync(dir)) recordDownload(cache_dir, entry.source);
+      } catch (error) {
+        this.#logger.warn({ err: error, cache_dir }, "could not record the download in the model cache");
+      }
+    };
   }
 
   #pruneCache(entry: ModelEntry): void {
