@@ -52,7 +52,7 @@ async function start(): Promise<{ url: string; child: ResultPromise<{ reject: fa
       HOME: dataDir,
       AKIDB_EMBEDDING_MODE: "user_provided",
       AKIDB_STORAGE_DATA_DIR: path.join(dataDir, "data"),
-      AKIDB_STORAGE_SNAPSHOT_EVERY_OPS: "40",
+      AKIDB_STORAGE_SNAPSHOT_EVERY_OPS: "10",
     },
   });
   let output = "";

@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS collections (
   created_at TEXT NOT NULL,
   next_key INTEGER NOT NULL DEFAULT 0,
   snapshot_seq INTEGER NOT NULL DEFAULT 0,
-  snapshot_sha256 TEXT
+  snapshot_checksum TEXT
 );
 CREATE TABLE IF NOT EXISTS documents (
   collection_id TEXT NOT NULL,
@@ -44,7 +44,7 @@ export interface CollectionRow {
   created_at: string;
   next_key: number;
   snapshot_seq: number;
-  snapshot_sha256: string | null;
+  snapshot_checksum: string | null;
 }
 
 /** A row of `documents` as a document; `vector` is a copy (SQLite's buffer may be unaligned). */
@@ -249,11 +249,11 @@ export class Database {
    * Records a snapshot covering the log up to `seq` and deletes those entries (compaction), then
    * returns freed pages to the file system and truncates the WAL.
    */
-  recordSnapshot(collectionId: string, seq: number, sha256: string): void {
+  recordSnapshot(collectionId: string, seq: number, checksum: string): void {
     this.transaction(() => {
-      this.#prepare("UPDATE collections SET snapshot_seq = ?, snapshot_sha256 = ? WHERE id = ?").run(
+      this.#prepare("UPDATE collections SET snapshot_seq = ?, snapshot_checksum = ? WHERE id = ?").run(
         seq,
-        sha256,
+        checksum,
         collectionId,
       );
       this.#prepare("DELETE FROM log WHERE collection_id = ? AND seq <= ?").run(collectionId, seq);

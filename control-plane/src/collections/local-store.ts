@@ -37,6 +37,13 @@ export interface LocalStoreOptions {
 const APPLY_CHUNK = 32;
 /** Vectors read from SQLite per page while an index is rebuilt. */
 const REBUILD_PAGE = 1024;
+/**
+ * A due snapshot waits until its collection has had no write for this long: saving an index is
+ * one synchronous call (hundreds of ms for 100k vectors), which would stall requests mid-ingest.
+ */
+const SNAPSHOT_IDLE_MS = 1000;
+/** ...unless writes never pause: at this many times `snapshotEveryOps` it is written anyway, bounding the log. */
+export const SNAPSHOT_FORCE_FACTOR = 8;
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -63,6 +70,8 @@ interface Collection {
   /** The last log position whose change is in `index`. */
   appliedSeq: number;
   changesSinceSnapshot: number;
+  /** The idle snapshot waiting for writes to pause. */
+  snapshotTimer: NodeJS.Timeout | null;
   snapshotBytes: number;
   dropped: boolean;
 }
@@ -131,7 +140,7 @@ export class LocalCollectionStore implements CollectionStore {
       idByKey.set(head.key, head.id);
     }
     const path = this.#snapshotPath(row.id);
-    const loaded = row.snapshot_sha256 ? VectorIndex.load(row.spec, path, row.snapshot_sha256) : null;
+    const loaded = row.snapshot_checksum ? VectorIndex.load(row.spec, path, row.snapshot_checksum) : null;
     const collection: Collection = {
       id: row.id,
       spec: row.spec,
@@ -142,6 +151,7 @@ export class LocalCollectionStore implements CollectionStore {
       nextKey: row.next_key,
       appliedSeq: row.snapshot_seq,
       changesSinceSnapshot: 0,
+      snapshotTimer: null,
       snapshotBytes: loaded ? statSync(path).size : 0,
       dropped: false,
     };
@@ -167,7 +177,11 @@ export class LocalCollectionStore implements CollectionStore {
       {
         collection: row.spec.name,
         documents: docs.size,
-        index: loaded ? "snapshot" : row.snapshot_sha256 ? "rebuilt (snapshot missing or damaged)" : "built",
+        index: loaded
+          ? "snapshot"
+          : row.snapshot_checksum
+            ? "rebuilt (snapshot missing or damaged)"
+            : "built",
         replayed: loaded ? log.entries : 0,
         ms: Math.round(performance.now() - started),
       },
@@ -222,6 +236,7 @@ export class LocalCollectionStore implements CollectionStore {
       nextKey: 0,
       appliedSeq: 0,
       changesSinceSnapshot: 0,
+      snapshotTimer: null,
       snapshotBytes: 0,
       dropped: false,
     };
@@ -241,6 +256,7 @@ export class LocalCollectionStore implements CollectionStore {
     this.#assertOpen();
     const collection = this.#resolve(nameOrId);
     collection.dropped = true;
+    if (collection.snapshotTimer) clearTimeout(collection.snapshotTimer);
     this.#collections.delete(collection.id);
     this.#db.deleteCollection(collection.id);
     VectorIndex.removeFile(this.#snapshotPath(collection.id));
@@ -304,9 +320,7 @@ export class LocalCollectionStore implements CollectionStore {
           await this.#applyChanges(pending.collection, outcome.changes);
           pending.collection.appliedSeq = Math.max(pending.collection.appliedSeq, outcome.seq);
           pending.collection.changesSinceSnapshot += outcome.changes.length;
-          if (pending.collection.changesSinceSnapshot >= this.#options.snapshotEveryOps) {
-            this.#snapshot(pending.collection);
-          }
+          this.#considerSnapshot(pending.collection);
         })
         .then(
           () => pending.resolve(outcome.result),
@@ -386,12 +400,33 @@ export class LocalCollectionStore implements CollectionStore {
     }
   }
 
+  /** Snapshots a collection whose log reached `snapshotEveryOps`: once writes pause, or now if they never do. */
+  #considerSnapshot(collection: Collection): void {
+    const every = this.#options.snapshotEveryOps;
+    if (collection.changesSinceSnapshot < every) return;
+    if (collection.snapshotTimer) clearTimeout(collection.snapshotTimer);
+    collection.snapshotTimer = null;
+    if (collection.changesSinceSnapshot >= every * SNAPSHOT_FORCE_FACTOR) {
+      this.#snapshot(collection);
+      return;
+    }
+    collection.snapshotTimer = setTimeout(() => {
+      collection.snapshotTimer = null;
+      this.#chain = this.#chain.then(() => {
+        if (!this.#closed && collection.changesSinceSnapshot >= every) this.#snapshot(collection);
+      });
+    }, SNAPSHOT_IDLE_MS);
+    collection.snapshotTimer.unref();
+  }
+
   /** Saves the index atomically at the applied log position, then compacts the log up to it. */
   #snapshot(collection: Collection): void {
+    if (collection.snapshotTimer) clearTimeout(collection.snapshotTimer);
+    collection.snapshotTimer = null;
     if (collection.dropped) return;
     const started = performance.now();
-    const { sha256, bytes } = collection.index.saveAtomically(this.#snapshotPath(collection.id));
-    this.#db.recordSnapshot(collection.id, collection.appliedSeq, sha256);
+    const { checksum, bytes } = collection.index.saveAtomically(this.#snapshotPath(collection.id));
+    this.#db.recordSnapshot(collection.id, collection.appliedSeq, checksum);
     collection.changesSinceSnapshot = 0;
     collection.snapshotBytes = bytes;
     this.#options.logger?.info(
@@ -518,6 +553,9 @@ export class LocalCollectionStore implements CollectionStore {
     this.#closed = true;
     if (this.#pending.length > 0) this.#flush();
     await this.#chain;
+    for (const collection of this.#collections.values()) {
+      if (collection.snapshotTimer) clearTimeout(collection.snapshotTimer);
+    }
     this.#db.close();
   }
 

@@ -205,8 +205,10 @@ const storageSchema = z.strictObject({
   data_dir: z.string().min(1).default("./data"),
   /**
    * Index changes after which a collection's index is snapshotted (written atomically) and its log
-   * up to the snapshot deleted. Lower makes restarts replay less and keeps the log small, at the
-   * price of writing the whole index more often (a pause of ~2 ms per 1000 vectors). Default 10000.
+   * up to the snapshot deleted. The snapshot waits for a 1 s pause in writes (saving is one
+   * synchronous call that would stall requests), or is written anyway at 8 times this many changes.
+   * Lower makes restarts replay less and keeps the log small, at the price of writing the whole
+   * index more often. Default 10000.
    */
   snapshot_every_ops: positiveInt.default(10_000),
 });
