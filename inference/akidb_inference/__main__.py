@@ -65,9 +65,9 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     )
     add(
         "--onnx-precision",
-        choices=["auto", "f32", "int8", "int4"],
+        choices=["f32", "int8", "int4"],
         default=defaults.backend.onnx_precision,
-        help="ONNX graph weight precision; auto: int4 for an MLX 4-bit checkpoint, f32 otherwise",
+        help="ONNX graph weight precision: f32 matches the reference; int8 is faster, int4 smaller",
     )
     add(
         "--onnx-threads",

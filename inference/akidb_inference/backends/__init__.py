@@ -19,16 +19,18 @@ from ..checkpoint import Checkpoint
 
 Device = Literal["auto", "gpu", "cpu"]
 BackendName = Literal["auto", "mlx", "onnx"]
-OnnxPrecision = Literal["auto", "f32", "int8", "int4"]
+OnnxPrecision = Literal["f32", "int8", "int4"]
 
 
 @dataclass(frozen=True)
 class BackendOptions:
     name: BackendName = "auto"
     """"auto": MLX where Metal is available, ONNX Runtime elsewhere."""
-    onnx_precision: OnnxPrecision = "auto"
-    """Weight precision of the ONNX graph. "auto": int4 for an MLX 4-bit checkpoint (its own values),
-    f32 otherwise; int8 and int4 of float weights are faster and less exact (docs/inference.md)."""
+    onnx_precision: OnnxPrecision = "f32"
+    """Weight precision of the ONNX graph (an MLX 4-bit checkpoint's weights are dequantized first).
+    f32 is the only one that reproduces the reference within 1e-5; int8 (dynamic quantization) is
+    about 4x faster on CPUs with int8 dot products, int4 (MatMulNBits) the smallest; their measured
+    fidelity is in docs/inference.md."""
     onnx_threads: int | None = None
     """ONNX Runtime intra-op threads; None: the CPU cores this process may run on."""
     onnx_cache_dir: Path | None = None

@@ -15,18 +15,12 @@ import onnxruntime as ort
 
 from ...checkpoint import SAFETENSORS_FILES, Checkpoint, ModelLoadError
 from .. import BackendOptions, Device
-from .convert import PRECISIONS, READY_EXPORTS, Precision, graph_file, read_head, ready_export
+from .convert import PRECISIONS, READY_EXPORTS, graph_file, read_head, ready_export
 from .weights import read_safetensors
 
 WEIGHT_FILES = (*SAFETENSORS_FILES, *READY_EXPORTS)
 """What `download` fetches for this backend: the safetensors it writes graphs from, and a
 checkpoint's own ONNX export, used as it is when present."""
-
-
-def default_precision(checkpoint: Checkpoint) -> Precision:
-    """The fastest precision that meets the fidelity bar (docs/inference.md): int4 for a 4-bit
-    checkpoint (its own values, nothing rounded again), f32 otherwise."""
-    return "int4" if checkpoint.quantization is not None and checkpoint.quantization.bits == 4 else "f32"
 
 
 def default_threads() -> int:
@@ -64,9 +58,7 @@ class ONNXBackend:
             ]
             dimension = head[-1].shape[0] if head else int(checkpoint.config["hidden_size"])
         else:
-            chosen = (
-                default_precision(checkpoint) if options.onnx_precision == "auto" else options.onnx_precision
-            )
+            chosen = options.onnx_precision
             if chosen not in PRECISIONS:
                 raise ModelLoadError(
                     f"ONNX precision {chosen!r} is not supported; supported: {', '.join(PRECISIONS)}"

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import onnxruntime
 
-from ...checkpoint import Checkpoint, ModelLoadError
+from ...checkpoint import Checkpoint, ModelLoadError, require_safetensors
 from . import models, precision
 from .weights import read_weights
 
@@ -91,7 +91,7 @@ def checkpoint_key(checkpoint: Checkpoint) -> str:
 
 def _checkpoint_files(checkpoint: Checkpoint) -> Iterable[Path]:
     yield checkpoint.directory / "config.json"
-    yield from checkpoint.weight_files
+    yield from require_safetensors(checkpoint, "ONNX")
     for module in checkpoint.dense_modules:
         yield from sorted(module.glob("*"))
 
@@ -118,7 +118,7 @@ def _write(checkpoint: Checkpoint, weights: Precision, directory: Path) -> None:
         ) from error
     graph = built.graph
     if weights == "int4":
-        graph = precision.to_int4(graph, checkpoint)
+        graph = precision.to_int4(graph)
     path = directory / GRAPH_FILE
     if weights == "int8":
         float_path = directory / "float.onnx"

@@ -11,12 +11,8 @@ import onnx
 from onnx import helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from ...checkpoint import Checkpoint
-from .weights import layer_quantization, quantized_layers, unpack
-
 INT4_BLOCK_SIZE = 32
-"""Inputs per 4-bit block when quantizing float weights (the checkpoint's own group size is kept for an
-MLX 4-bit checkpoint). Smaller blocks follow the weights more closely and cost more scales."""
+"""Inputs per 4-bit block: smaller blocks follow the weights more closely and cost more scales."""
 INT4_ACCURACY_LEVEL = 4
 """MatMulNBits computes with int8 activations (level 4): the fast path of its CPU kernel."""
 
@@ -35,12 +31,11 @@ def to_int8(source: Path, target: Path) -> None:
     )
 
 
-def to_int4(graph: onnx.ModelProto, checkpoint: Checkpoint) -> onnx.ModelProto:
-    """Every MatMul with a constant (in, out) weight becomes a `MatMulNBits`. A layer the checkpoint
-    stores MLX-4-bit keeps its own values and groups (w = scale * q + bias is exactly
-    scale * (q - zero_point) with the float zero point -bias / scale); float weights are rounded
-    to blocks of `INT4_BLOCK_SIZE`."""
-    stored = quantized_layers(checkpoint)
+def to_int4(graph: onnx.ModelProto) -> onnx.ModelProto:
+    """Every MatMul with a constant (in, out) weight becomes a `MatMulNBits`, its weight rounded to
+    asymmetric 4-bit blocks of `INT4_BLOCK_SIZE` inputs. An MLX 4-bit checkpoint's weights are
+    rounded again from their dequantized values: its own groups would need float zero points
+    (w = scale * q + bias), which the CPU kernel runs about 5x slower than uint8 ones."""
     initializers = {tensor.name: tensor for tensor in graph.graph.initializer}
     nodes = []
     for node in graph.graph.node:
@@ -49,12 +44,8 @@ def to_int4(graph: onnx.ModelProto, checkpoint: Checkpoint) -> onnx.ModelProto:
             nodes.append(node)
             continue
         layer = weight.name.removesuffix(".weight")
-        mlx = _mlx_layer(stored, checkpoint, layer)
         k, n = weight.dims
-        if mlx is not None:
-            packed, scales, zero_points, block = mlx
-        else:
-            packed, scales, zero_points, block = _quantize(numpy_helper.to_array(weight).T, INT4_BLOCK_SIZE)
+        packed, scales, zero_points, block = _quantize(numpy_helper.to_array(weight).T, INT4_BLOCK_SIZE)
         graph.graph.initializer.remove(weight)
         names = [f"{layer}.q4", f"{layer}.scales", f"{layer}.zero_points"]
         for name, value in zip(names, (packed, scales, zero_points), strict=True):
@@ -77,22 +68,6 @@ def to_int4(graph: onnx.ModelProto, checkpoint: Checkpoint) -> onnx.ModelProto:
     graph.graph.node.extend(nodes)
     graph.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return graph
-
-
-def _mlx_layer(
-    stored: dict[str, np.ndarray], checkpoint: Checkpoint, layer: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
-    """The checkpoint's own 4-bit values of `layer` in MatMulNBits layout, when stored MLX-4-bit."""
-    key = next((k for k in (layer, f"model.{layer}") if f"{k}.scales" in stored), None)
-    if key is None:
-        return None
-    bits, group_size = layer_quantization(checkpoint, key)
-    if bits != 4 or group_size < 16 or group_size & (group_size - 1):
-        return None
-    q = unpack(stored[f"{key}.weight"], 4)
-    scales = stored[f"{key}.scales"].astype(np.float32)
-    zero_points = -stored[f"{key}.biases"].astype(np.float32) / scales
-    return _pack(q, group_size), scales.reshape(-1), zero_points.reshape(-1), group_size
 
 
 def _quantize(weight: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

@@ -68,22 +68,6 @@ def read_weights(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
     }
 
 
-def quantized_layers(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
-    """The stored (packed, scales, biases) of each MLX-quantized layer, keyed by layer path; used to
-    carry a 4-bit checkpoint's own groups into a 4-bit graph without a second rounding."""
-    if checkpoint.quantization is None:
-        return {}
-    weights: dict[str, np.ndarray] = {}
-    for path in checkpoint.weight_files:
-        weights.update(read_safetensors(path))
-    return {
-        key: value
-        for key, value in weights.items()
-        if key.endswith((".scales", ".biases"))
-        or (key.endswith(".weight") and f"{key.removesuffix('.weight')}.scales" in weights)
-    }
-
-
 def layer_quantization(checkpoint: Checkpoint, layer: str) -> tuple[int, int]:
     """(bits, group_size) of an MLX-quantized layer: the per-layer override if any, else the default."""
     assert checkpoint.quantization is not None
