@@ -70,6 +70,37 @@ describe("Batcher", () => {
     expect(embedder.maxInFlight).toBe(1);
   });
 
+  it("a small request rides in the next batch instead of waiting behind a large one that came first", async () => {
+    const embedder = new GatedEmbedder();
+    const batcher = new Batcher({ embedder, limits: LIMITS, estimateTokens: charTokens });
+    const big = request(Array.from({ length: 12 }, (_, i) => `big ${i}`));
+    const other = request(Array.from({ length: 12 }, (_, i) => `other ${i}`));
+    const bigResult = submit(batcher, big);
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
+    const otherResult = submit(batcher, other);
+    const small = submit(batcher, request(["small"]));
+    embedder.calls[0]!.release();
+    // The second batch holds the oldest queued input of every waiting request, then fills in arrival order.
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(2));
+    expect(embedder.calls[1]!.batch.texts).toEqual(["big 4", "big 5", "other 0", "small"]);
+    embedder.calls[1]!.release();
+    expect((await small).vectors).toHaveLength(1);
+    // The rest: the first large request finishes (batch 4) long before the second (batch 7).
+    for (let n = 3; n <= 7; n++) {
+      await vi.waitFor(() => expect(embedder.calls).toHaveLength(n));
+      embedder.calls[n - 1]!.release();
+    }
+    expect((await bigResult).vectors).toEqual(await unbatched(big));
+    expect((await otherResult).vectors).toEqual(await unbatched(other));
+    expect(embedder.calls.slice(2).map((c) => c.batch.texts)).toEqual([
+      ["big 6", "big 7", "big 8", "other 1"],
+      ["big 9", "big 10", "big 11", "other 2"],
+      ["other 3", "other 4", "other 5", "other 6"],
+      ["other 7", "other 8", "other 9", "other 10"],
+      ["other 11"],
+    ]);
+  });
+
   it("keeps a batch within the token budget; a single larger input goes alone", async () => {
     const embedder = new GatedEmbedder();
     const limits = { ...LIMITS, batchSize: 8, maxBatchTokens: 10 };

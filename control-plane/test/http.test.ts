@@ -262,6 +262,22 @@ describe("POST /v1/embeddings error paths", () => {
     expect(error.message).toContain("embedding.queue.max_inputs_per_request (3)");
   });
 
+  it("413 AKIDB_ERR_LIMIT_EXCEEDED for one input past embedding.queue.max_input_chars, naming it", async () => {
+    const { app } = buildApp({
+      config: { embedding: { mode: "mock", queue: { max_input_chars: 10 } } },
+    });
+    expect((await post(app, "/v1/embeddings", { input: ["a", "x".repeat(10)] })).status).toBe(200);
+    const error = await expectError(
+      await post(app, "/v1/embeddings", { input: ["a", "x".repeat(11)] }),
+      413,
+      "AKIDB_ERR_LIMIT_EXCEEDED",
+      "input[1]",
+    );
+    expect(error.message).toBe(
+      "input[1]: 11 characters, more than embedding.queue.max_input_chars (10); split or shorten it.",
+    );
+  });
+
   it("400 AKIDB_ERR_DIMENSIONS_UNSUPPORTED above the model's dimension", async () => {
     const { app } = buildApp();
     const error = await expectError(

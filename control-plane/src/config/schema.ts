@@ -109,6 +109,13 @@ const queueSchema = z
     max_pending_inputs: positiveInt.default(4096),
     /** Most inputs in one request (OpenAI's limit is 2048). Default 2048. */
     max_inputs_per_request: positiveInt.default(2048),
+    /**
+     * Most characters (UTF-16 code units) in one input; a longer one is 413 naming it. Models read
+     * at most a few thousand tokens (~4 characters each) and truncate the rest, so this only bounds
+     * the memory and transfer a single text can cost. Default 200000 (above every built-in model's
+     * max_tokens times 4).
+     */
+    max_input_chars: positiveInt.default(200_000),
     /** Deadline of a request from arrival to response, in ms; past it the answer is 504. Default 30000. */
     request_timeout_ms: positiveInt.default(30_000),
   })

@@ -267,21 +267,40 @@ export class Batcher {
     return barrier === undefined || slot.seq < barrier;
   }
 
-  /** The next batch: queue order, the head's group only, within batch_size and the token budget. */
+  /**
+   * The next batch, from the head's group only, within batch_size and the token budget: first the
+   * oldest queued input of every waiting request, then the rest in arrival order. So a small
+   * request never waits behind the batches of a large one that came first (it rides in the next
+   * batch), while large requests still finish one after another rather than all late together.
+   */
   #form(head: Slot): { slots: Slot[]; full: boolean } {
     const { batchSize, maxBatchTokens } = this.limits;
-    const slots: Slot[] = [];
-    let tokens = 0;
+    const firsts: Slot[] = [];
+    const rest: Slot[] = [];
+    const seen = new Set<Waiter>();
     for (const slot of this.#queue) {
       if (!this.#eligible(slot)) break;
       if (slot.key !== head.key) continue;
+      if (seen.has(slot.waiter)) rest.push(slot);
+      else {
+        seen.add(slot.waiter);
+        firsts.push(slot);
+      }
+    }
+    const slots: Slot[] = [];
+    let tokens = 0;
+    let full = false;
+    for (const slot of [...firsts, ...rest]) {
       if (slots.length === batchSize || (slots.length > 0 && tokens + slot.tokens > maxBatchTokens)) {
-        return { slots, full: true };
+        full = true;
+        break;
       }
       slots.push(slot);
       tokens += slot.tokens;
     }
-    return { slots, full: slots.length === batchSize || tokens >= maxBatchTokens };
+    // Sent in arrival order (the choice above decides which inputs, not their order).
+    slots.sort((a, b) => a.seq - b.seq);
+    return { slots, full: full || slots.length === batchSize || tokens >= maxBatchTokens };
   }
 
   #dispatch(slots: Slot[]): void {

@@ -126,6 +126,21 @@ function validate(
       { param: "input" },
     );
   }
+  const maxChars = config.embedding.queue.max_input_chars;
+  const long = texts.findIndex((text) => text.length > maxChars);
+  if (long >= 0) {
+    const param = `input[${long}]`;
+    throw new AkidbError(
+      "AKIDB_ERR_LIMIT_EXCEEDED",
+      {
+        param,
+        what: `${texts[long]!.length} characters`,
+        limit: maxChars,
+        key: "embedding.queue.max_input_chars",
+      },
+      { param },
+    );
+  }
   const limits = embedding.limits();
   const { dimensions } = body;
   if (dimensions !== undefined && !allowsDimension(limits.matryoshka_dimensions, dimensions)) {
