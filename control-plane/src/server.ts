@@ -70,11 +70,17 @@ export async function startServer(config: AkidbConfig, logger: Logger): Promise<
     closing: () => closing,
   });
 
+  const { headersTimeout, requestTimeout } = receiveTimeouts(config.server);
+  // `[::1]` is how a URL writes an IPv6 host; the socket wants `::1`.
+  const hostname = config.server.host.replace(/^\[(.*)\]$/, "$1");
   // Without `createServer` options @hono/node-server listens with node:http.
   const server = serve({
     fetch: app.fetch,
-    hostname: config.server.host,
+    hostname,
     port: config.server.port,
+    // A slow or unfinished request holds a socket at most this long (Node's default is 300 s), and
+    // is checked for it every second rather than every 30 s.
+    serverOptions: { headersTimeout, requestTimeout, connectionsCheckingInterval: 1000 },
   }) as Server;
   try {
     await new Promise<void>((resolve, reject) => {
@@ -86,7 +92,7 @@ export async function startServer(config: AkidbConfig, logger: Logger): Promise<
     throw error;
   }
   const { port } = server.address() as AddressInfo;
-  const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
   const url = `http://${host}:${port}`;
   logger.info(
     { url, mode: config.embedding.mode, model: embedding.kind === "none" ? null : embedding.modelNames()[0] },
@@ -127,5 +133,21 @@ export async function startServer(config: AkidbConfig, logger: Logger): Promise<
       await collections.close();
       logger.info("stopped");
     },
+  };
+}
+
+/**
+ * How long a client may take to send a request's headers (`server.headers_timeout_ms`), and the
+ * whole request: the headers plus `server.body_timeout_ms_per_mb` for each MiB of the largest body
+ * allowed (`server.max_body_bytes`), at least one. Past either, Node answers 408 and closes the socket.
+ */
+export function receiveTimeouts(server: AkidbConfig["server"]): {
+  headersTimeout: number;
+  requestTimeout: number;
+} {
+  const mebibytes = Math.max(1, Math.ceil(server.max_body_bytes / 2 ** 20));
+  return {
+    headersTimeout: server.headers_timeout_ms,
+    requestTimeout: server.headers_timeout_ms + mebibytes * server.body_timeout_ms_per_mb,
   };
 }

@@ -1,6 +1,7 @@
+import { connect } from "node:net";
 import { describe, expect, it } from "vitest";
 import { configSchema } from "../src/config/schema.ts";
-import { startServer } from "../src/server.ts";
+import { receiveTimeouts, startServer } from "../src/server.ts";
 import { tempDataDir } from "./collection-fixtures.ts";
 import { captureLogger } from "./helpers.ts";
 
@@ -51,6 +52,59 @@ describe("startServer", () => {
         body: JSON.stringify({ input: "a" }),
       });
       expect(response.status).toBe(400);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("listens on an IPv6 host written in URL brackets, as config check accepts it", async () => {
+    const config = configSchema.parse({
+      embedding: { mode: "mock", mock: { dimension: 8 } },
+      server: { host: "[::1]", port: 0 },
+      storage: { data_dir: tempDataDir().dir },
+    });
+    const server = await startServer(config, captureLogger().logger);
+    try {
+      expect(server.url).toMatch(/^http:\/\/\[::1\]:\d+$/);
+      expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("closes a connection whose headers or body arrive too slowly (408), within the configured bounds", async () => {
+    const config = configSchema.parse({
+      embedding: { mode: "mock", mock: { dimension: 8 } },
+      server: { port: 0, headers_timeout_ms: 300, body_timeout_ms_per_mb: 200, max_body_bytes: 1024 },
+      storage: { data_dir: tempDataDir().dir },
+    });
+    expect(receiveTimeouts(config.server)).toEqual({ headersTimeout: 300, requestTimeout: 500 });
+    const server = await startServer(config, captureLogger().logger);
+    try {
+      const { port } = new URL(server.url);
+      /** Sends `text` and never finishes; resolves with what came back and when the server closed it. */
+      const stall = (text: string) =>
+        new Promise<{ answer: string; ms: number }>((resolve) => {
+          const started = Date.now();
+          let answer = "";
+          const socket = connect(Number(port), "127.0.0.1", () => socket.write(text));
+          socket.on("data", (chunk) => {
+            answer += chunk.toString();
+          });
+          socket.on("close", () => resolve({ answer, ms: Date.now() - started }));
+        });
+      const [headers, body] = await Promise.all([
+        stall("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n"),
+        stall(
+          "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n" +
+            'transfer-encoding: chunked\r\n\r\n5\r\n{"inp',
+        ),
+      ]);
+      // Node checks every second (connectionsCheckingInterval), so allow the bound plus that.
+      for (const stalled of [headers, body]) {
+        expect(stalled.answer).toMatch(/^HTTP\/1\.1 408/);
+        expect(stalled.ms).toBeLessThan(4000);
+      }
     } finally {
       await server.close();
     }

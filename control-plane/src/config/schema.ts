@@ -199,6 +199,18 @@ const serverSchema = z.strictObject({
   /** Largest request body in bytes; larger bodies get 413. Default 16777216 (16 MiB). */
   max_body_bytes: positiveInt.default(16 * 1024 * 1024),
   /**
+   * How long, in ms, a client may take to send a request's headers before the socket is closed
+   * (408). Lower frees sockets held by slow or idle clients sooner. Default 5000.
+   */
+  headers_timeout_ms: positiveInt.default(5000),
+  /**
+   * Time, in ms, allowed per MiB of `max_body_bytes` to send a body: a request must be complete
+   * within `headers_timeout_ms` plus this times the MiB of the largest allowed body (default 5 s +
+   * 16 x 2 s = 37 s), else 408 and the socket closes. Lower bounds what a slow sender can hold;
+   * higher suits clients on slow links. Default 2000 (0.5 MiB/s).
+   */
+  body_timeout_ms_per_mb: positiveInt.default(2000),
+  /**
    * On SIGINT/SIGTERM, how long in-flight requests may finish before the server closes anyway, in
    * ms. Default 10000.
    */
