@@ -135,7 +135,7 @@ def measure_model(model_dir: Path, repeats: dict[int, int]) -> dict[str, Any]:
     embedder = load_embedder(model_dir, device="cpu")
     load_seconds = time.perf_counter() - started
     warm_up_seconds = embedder.warm_up()
-    tokens_per_text = embedder.count_tokens([TEXT], "document")[0]
+    tokens_per_text = len(embedder.tokenize([TEXT], "document")[0].ids)
     batches = {}
     for batch_size, count in repeats.items():
         texts = [f"{i} {TEXT}" for i in range(batch_size)]

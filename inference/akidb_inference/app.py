@@ -1,4 +1,4 @@
-"""The HTTP API of the inference process: /health, /v1/models, /v1/embeddings, /tokenize.
+"""The HTTP API of the inference process: /health, /v1/models, /v1/embeddings.
 
 Handlers are plain functions that get the settings and the `ModelWorker` passed in (FastAPI
 dependencies on the app's state); they validate, hand the model work to the worker through
@@ -7,7 +7,6 @@ dependencies on the app's state); they validate, hand the model work to the work
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -29,7 +28,7 @@ from .errors import (
     WrongShape,
     add_error_handlers,
 )
-from .infer import check_input_count, prepare_embeddings, run_embeddings
+from .infer import prepare_embeddings, run_embeddings
 from .middleware import RequestContext
 from .schemas import (
     EmbeddingRequest,
@@ -39,9 +38,6 @@ from .schemas import (
     InferenceHealthReady,
     InferenceModel,
     InferenceModelList,
-    TokenCount,
-    TokenizeRequest,
-    TokenizeResponse,
 )
 from .settings import Settings
 from .worker import LoadedModel, ModelWorker, resident_memory_bytes
@@ -85,12 +81,6 @@ def create_app(settings: Settings, worker: ModelWorker) -> FastAPI:
             InvalidInput, Unauthorized, TooLarge, WrongShape, Overloaded, InvalidOutput, ModelUnavailable
         ),
     )
-    add(
-        "/tokenize",
-        tokenize,
-        methods=["POST"],
-        responses=_documented(InvalidInput, Unauthorized, TooLarge, WrongShape, ModelUnavailable),
-    )
     return app
 
 
@@ -129,17 +119,6 @@ async def list_models(worker: WorkerDep, settings: SettingsDep) -> InferenceMode
 async def create_embeddings(request: EmbeddingRequest, worker: WorkerDep, settings: SettingsDep) -> Response:
     job = await prepare_embeddings(request, ready_model(worker).embedder, settings)
     return Response(await run_embeddings(job, worker, settings), media_type="application/json")
-
-
-async def tokenize(request: TokenizeRequest, worker: WorkerDep, settings: SettingsDep) -> TokenizeResponse:
-    embedder = ready_model(worker).embedder
-    check_input_count(request.input, settings)
-    # Only the tokenizer is read, so a batch computing on the model thread does not hold this up.
-    counts = await asyncio.to_thread(embedder.count_tokens, request.input, request.input_type)
-    return TokenizeResponse(
-        data=[TokenCount(index=index, tokens=tokens) for index, tokens in enumerate(counts)],
-        max_tokens=embedder.info.max_tokens,
-    )
 
 
 def ready_model(worker: ModelWorker) -> LoadedModel:

@@ -147,15 +147,6 @@ class Embedder:
             for ids in self._prefix_ids(prompted, room)
         ]
 
-    def count_tokens(self, texts: Sequence[str], input_type: InputType) -> list[int]:
-        """Tokens per text, prompt and special tokens included, before truncation: exact for a text
-        within `info.max_tokens`, and some number above it for a longer one (tokenization stops
-        once the cut is known)."""
-        room = self.info.max_tokens - len(self._prefix) - len(self._suffix)
-        prompted = [apply_prompt(self.info.prompts, input_type, text) for text in texts]
-        extra = len(self._prefix) + len(self._suffix)
-        return [extra + len(ids) for ids in self._prefix_ids(prompted, room)]
-
     def embed(
         self,
         texts: Sequence[str],

@@ -85,11 +85,6 @@ class EmbeddingRequest(BaseModel):
     user: Annotated[str | None, BeforeValidator(_not_null)] = None
 
 
-class TokenizeRequest(BaseModel):
-    input: Texts
-    input_type: InputType = "document"
-
-
 class InferenceEmbedding(BaseModel):
     object: Literal["embedding"] = "embedding"
     index: int
@@ -129,17 +124,6 @@ def render_embeddings(
     tokens = sum(len(item.ids) for item in encoded)
     usage = json.dumps({"prompt_tokens": tokens, "total_tokens": tokens}, separators=(",", ":"))
     return f'{{"object":"list","data":[{data}],"model":{json.dumps(model)},"usage":{usage}}}'.encode()
-
-
-class TokenCount(BaseModel):
-    index: int
-    tokens: int
-
-
-class TokenizeResponse(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[TokenCount]
-    max_tokens: int
 
 
 class Quantization(BaseModel):

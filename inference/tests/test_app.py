@@ -71,7 +71,7 @@ def vectors(response: httpx2.Response) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/v1/embeddings"), ("POST", "/tokenize"), ("GET", "/v1/models"), ("GET", "/x")],
+    [("POST", "/v1/embeddings"), ("GET", "/v1/models"), ("GET", "/x")],
 )
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong", TOKEN, f"Basic {TOKEN}"])
 def test_every_path_but_health_needs_the_bearer_token(
@@ -110,12 +110,12 @@ def test_each_request_writes_one_log_line_with_its_id(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="akidb_inference")
-    client.post("/tokenize", json={"input": "hi"}, headers={**AUTH, "x-request-id": "log-me"})
+    client.post("/v1/embeddings", json={"input": "hi"}, headers={**AUTH, "x-request-id": "log-me"})
 
     [line] = [r.__dict__ for r in caplog.records if r.msg == "request"]
     assert {k: line[k] for k in ("method", "path", "status")} == {
         "method": "POST",
-        "path": "/tokenize",
+        "path": "/v1/embeddings",
         "status": 200,
     }
     assert line["duration_ms"] >= 0
@@ -125,7 +125,7 @@ def test_an_unknown_path_is_404_listing_the_routes(client: TestClient) -> None:
     message = error_of(client.get("/v2/embeddings", headers=AUTH), 404, "not_found")
     assert message == (
         "there is no route GET /v2/embeddings; "
-        "the routes are GET /health, GET /v1/models, POST /v1/embeddings, POST /tokenize"
+        "the routes are GET /health, GET /v1/models, POST /v1/embeddings"
     )
 
 
@@ -212,9 +212,8 @@ def test_empty_input_is_400_naming_the_item(client: TestClient, value: object, p
 
 
 @pytest.mark.parametrize("value", [[1, 2, 3], [[1, 2], [3]]], ids=["one", "several"])
-@pytest.mark.parametrize("path", ["/v1/embeddings", "/tokenize"])
-def test_token_ids_are_400_saying_only_text_is_accepted(client: TestClient, path: str, value: object) -> None:
-    response = client.post(path, json={"input": value}, headers=AUTH)
+def test_token_ids_are_400_saying_only_text_is_accepted(client: TestClient, value: object) -> None:
+    response = client.post("/v1/embeddings", json={"input": value}, headers=AUTH)
     message = error_of(response, 400, "token_ids_not_supported", "input")
     assert "accepts only text" in message
 
@@ -264,14 +263,6 @@ def test_too_many_tokens_is_413(client: TestClient) -> None:
     assert message.startswith("input has 1024 tokens, more than the limit of 700 per request")
 
 
-def test_tokenize_checks_its_input_too(client: TestClient) -> None:
-    error_of(client.post("/tokenize", json={"input": []}, headers=AUTH), 400, "empty_input", "input")
-    error_of(
-        client.post("/tokenize", json={"input": ["a"] * 9}, headers=AUTH), 413, "too_many_inputs", "input"
-    )
-    error_of(client.post("/tokenize", json={"input": 3}, headers=AUTH), 422, "list_type", "input")
-
-
 # --- model states --------------------------------------------------------------------------------
 
 
@@ -287,7 +278,7 @@ def test_every_text_endpoint_is_503_while_the_model_loads() -> None:
             health = loading.get("/health")
             assert health.status_code == 503
             assert health.json() == {"status": "loading", "reason": "the model is loading"}
-            for method, path in [("GET", "/v1/models"), ("POST", "/v1/embeddings"), ("POST", "/tokenize")]:
+            for method, path in [("GET", "/v1/models"), ("POST", "/v1/embeddings")]:
                 response = loading.request(method, path, json={"input": "a"}, headers=AUTH)
                 assert error_of(response, 503, "model_loading") == "the model is loading"
         finally:
@@ -414,18 +405,6 @@ def test_queries_get_the_query_prompt(client: TestClient) -> None:
 def test_long_inputs_are_truncated_by_default(client: TestClient) -> None:
     response = embed(client, {"input": LONG_TEXT})
     assert response.json()["usage"]["prompt_tokens"] == 512
-
-
-def test_tokenize_counts_prompts_and_special_tokens_before_truncation(client: TestClient) -> None:
-    texts = [t for t in load_reference(FIXTURE).texts if t.input_type == "document" and t.text]
-    response = client.post("/tokenize", json={"input": [t.text for t in texts]}, headers=AUTH)
-
-    assert response.status_code == 200
-    assert response.json() == {
-        "object": "list",
-        "data": [{"index": i, "tokens": t.untruncated_token_count} for i, t in enumerate(texts)],
-        "max_tokens": 512,
-    }
 
 
 def test_the_model_card(client: TestClient) -> None:

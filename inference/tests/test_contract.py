@@ -98,7 +98,6 @@ def test_successful_responses_match_the_contract(client: TestClient) -> None:
     for encoding in ("float", "base64"):
         body = {"input": ["a", "b"], "encoding_format": encoding, "dimensions": 32, "input_type": "query"}
         check(client.post("/v1/embeddings", json=body, headers=AUTH), "/v1/embeddings", "post", 200)
-    check(client.post("/tokenize", json={"input": "a"}, headers=AUTH), "/tokenize", "post", 200)
 
 
 @pytest.mark.parametrize(
@@ -112,16 +111,13 @@ def test_successful_responses_match_the_contract(client: TestClient) -> None:
         (422, {"input": 5}),
     ],
 )
-@pytest.mark.parametrize("path", ["/v1/embeddings", "/tokenize"])
 def test_error_responses_match_the_contract(
-    client: TestClient, path: str, status: int, body: dict[str, Any] | None
+    client: TestClient, status: int, body: dict[str, Any] | None
 ) -> None:
-    if path == "/tokenize" and body is not None and "dimensions" in body:
-        body = {"input": [1, 2]}
     headers = AUTH if body is not None else {}
-    response = client.post(path, json=body or {"input": "a"}, headers=headers)
+    response = client.post("/v1/embeddings", json=body or {"input": "a"}, headers=headers)
 
-    check(response, path, "post", status)
+    check(response, "/v1/embeddings", "post", status)
 
 
 def test_a_non_finite_result_matches_the_contract(
@@ -150,8 +146,8 @@ def test_responses_while_loading_and_after_a_failed_load_match_the_contract(tmp_
                 assert health.json()["status"] == status
                 check(health, "/health", "get", 503)
                 check(loading.get("/v1/models", headers=AUTH), "/v1/models", "get", 503)
-                for path in ("/v1/embeddings", "/tokenize"):
-                    check(loading.post(path, json={"input": "a"}, headers=AUTH), path, "post", 503)
+                embedding = loading.post("/v1/embeddings", json={"input": "a"}, headers=AUTH)
+                check(embedding, "/v1/embeddings", "post", 503)
                 release.set()
                 wait_until(lambda: loading.get("/health").json()["status"] != "loading")
         finally:

@@ -484,23 +484,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/inference/tokenize": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Token counts per input (prompt and special tokens included) */
-        post: operations["inferenceTokenize"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -586,20 +569,6 @@ export interface components {
             model: string;
             /** @description `prompt_tokens` and `total_tokens` are the sum of the items' `tokens`. */
             usage: components["schemas"]["Usage"];
-        };
-        TokenizeRequest: {
-            input: string | string[];
-            input_type?: components["schemas"]["InputType"];
-        };
-        TokenizeResponse: {
-            /** @constant */
-            object: "list";
-            data: {
-                index: number;
-                /** @description Token count with prompt and special tokens, before truncation. */
-                tokens: number;
-            }[];
-            max_tokens: number;
         };
         Quantization: {
             bits: number;
@@ -2017,48 +1986,6 @@ export interface operations {
             /** @description `--max-queued-requests` requests are already waiting while a batch computes. */
             429: components["responses"]["Overloaded"];
             500: components["responses"]["InternalError"];
-            503: components["responses"]["Unavailable"];
-        };
-    };
-    inferenceTokenize: {
-        parameters: {
-            query?: never;
-            header?: {
-                /**
-                 * @description Correlates log lines across processes; echoed in the response header. A value of 1 to 128
-                 *     characters from `A-Z a-z 0-9 _ . : @ / + = -` is used as given; any other value is replaced by
-                 *     a generated id (never rejected: a correlation header must not fail a request).
-                 */
-                "x-request-id"?: components["parameters"]["RequestId"];
-            };
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["TokenizeRequest"];
-            };
-        };
-        responses: {
-            /** @description One count per input, in input order. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TokenizeResponse"];
-                };
-            };
-            /** @description Malformed JSON, an empty text (`param` names it) or token ids instead of text. */
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            /** @description More inputs than `--max-inputs`, or a body over `--max-request-bytes`. */
-            413: components["responses"]["TooLarge"];
-            /**
-             * @description Well-formed JSON of the wrong shape or type (`param` is the field path), or a body not sent
-             *     as application/json.
-             */
-            422: components["responses"]["Unprocessable"];
             503: components["responses"]["Unavailable"];
         };
     };
