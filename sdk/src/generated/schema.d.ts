@@ -834,7 +834,7 @@ export interface components {
             model: string | null;
             usage: components["schemas"]["CollectionUsage"];
         };
-        /** @description Fields returned besides `id` (and `score`). Default `[metadata, text]`. */
+        /** @description Fields returned besides `id` (and `score`); a field named twice counts once. Default `[metadata, text]`. */
         Include: ("metadata" | "text" | "vector")[];
         /**
          * @description Chroma's metadata filter syntax: `{key: value}` (equality), `{key: {$op: operand}}` with
@@ -1603,6 +1603,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
             413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
         };
     };
@@ -1644,6 +1645,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
             413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
         };
     };
