@@ -391,8 +391,31 @@ describe("POST /v1/embeddings error paths", () => {
     expect((await blocker).status).toBe(200);
     expect(embedder.calls.map((c) => c.batch.texts)).toEqual([["blocker"]]);
     expect(batcher!.pendingInputs).toBe(0);
+    // A client that went away is not a failure of the server.
     const text = await metrics.registry.metrics();
-    expect(text).toContain('akidb_embedding_failures_total{cause="cancelled"} 1');
+    expect(text).not.toContain('cause="cancelled"');
+  });
+
+  it("a client that resets the connection mid-body is logged as an abort, not a 500, and not counted as a failure", async () => {
+    const { app, lines, metrics } = buildApp();
+    const reset = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"input": ["half a bo'));
+        controller.error(reset);
+      },
+    });
+    const response = await app.request("/v1/embeddings", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as ErrorResponse).error.code).toBe("AKIDB_ERR_CANCELLED");
+    expect(lines.some((l) => l.msg === "unexpected error" || l.level === 50)).toBe(false);
+    expect(lines.find((l) => l.msg === "request")).toMatchObject({ level: 30, code: "AKIDB_ERR_CANCELLED" });
+    expect(await metrics.registry.metrics()).not.toContain("akidb_embedding_failures_total{");
   });
 
   it("504 AKIDB_ERR_TIMEOUT past embedding.queue.request_timeout_ms", async () => {

@@ -9,7 +9,7 @@ import { AkidbError, isAkidbError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ModelRegistry } from "../models/registry.ts";
 import { errorBody, errorStatus } from "./errors.ts";
-import { type AppEnv, adminAuth, apiKeyAuth, requestId, requestLog } from "./middleware.ts";
+import { type AppEnv, adminAuth, apiKeyAuth, clientWentAway, requestId, requestLog } from "./middleware.ts";
 import { type AdminRoutesDeps, adminRoutes } from "./routes/admin.ts";
 import { collectionRoutes } from "./routes/collections.ts";
 import { embeddingRoutes } from "./routes/embeddings.ts";
@@ -73,6 +73,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   );
   app.onError((cause, c) => {
     if (isAkidbError(cause)) return errorResponse(c, cause);
+    if (clientWentAway(c.req.raw, cause)) {
+      // Not a server error: the answer has nowhere to go, and it is not counted as a failure.
+      logger.info({ reqId: c.get("requestId"), reason: cause.message }, "the client closed the request");
+      return errorResponse(c, new AkidbError("AKIDB_ERR_CANCELLED", {}, { cause }));
+    }
     logger.error({ reqId: c.get("requestId"), err: cause }, "unexpected error");
     return errorResponse(c, new AkidbError("AKIDB_ERR_INTERNAL", { reason: cause.message }, { cause }));
   });

@@ -101,6 +101,7 @@ export async function readJson<S extends z.ZodObject>(c: Context, schema: S): Pr
   try {
     body = JSON.parse(await c.req.text());
   } catch (error) {
+    if (clientWentAway(c.req.raw, error)) throw new AkidbError("AKIDB_ERR_CANCELLED", {}, { cause: error });
     const detail = error instanceof SyntaxError ? error.message : String(error);
     throw new AkidbError("AKIDB_ERR_INVALID_JSON", { detail });
   }
@@ -133,4 +134,15 @@ function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
     current = (current as Record<PropertyKey, unknown>)[key];
   }
   return current;
+}
+
+/** Whether `error` means the client disconnected (its request aborted, or the socket was reset mid-body). */
+export function clientWentAway(request: Request, error: unknown): boolean {
+  if (request.signal.aborted) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  return (
+    code === "ECONNRESET" ||
+    code === "ECONNABORTED" ||
+    (error instanceof Error && error.message === "aborted")
+  );
 }

@@ -33,7 +33,8 @@ export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
     metrics.latencyMs.observe({ stage: "total" }, performance.now() - started);
     metrics.requests.inc({ status: String(c.res.status) });
     const code = c.get("errorCode");
-    if (code) metrics.failures.inc({ cause: failureCause(code) });
+    // A client that went away is not a failure of the server.
+    if (code && code !== "AKIDB_ERR_CANCELLED") metrics.failures.inc({ cause: failureCause(code) });
   });
 
   app.post("/v1/embeddings", async (c) => {
