@@ -147,6 +147,12 @@ export const errorRegistry = {
     type: "not_found_error",
     message: (p) => `No route ${p.method} ${p.path}; see docs/api.md for the API.`,
   }),
+  AKIDB_ERR_METHOD_NOT_ALLOWED: spec<{ method: string; path: string; allowed: string[] }>({
+    status: 405,
+    type: "invalid_request_error",
+    message: (p) =>
+      `${p.path} does not take ${p.method}; it takes ${p.allowed.join(", ")} (see the Allow header).`,
+  }),
   AKIDB_ERR_MODE_CONFLICT: spec<{ mode: string; action: string }>({
     status: 409,
     type: "invalid_request_error",

@@ -396,6 +396,18 @@ describe("POST /v1/embeddings error paths", () => {
     expect(text).not.toContain('cause="cancelled"');
   });
 
+  it("405 AKIDB_ERR_METHOD_NOT_ALLOWED with Allow for a wrong method on a known path; 404 for an unknown path", async () => {
+    const { app } = buildApp();
+    const wrong = await app.request("/v1/embeddings");
+    expect(wrong.headers.get("allow")).toBe("POST");
+    const error = await expectError(wrong, 405, "AKIDB_ERR_METHOD_NOT_ALLOWED");
+    expect(error.message).toBe("/v1/embeddings does not take GET; it takes POST (see the Allow header).");
+    const parameterized = await app.request("/admin/v1/models/qwen3-0.6b-4bit/load", { method: "GET" });
+    expect(parameterized.status).toBe(405);
+    expect(parameterized.headers.get("allow")).toBe("POST");
+    expect((await app.request("/v1/nothing-here")).status).toBe(404);
+  });
+
   it("a client that resets the connection mid-body is logged as an abort, not a 500, and not counted as a failure", async () => {
     const { app, lines, metrics } = buildApp();
     const reset = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });

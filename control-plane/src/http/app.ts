@@ -68,9 +68,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route("/", collectionRoutes(deps));
   app.route("/", adminRoutes(deps));
 
-  app.notFound((c) =>
-    errorResponse(c, new AkidbError("AKIDB_ERR_NOT_FOUND", { method: c.req.method, path: c.req.path })),
-  );
+  app.notFound((c) => {
+    const { method, path } = c.req;
+    const allowed = allowedMethods(app, path);
+    if (allowed.length === 0)
+      return errorResponse(c, new AkidbError("AKIDB_ERR_NOT_FOUND", { method, path }));
+    c.header("allow", allowed.join(", "));
+    return errorResponse(c, new AkidbError("AKIDB_ERR_METHOD_NOT_ALLOWED", { method, path, allowed }));
+  });
   app.onError((cause, c) => {
     if (isAkidbError(cause)) return errorResponse(c, cause);
     if (clientWentAway(c.req.raw, cause)) {
@@ -89,4 +94,21 @@ function errorResponse(c: Context<AppEnv>, error: AkidbError): Response {
   if (error.retryAfterSeconds !== undefined) c.header("retry-after", String(error.retryAfterSeconds));
   if (error.status === 401) c.header("www-authenticate", 'Bearer realm="akidb"');
   return c.json(errorBody(error), errorStatus(error));
+}
+
+/** The methods the app's routes take at `path` (middleware, registered for every method, aside). */
+function allowedMethods(app: Hono<AppEnv>, path: string): string[] {
+  const methods = app.routes
+    .filter((route) => route.method !== "ALL" && routePattern(route.path).test(path))
+    .map((route) => route.method);
+  return [...new Set(methods)].sort();
+}
+
+/** `/admin/v1/models/:alias/load` -> a regex matching one path segment per parameter. */
+function routePattern(route: string): RegExp {
+  const source = route
+    .split("/")
+    .map((segment) => (segment.startsWith(":") ? "[^/]+" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+    .join("/");
+  return new RegExp(`^${source}/?$`);
 }

@@ -1048,6 +1048,20 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
+        /**
+         * @description A method this path does not take (AKIDB_ERR_METHOD_NOT_ALLOWED); the Allow header lists
+         *     the ones it does. A path the API does not have at all is 404.
+         */
+        MethodNotAllowed: {
+            headers: {
+                /** @description The methods the path takes, e.g. `POST`. */
+                Allow?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"];
+            };
+        };
         /** @description Too many inputs, or a body over `server.max_body_bytes`. */
         TooLarge: {
             headers: {
@@ -1213,6 +1227,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            405: components["responses"]["MethodNotAllowed"];
             /** @description Shutting down. */
             503: {
                 headers: {
@@ -1242,6 +1257,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            405: components["responses"]["MethodNotAllowed"];
         };
     };
     createEmbeddings: {
@@ -1278,6 +1294,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["ModelNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -1307,6 +1324,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            405: components["responses"]["MethodNotAllowed"];
         };
     };
     listCollections: {
@@ -1337,6 +1355,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            405: components["responses"]["MethodNotAllowed"];
         };
     };
     createCollection: {
@@ -1373,6 +1392,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["ModelNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             409: components["responses"]["CollectionConflict"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -1410,6 +1430,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
         };
     };
     deleteCollection: {
@@ -1444,6 +1465,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
         };
     };
     upsertDocuments: {
@@ -1483,6 +1505,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             409: components["responses"]["ModelMismatch"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -1527,6 +1550,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
         };
     };
     deleteDocument: {
@@ -1563,6 +1587,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
         };
     };
     getDocuments: {
@@ -1602,6 +1627,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -1644,6 +1670,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -1686,6 +1713,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             409: components["responses"]["ModelMismatch"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -1732,6 +1760,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             409: components["responses"]["ModelMismatch"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -1762,6 +1791,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
         };
     };
     adminConfig: {
@@ -1784,6 +1814,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
         };
     };
     adminListModels: {
@@ -1806,6 +1837,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
         };
     };
     adminLoadModel: {
@@ -1832,6 +1864,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["ModelNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
             409: components["responses"]["Conflict"];
             /** @description The new model could not be loaded; nothing changed (the message has the reason). */
             424: {
@@ -1866,6 +1899,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
             409: components["responses"]["Conflict"];
             502: components["responses"]["InferenceFailed"];
             503: components["responses"]["Unavailable"];
