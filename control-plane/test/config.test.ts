@@ -237,6 +237,17 @@ describe("error messages name the key, the bad value, where it was set and what 
     );
   });
 
+  it("never echoes a secret's value in an error (server.api_keys, server.admin_token)", () => {
+    const keys = configError({ file: writeConfig('server:\n  api_keys: "sk-live-12345"\n') });
+    expect(keys.message).not.toContain("sk-live");
+    expect(keys.message).toMatch(/^server\.api_keys: <redacted> is not /);
+    const item = configError({ file: writeConfig("server:\n  api_keys: [sk-live-1, 42]\n") });
+    expect(item.message).not.toContain("sk-live");
+    const token = configError({ file: writeConfig("server:\n  admin_token: [sk-admin-secret]\n") });
+    expect(token.message).not.toContain("sk-admin-secret");
+    expect(token.message).toMatch(/^server\.admin_token: <redacted> is not /);
+  });
+
   it("a fraction where an integer is needed, from a flag", () => {
     const error = configError({ flags: { port: 80.5 } });
     expect(error.message).toBe("server.port: 80.5 is not an integer (from --port); allowed: an integer.");

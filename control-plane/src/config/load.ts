@@ -6,6 +6,7 @@ import type { z } from "zod";
 import { envOverrides } from "./env.ts";
 import { ConfigError } from "./errors.ts";
 import { childKeys, configLeaves } from "./keys.ts";
+import { isSecretPath, REDACTED } from "./redact.ts";
 import { type AkidbConfig, configSchema } from "./schema.ts";
 import { didYouMean } from "./suggest.ts";
 
@@ -145,12 +146,20 @@ function describeIssue(
     });
   }
   const at = where(locate(issue.path));
-  const value = "input" in issue && issue.input !== undefined ? JSON.stringify(issue.input) : undefined;
+  // A secret's value is never echoed (config errors reach terminals, CI logs and issue reports).
+  const value =
+    "input" in issue && issue.input !== undefined
+      ? isSecretPath(issue.path)
+        ? REDACTED
+        : JSON.stringify(issue.input)
+      : undefined;
   const domain = leafDomain(issue.path);
   switch (issue.code) {
     case "invalid_value": {
       if (value === undefined) return [`${key}: required${at}; allowed: ${issue.values.join(", ")}.`];
-      const suggestion = didYouMean(String(issue.input), issue.values.map(String));
+      const suggestion = isSecretPath(issue.path)
+        ? undefined
+        : didYouMean(String(issue.input), issue.values.map(String));
       return [
         `${key}: ${value} is not allowed${at}; allowed: ${issue.values.join(", ")}` +
           `${suggestion ? ` (did you mean ${suggestion}?)` : ""}.`,
