@@ -262,6 +262,19 @@ describe("POST /v1/embeddings error paths", () => {
     expect(error.message).toContain("embedding.queue.max_inputs_per_request (3)");
   });
 
+  it("422 for an input with a lone surrogate, in every mode as in the inference process (a valid pair is fine)", async () => {
+    const { app } = buildApp();
+    const body = '{"input": ["fine \\ud83d\\ude00", "broken \\ud83d"]}';
+    const response = await call(app, "/v1/embeddings", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    const error = await expectError(response, 422, "AKIDB_ERR_INVALID_REQUEST", "input[1]");
+    expect(error.message).toContain("lone UTF-16 surrogate");
+    expect((await post(app, "/v1/embeddings", { input: ["fine \ud83d\ude00"] })).status).toBe(200);
+  });
+
   it("413 AKIDB_ERR_LIMIT_EXCEEDED for one input past embedding.queue.max_input_chars, naming it", async () => {
     const { app } = buildApp({
       config: { embedding: { mode: "mock", queue: { max_input_chars: 10 } } },

@@ -95,6 +95,9 @@ export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
   return app;
 }
 
+/** A surrogate code unit without its other half (with the u flag, a valid pair is one code point). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /** A request the batcher can take: every limit checked, defaults from the config filled in. */
 function validate(
   body: EmbeddingRequest,
@@ -125,6 +128,19 @@ function validate(
       "AKIDB_ERR_TOO_MANY_INPUTS",
       { count: texts.length, limit: maxInputs },
       { param: "input" },
+    );
+  }
+  // One rule in every mode: text must be well-formed Unicode (a tokenizer cannot read half a pair).
+  const broken = texts.findIndex((text) => LONE_SURROGATE.test(text));
+  if (broken >= 0) {
+    const param = `input[${broken}]`;
+    throw new AkidbError(
+      "AKIDB_ERR_INVALID_REQUEST",
+      {
+        param,
+        problem: "contains a lone UTF-16 surrogate (half of a \\uD83D\\uDE00 pair), which is not text",
+      },
+      { param },
     );
   }
   const maxChars = config.embedding.queue.max_input_chars;
