@@ -285,14 +285,14 @@ describe("error messages name the key, the bad value, where it was set and what 
 
   it("a user model entry: bad alias, missing and invalid fields", () => {
     const file = writeConfig(
-      "models:\n  My Model: {source: x, architecture: qwen3, dimension: 8, max_tokens: 8}\n  ok: {source: x, architecture: bert, dimension: 8}\n",
+      "models:\n  My Model: {source: x, architecture: qwen3, dimension: 8, max_tokens: 8}\n  ok: {source: x, architecture: qwen3, dimension: 0}\n",
     );
     const lines = configError({ file }).message.split("\n");
     expect(lines).toContain(
       'models.My Model: the alias "My Model" is not allowed (akidb.yaml line 2); allowed: lowercase letters, digits, ".", "_" and "-", starting with a letter or digit.',
     );
     expect(lines).toContain(
-      'models.ok.architecture: "bert" is not allowed (akidb.yaml line 3); allowed: qwen3, gemma3_text.',
+      "models.ok.dimension: 0 is too small (akidb.yaml line 3); allowed: a number >= 1.",
     );
     expect(lines).toContain("models.ok.max_tokens: required; allowed: a number.");
   });

@@ -15,9 +15,10 @@ import { createApp } from "../src/http/app.ts";
 import type { ErrorResponse } from "../src/http/errors.ts";
 import type { AppEnv } from "../src/http/middleware.ts";
 import { embeddingRequestSchema } from "../src/http/schemas.ts";
+import type { InferenceModel } from "../src/inference/client.ts";
 import type { SupervisorStatus } from "../src/inference/supervisor.ts";
 import { createMetrics } from "../src/metrics.ts";
-import { buildRegistry, type ModelEntry } from "../src/models/registry.ts";
+import { buildRegistry, type ModelEntry, type ModelSource } from "../src/models/registry.ts";
 import { noCollections } from "./collection-fixtures.ts";
 import { GatedEmbedder, ScriptedEmbedder } from "./fakes.ts";
 import { captureLogger } from "./helpers.ts";
@@ -614,9 +615,31 @@ describe("GET /v1/models", () => {
   });
 });
 
+/** What the inference process reports for the qwen3-4bit fixture at `id`. */
+function loadedFixture(id: string): InferenceModel {
+  return {
+    id,
+    object: "model",
+    created: 0,
+    owned_by: "akidb",
+    architecture: "qwen3",
+    dimension: 64,
+    matryoshka_dimensions: { min: 32, max: 64 },
+    max_tokens: 512,
+    pooling: "last_token",
+    prompts: { query: "Instruct: q\nQuery:", document: "" },
+    quantization: { bits: 4, group_size: 64, mode: "affine" },
+    dtype: "float32",
+    load_seconds: 0,
+    resident_memory_bytes: 0,
+    backend: "mlx",
+    device: "cpu",
+  };
+}
+
 /** A supervisor stand-in: switches and restarts are recorded, and wait for the test when gated. */
 class FakeSupervisor implements InferenceControl {
-  entry: ModelEntry;
+  entry: ModelSource;
   restarts = 0;
   events: string[] = [];
   /** When set, switchModel rejects with it (a model that cannot be loaded). */
@@ -624,7 +647,7 @@ class FakeSupervisor implements InferenceControl {
   /** Describes the moment of a switch, for the event log. */
   probe: (() => string) | undefined;
 
-  constructor(entry: ModelEntry) {
+  constructor(entry: ModelSource) {
     this.entry = entry;
   }
 
@@ -665,7 +688,7 @@ class FakeSupervisor implements InferenceControl {
   }
 }
 
-function mlxApp(config: Record<string, unknown> = {}, served?: ModelEntry) {
+function mlxApp(config: Record<string, unknown> = {}, served?: ModelSource) {
   const embedder = new GatedEmbedder(1024, "qwen3-0.6b-4bit");
   const registry = buildRegistry(configSchema.parse({}));
   const supervisor = new FakeSupervisor(served ?? registry.get("qwen3-0.6b-4bit")!);
@@ -753,9 +776,21 @@ describe("mlx mode with a supervised model", () => {
   it("every model /admin/v1/models lists loads by the name it is listed under (a configured directory too)", async () => {
     const dir = new URL("../../.cache/fixtures/qwen3-4bit", import.meta.url).pathname;
     const served = buildRegistry(configSchema.parse({})).resolve(dir);
-    const { app, supervisor } = mlxApp({ embedding: { mode: "mlx", mlx: { model: dir } } }, served);
-    const list = (await (await call(app, "/admin/v1/models")).json()) as { data: Array<{ alias: string }> };
-    expect(list.data.map((e) => e.alias)).toContain(dir);
+    const { app, supervisor, embedder } = mlxApp({ embedding: { mode: "mlx", mlx: { model: dir } } }, served);
+    // Outside the registry: unlisted, and no model in the status, until the inference process reports it.
+    const before = (await (await call(app, "/admin/v1/models")).json()) as { data: Array<{ alias: string }> };
+    expect(before.data.map((e) => e.alias)).not.toContain(dir);
+    expect(((await (await call(app, "/admin/v1/status")).json()) as { model: unknown }).model).toBeNull();
+    await expectError(await post(app, "/v1/embeddings", { input: "a" }), 503, "AKIDB_ERR_MODEL_UNAVAILABLE");
+    embedder.current = { status: "ready", model: loadedFixture(dir) };
+    const list = (await (await call(app, "/admin/v1/models")).json()) as {
+      data: Array<{ alias: string; dimension: number; architecture: string; matryoshka_dimensions: unknown }>;
+    };
+    expect(list.data.find((e) => e.alias === dir)).toMatchObject({
+      architecture: "qwen3",
+      dimension: 64,
+      matryoshka_dimensions: { min: 32, max: 64 },
+    });
     // In listing order, so the directory model is loaded again after others replaced it.
     for (const { alias } of [...list.data, list.data[0]!]) {
       const response = await call(app, `/admin/v1/models/${encodeURIComponent(alias)}/load`, {

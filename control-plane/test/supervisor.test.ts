@@ -11,7 +11,7 @@ import type { AkidbError } from "../src/errors.ts";
 import { InferenceClient } from "../src/inference/client.ts";
 import { type InferenceCommand, LaunchError, pythonInferenceCommand } from "../src/inference/launch.ts";
 import { InferenceSupervisor, type SupervisorOptions } from "../src/inference/supervisor.ts";
-import { buildRegistry, type ModelEntry } from "../src/models/registry.ts";
+import { buildRegistry, type ModelSource } from "../src/models/registry.ts";
 import { captureLogger, isAlive, waitFor } from "./helpers.ts";
 
 const FAKE = path.join(import.meta.dirname, "fixtures", "fake-inference.ts");
@@ -296,7 +296,7 @@ describe("model switches without an outage", () => {
   /** The fake; a launch of `gemma` gets `env` (e.g. a load failure or a slow load). */
   const perModel = (env: Record<string, string>) => {
     const { command } = fakeCommand();
-    return (spec: { entry: ModelEntry }) => {
+    return (spec: { entry: ModelSource }) => {
       const launch = command(spec);
       return spec.entry.alias === gemma.alias ? { ...launch, env: { ...launch.env, ...env } } : launch;
     };
@@ -539,7 +539,9 @@ describe("the real inference process on the qwen3-4bit fixture", () => {
     supervisors.push(supervisor);
     const embedder = new InferenceEmbedder(supervisor, { loadsOnDemand: false });
     await supervisor.start();
-    expect(supervisor.status().model).toMatchObject({ id: fixture, dimension: fixtureEntry.dimension });
+    // A directory outside the registry: its facts are the inference process's (the fixture's hidden size).
+    expect(fixtureEntry).toEqual({ alias: fixture, source: fixture });
+    expect(supervisor.status().model).toMatchObject({ id: fixture, architecture: "qwen3", dimension: 64 });
     expect(lines.some((l) => l.component === "inference" && l.msg === "listening")).toBe(true);
 
     const texts = ["What is the capital of France?", "Paris is the capital of France."];

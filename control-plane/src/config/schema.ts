@@ -238,8 +238,8 @@ export const modelEntrySchema = z.strictObject({
   source: z.string().min(1),
   /** Checkpoint revision of a Hugging Face repo; default `main`. */
   revision: z.string().min(1).optional(),
-  /** The checkpoint's `model_type`. */
-  architecture: z.enum(["qwen3", "gemma3_text"]),
+  /** The checkpoint's `model_type` (e.g. `qwen3`, `gemma3_text`; the inference process decides which it serves). */
+  architecture: z.string().min(1),
   /** Full output dimension. */
   dimension: positiveInt,
   /**
@@ -251,9 +251,12 @@ export const modelEntrySchema = z.strictObject({
     .optional(),
   /** Longest input in tokens, prompt included. */
   max_tokens: positiveInt,
-  /** Default: the architecture's (`last_token` for qwen3, `mean` for gemma3_text). */
+  /**
+   * Default: the architecture's (`last_token` for qwen3, `mean` for gemma3_text); required for
+   * other architectures.
+   */
   pooling: z.enum(["last_token", "mean"]).optional(),
-  /** Prefix per input type; default: the architecture's. */
+  /** Prefix per input type; default: the architecture's (qwen3, gemma3_text), else required. */
   prompts: z.strictObject({ query: z.string(), document: z.string() }).optional(),
   /** Weight quantization; default none (full precision). */
   quantization: z.strictObject({ bits: positiveInt, group_size: positiveInt }).nullable().default(null),

@@ -3,7 +3,14 @@ import type { AkidbConfig } from "../config/schema.ts";
 import { AkidbError } from "../errors.ts";
 import { InferenceSupervisor, type SupervisorStatus } from "../inference/supervisor.ts";
 import type { Metrics } from "../metrics.ts";
-import type { MatryoshkaDimensions, ModelEntry, ModelRegistry } from "../models/registry.ts";
+import {
+  entryFromLoaded,
+  isModelEntry,
+  type MatryoshkaDimensions,
+  type ModelEntry,
+  type ModelRegistry,
+  type ModelSource,
+} from "../models/registry.ts";
 import { Batcher, batcherLimits, type EmbedRequest } from "./batcher.ts";
 import { InferenceEmbedder } from "./inference-embedder.ts";
 import { MOCK_MAX_TOKENS, MockEmbedder } from "./mock.ts";
@@ -186,20 +193,43 @@ export class InferenceEmbeddingService extends TextEmbedding {
     this.#inference = parts.control;
   }
 
-  /** The served registry entry. */
-  get entry(): ModelEntry {
+  /** What the inference process serves: a registry entry, or a directory or repo id given in the config. */
+  get served(): ModelSource {
     return this.#inference.entry;
   }
 
-  limits(): ServedModelLimits {
-    // The inference process's own facts win over the registry's once it has loaded the model.
-    return this.embedder.state().model ?? this.entry;
+  /**
+   * The served model's entry: the registry's, or for a model outside the registry the facts the
+   * inference process reported once it loaded it (null before).
+   */
+  get entry(): ModelEntry | null {
+    const served = this.served;
+    if (isModelEntry(served)) return served;
+    const loaded = this.embedder.state().model;
+    return loaded ? entryFromLoaded(served, loaded) : null;
   }
 
-  /** The served entry's alias and source, and the id the inference process reports. */
+  /**
+   * The inference process's own facts once it has loaded the model, else the registry's. A model
+   * outside the registry has none before it loads: 503 until then.
+   */
+  limits(): ServedModelLimits {
+    const limits = this.embedder.state().model ?? this.entry;
+    if (limits) return limits;
+    throw new AkidbError(
+      "AKIDB_ERR_MODEL_UNAVAILABLE",
+      {
+        model: this.served.alias,
+        reason: "it has not loaded yet (its facts come from the inference process)",
+      },
+      { retryAfterSeconds: 1 },
+    );
+  }
+
+  /** The served model's alias and source, and the id the inference process reports. */
   modelNames(): string[] {
     const loaded = this.embedder.state().model?.id;
-    return [...new Set([this.entry.alias, this.entry.source, ...(loaded ? [loaded] : [])])];
+    return [...new Set([this.served.alias, this.served.source, ...(loaded ? [loaded] : [])])];
   }
 
   /**
@@ -210,6 +240,7 @@ export class InferenceEmbeddingService extends TextEmbedding {
     const entries = registry.list();
     const served = this.entry;
     if (
+      served &&
       !entries.some((e) => e.alias === served.alias) &&
       !this.#adHoc.some((e) => e.alias === served.alias)
     ) {
@@ -219,16 +250,19 @@ export class InferenceEmbeddingService extends TextEmbedding {
   }
 
   serves(entry: ModelEntry): boolean {
-    return this.entry.alias === entry.alias;
+    return this.served.alias === entry.alias;
   }
 
   inferenceStatus(): SupervisorStatus {
     return this.#inference.status();
   }
 
-  /** Launches the inference process, unless the model loads on the first request. */
+  /**
+   * Launches the inference process, unless the model loads on the first request. A model outside
+   * the registry always loads at start: requests are validated against the facts it reports.
+   */
   async start(): Promise<void> {
-    if (!this.loadsOnDemand) await this.#inference.start();
+    if (!this.loadsOnDemand || !isModelEntry(this.served)) await this.#inference.start();
   }
 
   stop(): Promise<void> {

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { AkidbConfig } from "../config/schema.ts";
-import type { ModelEntry } from "../models/registry.ts";
+import type { ModelSource } from "../models/registry.ts";
 
 /** The inference process listens here only: it is reachable from this machine alone. */
 export const INFERENCE_HOST = "127.0.0.1";
@@ -20,7 +20,7 @@ export interface InferenceCommand {
  */
 export interface LaunchSpec {
   config: AkidbConfig;
-  entry: ModelEntry;
+  entry: ModelSource;
 }
 
 /** A launch that can never succeed as configured (no Python environment): retrying is pointless. */

@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import type { AkidbConfig } from "../config/schema.ts";
 import { AkidbError } from "../errors.ts";
 import { pruneModelCache, recordDownload, repoCacheDir } from "../models/cache.ts";
-import type { ModelEntry } from "../models/registry.ts";
+import type { ModelSource } from "../models/registry.ts";
 import { forwardOutput, OutputTail } from "./child-output.ts";
 import { ImpostorError, InferenceClient, type InferenceModel } from "./client.ts";
 import {
@@ -39,7 +39,7 @@ export interface SupervisorStatus {
 
 export interface SupervisorOptions {
   config: AkidbConfig;
-  entry: ModelEntry;
+  entry: ModelSource;
   logger: Logger;
   metrics?: { restarts: { inc(): void } };
   /** What to run for a launch; default the project's `python -m akidb_inference`. */
@@ -105,7 +105,7 @@ export class InferenceSupervisor {
   readonly #metrics: SupervisorOptions["metrics"];
   readonly #command: (spec: LaunchSpec) => InferenceCommand;
   readonly #stopGraceMs: number;
-  #entry: ModelEntry;
+  #entry: ModelSource;
 
   #state: SupervisorState = "stopped";
   #child: Child | undefined;
@@ -131,7 +131,7 @@ export class InferenceSupervisor {
     this.#stopGraceMs = options.stopGraceMs ?? 5000;
   }
 
-  get entry(): ModelEntry {
+  get entry(): ModelSource {
     return this.#entry;
   }
 
@@ -211,7 +211,7 @@ export class InferenceSupervisor {
    * on failure the previous entry is restored (and relaunched unless stopped).
    */
   switchModel(
-    entry: ModelEntry,
+    entry: ModelSource,
     commit: (swap: () => Promise<void>) => Promise<void> = (swap) => swap(),
   ): Promise<void> {
     const generation = ++this.#generation;
@@ -357,7 +357,7 @@ export class InferenceSupervisor {
     };
   }
 
-  #pruneCache(entry: ModelEntry): void {
+  #pruneCache(entry: ModelSource): void {
     const { cache_dir, max_cache_gb } = this.#config.embedding.mlx;
     try {
       pruneModelCache(cache_dir, max_cache_gb * 1e9, entry.source, this.#logger);
@@ -366,7 +366,7 @@ export class InferenceSupervisor {
     }
   }
 
-  #spawn(command: InferenceCommand, entry: ModelEntry): Child {
+  #spawn(command: InferenceCommand, entry: ModelSource): Child {
     const token = randomBytes(32).toString("hex");
     const cancel = new AbortController();
     const subprocess = execa(command.file, command.args, {
@@ -627,7 +627,7 @@ function firstLine(text: string): string {
 }
 
 /** The error of a model switch that did not happen; `serving` says what serves instead. */
-function loadFailed(entry: ModelEntry, error: unknown, serving: string): AkidbError {
+function loadFailed(entry: ModelSource, error: unknown, serving: string): AkidbError {
   const reason = firstLine(error instanceof Error ? error.message : String(error));
   return new AkidbError(
     "AKIDB_ERR_MODEL_LOAD_FAILED",

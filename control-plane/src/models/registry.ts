@@ -5,8 +5,10 @@ import { ConfigError } from "../config/errors.ts";
 import type { AkidbConfig, ModelEntryConfig } from "../config/schema.ts";
 import { repoCacheDir } from "./cache.ts";
 
-export type Architecture = "qwen3" | "gemma3_text";
 export type Pooling = "last_token" | "mean";
+
+/** What the inference process reports about the model it loaded (its `/v1/models`). */
+type LoadedModel = components["schemas"]["InferenceModel"];
 
 /** Sizes a vector may be truncated to: explicit ones (ascending, with the full size), or any in a range. */
 export type MatryoshkaDimensions = components["schemas"]["MatryoshkaDimensions"];
@@ -17,13 +19,22 @@ export interface MtebScore {
   mean: number;
 }
 
-/** What the control plane knows about a model before (and without) loading it. */
-export interface ModelEntry {
+/** Where a model comes from: all the supervisor needs to launch it. */
+export interface ModelSource {
   alias: string;
   /** Hugging Face repo id or local checkpoint directory (absolute). */
   source: string;
   revision?: string;
-  architecture: Architecture;
+}
+
+/**
+ * What the control plane knows about a model before (and without) loading it: a registry entry.
+ * A model outside the registry is only a `ModelSource` until the inference process has loaded it
+ * and reported its facts (`entryFromLoaded`).
+ */
+export interface ModelEntry extends ModelSource {
+  /** The checkpoint's `model_type` (the inference package knows which it serves). */
+  architecture: string;
   dimension: number;
   /** Dimensions a vector may be truncated to (`dimension` among them). */
   matryoshka_dimensions: MatryoshkaDimensions;
@@ -43,29 +54,32 @@ export interface ModelEntry {
 
 const QWEN3_QUERY_TASK = "Given a web search query, retrieve relevant passages that answer the query";
 
-/** What every checkpoint of an architecture shares: pooling, prompts and Matryoshka sizes. */
-const architectureFacts: Record<
-  Architecture,
-  {
-    pooling: Pooling;
-    prompts: ModelEntry["prompts"];
-    matryoshka: (dimension: number) => MatryoshkaDimensions;
-  }
-> = {
-  // Qwen3-Embedding: last token (the appended <|endoftext|>), an instruction on queries only,
-  // and any output size from 32 up (Qwen's model card: "user-defined output dimensions 32 to 1024").
-  qwen3: {
-    pooling: "last_token",
-    prompts: { query: `Instruct: ${QWEN3_QUERY_TASK}\nQuery:`, document: "" },
-    matryoshka: (dimension) => ({ min: Math.min(32, dimension), max: dimension }),
-  },
-  // EmbeddingGemma: mean pooling then the dense projection; MRL trained at 512, 256 and 128.
-  gemma3_text: {
-    pooling: "mean",
-    prompts: { query: "task: search result | query: ", document: "title: none | text: " },
-    matryoshka: (dimension) => [128, 256, 512].filter((d) => d < dimension).concat(dimension),
-  },
+interface ArchitectureFacts {
+  pooling: Pooling;
+  prompts: ModelEntry["prompts"];
+  matryoshka: (dimension: number) => MatryoshkaDimensions;
+}
+
+// Qwen3-Embedding: last token (the appended <|endoftext|>), an instruction on queries only,
+// and any output size from 32 up (Qwen's model card: "user-defined output dimensions 32 to 1024").
+const qwen3: ArchitectureFacts = {
+  pooling: "last_token",
+  prompts: { query: `Instruct: ${QWEN3_QUERY_TASK}\nQuery:`, document: "" },
+  matryoshka: (dimension) => ({ min: Math.min(32, dimension), max: dimension }),
 };
+
+// EmbeddingGemma: mean pooling then the dense projection; MRL trained at 512, 256 and 128.
+const gemma3: ArchitectureFacts = {
+  pooling: "mean",
+  prompts: { query: "task: search result | query: ", document: "title: none | text: " },
+  matryoshka: (dimension) => [128, 256, 512].filter((d) => d < dimension).concat(dimension),
+};
+
+/**
+ * Defaults of `models` entries by architecture (`model_type`): the only list of architectures on
+ * this side, and a convenience: an entry of another architecture states its pooling and prompts.
+ */
+const architectureFacts: Readonly<Record<string, ArchitectureFacts>> = { qwen3, gemma3_text: gemma3 };
 
 /**
  * The built-in entries. MTEB means are the authors' published "Mean (Task)" figures for the
@@ -84,10 +98,10 @@ const builtins: ModelEntry[] = [
     source: "mlx-community/Qwen3-Embedding-0.6B-4bit-DWQ",
     architecture: "qwen3",
     dimension: 1024,
-    matryoshka_dimensions: architectureFacts.qwen3.matryoshka(1024),
+    matryoshka_dimensions: qwen3.matryoshka(1024),
     max_tokens: 32_768,
-    pooling: architectureFacts.qwen3.pooling,
-    prompts: architectureFacts.qwen3.prompts,
+    pooling: qwen3.pooling,
+    prompts: qwen3.prompts,
     quantization: { bits: 4, group_size: 64 },
     license: "Apache-2.0",
     size_mb: 335,
@@ -102,10 +116,10 @@ const builtins: ModelEntry[] = [
     source: "mlx-community/embeddinggemma-300m-4bit",
     architecture: "gemma3_text",
     dimension: 768,
-    matryoshka_dimensions: architectureFacts.gemma3_text.matryoshka(768),
+    matryoshka_dimensions: gemma3.matryoshka(768),
     max_tokens: 2048,
-    pooling: architectureFacts.gemma3_text.pooling,
-    prompts: architectureFacts.gemma3_text.prompts,
+    pooling: gemma3.pooling,
+    prompts: gemma3.prompts,
     quantization: { bits: 4, group_size: 64 },
     license: "Gemma",
     size_mb: 175,
@@ -136,19 +150,26 @@ export class ModelRegistry {
   }
 
   /**
-   * The entry for `embedding.mlx.model`: an alias, the source of a known entry, a local checkpoint
-   * directory, or a repo id already in the cache (its facts read from the checkpoint's
-   * config.json). The control plane needs the facts before the model loads (to validate
-   * `dimensions` and token budgets), so a repo it knows nothing about must be added under `models`.
+   * What `embedding.mlx.model` names: a registry entry by alias or source, or else a local
+   * checkpoint directory or a repo id already in the cache, which stays a bare `ModelSource`: its
+   * facts are what the inference process reports once it has loaded it (`entryFromLoaded`), so
+   * this side never reads a checkpoint's config. A repo it knows nothing about must be added
+   * under `models`.
    */
-  resolve(setting: string): ModelEntry {
+  resolve(setting: string): ModelSource {
     const known = this.#entries.get(setting) ?? this.list().find((e) => sameSource(e.source, setting));
     if (known) return known;
-    if (isPathLike(setting)) return this.#fromDirectory(setting, setting);
-    if (isRepoId(setting)) {
-      const snapshot = cachedSnapshot(this.#cacheDir, setting);
-      if (snapshot) return this.#fromDirectory(snapshot, setting);
+    if (isPathLike(setting)) {
+      if (!existsSync(path.join(setting, "config.json"))) {
+        throw new ConfigError(
+          "embedding.mlx.model",
+          `embedding.mlx.model: ${setting} has no config.json; point it at a checkpoint directory (config.json, tokenizer.json, *.safetensors).`,
+        );
+      }
+      return { alias: setting, source: setting };
     }
+    if (isRepoId(setting) && cachedSnapshot(this.#cacheDir, setting))
+      return { alias: setting, source: setting };
     throw new ConfigError(
       "embedding.mlx.model",
       `embedding.mlx.model: unknown model "${setting}". Use a registry alias (${this.list()
@@ -157,33 +178,30 @@ export class ModelRegistry {
         "or a Hugging Face repo id added under `models` with its architecture, dimension and max_tokens.",
     );
   }
+}
 
-  #fromDirectory(dir: string, source: string): ModelEntry {
-    const configPath = path.join(dir, "config.json");
-    if (!existsSync(configPath)) {
-      throw new ConfigError(
-        "embedding.mlx.model",
-        `embedding.mlx.model: ${dir} has no config.json; point it at a checkpoint directory (config.json, tokenizer.json, *.safetensors).`,
-      );
-    }
-    const checkpoint = readCheckpointConfig(configPath);
-    const facts = architectureFacts[checkpoint.architecture];
-    return {
-      alias: source,
-      source,
-      architecture: checkpoint.architecture,
-      dimension: checkpoint.dimension,
-      matryoshka_dimensions: facts.matryoshka(checkpoint.dimension),
-      max_tokens: checkpoint.maxTokens,
-      pooling: facts.pooling,
-      prompts: facts.prompts,
-      quantization: checkpoint.quantization,
-      license: "unknown",
-      size_mb: null,
-      mteb: [],
-      builtin: false,
-    };
-  }
+/** Whether `model` is a registry entry (its facts known before it loads). */
+export function isModelEntry(model: ModelSource): model is ModelEntry {
+  return "dimension" in model;
+}
+
+/** The entry of a model outside the registry, from the facts the inference process reported. */
+export function entryFromLoaded(model: ModelSource, loaded: LoadedModel): ModelEntry {
+  const quantization = loaded.quantization;
+  return {
+    ...model,
+    architecture: loaded.architecture,
+    dimension: loaded.dimension,
+    matryoshka_dimensions: loaded.matryoshka_dimensions,
+    max_tokens: loaded.max_tokens,
+    pooling: loaded.pooling,
+    prompts: loaded.prompts,
+    quantization: quantization ? { bits: quantization.bits, group_size: quantization.group_size } : null,
+    license: "unknown",
+    size_mb: null,
+    mteb: [],
+    builtin: false,
+  };
 }
 
 /** The built-in entries plus the config's `models` (a user entry replaces a built-in of the same alias). */
@@ -194,6 +212,15 @@ export function buildRegistry(config: AkidbConfig): ModelRegistry {
 
 function fromConfig(alias: string, entry: ModelEntryConfig): ModelEntry {
   const facts = architectureFacts[entry.architecture];
+  const pooling = entry.pooling ?? facts?.pooling;
+  const prompts = entry.prompts ?? facts?.prompts;
+  if (pooling === undefined || prompts === undefined) {
+    const missing = pooling === undefined ? "pooling" : "prompts";
+    throw new ConfigError(
+      `models.${alias}.${missing}`,
+      `models.${alias}.${missing}: required for architecture ${entry.architecture}, which has no defaults here (${Object.keys(architectureFacts).join(", ")} do).`,
+    );
+  }
   return {
     alias,
     source: entry.source,
@@ -202,47 +229,14 @@ function fromConfig(alias: string, entry: ModelEntryConfig): ModelEntry {
     dimension: entry.dimension,
     matryoshka_dimensions: matryoshkaFromConfig(entry.matryoshka_dimensions, entry.dimension),
     max_tokens: entry.max_tokens,
-    pooling: entry.pooling ?? facts.pooling,
-    prompts: entry.prompts ?? facts.prompts,
+    pooling,
+    prompts,
     quantization: entry.quantization,
     license: entry.license,
     size_mb: entry.size_mb ?? null,
     mteb: [],
     builtin: false,
   };
-}
-
-interface CheckpointFacts {
-  architecture: Architecture;
-  dimension: number;
-  maxTokens: number;
-  quantization: ModelEntry["quantization"];
-}
-
-function readCheckpointConfig(configPath: string): CheckpointFacts {
-  const raw: unknown = JSON.parse(readFileSync(configPath, "utf8"));
-  const config = typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>) : {};
-  const modelType = config.model_type;
-  if (modelType !== "qwen3" && modelType !== "gemma3_text") {
-    throw new ConfigError(
-      "embedding.mlx.model",
-      `embedding.mlx.model: ${configPath} has model_type ${JSON.stringify(modelType)}; supported: qwen3, gemma3_text.`,
-    );
-  }
-  const hidden = config.hidden_size;
-  const positions = config.max_position_embeddings;
-  if (typeof hidden !== "number" || typeof positions !== "number") {
-    throw new ConfigError(
-      "embedding.mlx.model",
-      `embedding.mlx.model: ${configPath} lacks hidden_size or max_position_embeddings.`,
-    );
-  }
-  const q = config.quantization as { bits?: unknown; group_size?: unknown } | undefined;
-  const quantization =
-    q && typeof q.bits === "number" && typeof q.group_size === "number"
-      ? { bits: q.bits, group_size: q.group_size }
-      : null;
-  return { architecture: modelType, dimension: hidden, maxTokens: positions, quantization };
 }
 
 /**
