@@ -3,7 +3,7 @@
 The thread first fetches and loads the model and runs the warm-up pass, then computes one batch at a
 time in submission order: the engine is not thread-safe, and MLX binds unevaluated arrays to the
 thread that created them. The event loop only awaits, so /health answers while a batch computes.
-Token counting only reads the tokenizer, so it runs on other threads and does not wait for a batch.
+Tokenization only reads the tokenizer, so it runs on other threads and does not wait for a batch.
 """
 
 from __future__ import annotations
