@@ -78,6 +78,66 @@ describe("the SDK against the real server", () => {
   });
 });
 
+describe("collections through the SDK", () => {
+  it("create, upsert text and vectors, search, get, delete, list, delete the collection", async () => {
+    const notes = await akidb.collections.create({ name: "sdk-notes", metric: "cosine" });
+    const dimension = notes.info!.dimension;
+    const written = await notes.upsert([
+      { id: "a", text: "vectors live in RAM", metadata: { topic: "storage" } },
+      { id: "b", text: "batches of embeddings", metadata: { topic: "embedding" } },
+      { id: "c", vector: new Float32Array(dimension).fill(0.5), metadata: { topic: "storage" } },
+    ]);
+    expect(written).toMatchObject({ inserted: 3, ids: ["a", "b", "c"], embeddings_generated: 2 });
+
+    // Mock vectors are hashes (no meaning), so text search is checked for shape and order only.
+    const { results } = await notes.search({ text: "vectors live in RAM", k: 2 });
+    expect(results).toHaveLength(2);
+    expect(results[0]!.score).toBeGreaterThanOrEqual(results[1]!.score);
+    const byVector = await notes.search({
+      vector: new Float32Array(dimension).fill(1),
+      k: 1,
+      include: ["vector"],
+    });
+    expect(byVector.results[0]!.id).toBe("c");
+    expect(byVector.results[0]!.vector).toBeInstanceOf(Float32Array);
+    expect(byVector.results[0]!.vector![0]).toBeCloseTo(0.5, 6);
+    const batch = await notes.searchBatch([
+      { text: "batches of embeddings", k: 1 },
+      { text: "x", k: 3, filter: { topic: "storage" } },
+    ]);
+    expect(batch.results[0]).toHaveLength(1);
+    expect(batch.results[1]!.map((hit) => hit.id).sort()).toEqual(["a", "c"]);
+
+    expect((await notes.get({ ids: ["b", "a"] })).map((doc) => doc.id)).toEqual(["b", "a"]);
+    expect((await notes.getDocument("a")).text).toBe("vectors live in RAM");
+    expect(await notes.delete({ filter: { topic: "embedding" } })).toBe(1);
+    expect(await notes.deleteDocument("c")).toBe(1);
+    await expect(notes.getDocument("c")).rejects.toMatchObject({ status: 404 });
+
+    expect((await akidb.collections.list()).map((info) => info.name)).toContain("sdk-notes");
+    expect((await akidb.collections.get("sdk-notes")).info?.count).toBe(1);
+    await expect(akidb.collections.create({ name: "sdk-notes" })).rejects.toMatchObject({ status: 409 });
+    expect(await akidb.collections.delete("sdk-notes")).toMatchObject({ name: "sdk-notes", deleted: true });
+    await expect(akidb.collections.get("sdk-notes")).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("examples/collections.ts runs against the server", async () => {
+    const result = await execa(
+      process.execPath,
+      [path.join(REPO, "examples/collections.ts"), "example-run"],
+      {
+        reject: false,
+        env: { AKIDB_URL: server!.url, AKIDB_API_KEY: API_KEY },
+      },
+    );
+    expect(result.stderr).toBe("");
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toContain("upserted 5 documents (5 embedded by the server)");
+    expect(result.stdout).toMatch(/with filter topic=storage: article-\d, article-\d/);
+    expect(result.stdout).toContain("count: 5");
+  });
+});
+
 /** The README's ```ts blocks, in order. */
 function readmeExamples(): string[] {
   const readme = readFileSync(path.join(REPO, "sdk/README.md"), "utf8");
@@ -90,7 +150,40 @@ describe("sdk/README.md", () => {
   const dir = path.join(REPO, ".cache", "sdk-readme");
 
   it("has examples", () => {
-    expect(examples.length).toBeGreaterThanOrEqual(4);
+    expect(examples.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it("type-checks", { timeout: 60_000 }, async () => {
+    const checkDir = path.join(dir, `tsc-${process.pid}`);
+    mkdirSync(checkDir, { recursive: true });
+    const files = examples.map((source, i) => {
+      const file = path.join(checkDir, `example-${i + 1}.ts`);
+      writeFileSync(file, source);
+      return file;
+    });
+    try {
+      const tsc = path.join(REPO, "node_modules/typescript/bin/tsc");
+      const flags = [
+        "--noEmit",
+        "--strict",
+        "--noUncheckedIndexedAccess",
+        "--skipLibCheck",
+        "--types",
+        "node",
+      ];
+      const module = ["--target", "es2023", "--module", "nodenext", "--moduleResolution", "nodenext"];
+      const result = await execa(
+        process.execPath,
+        [tsc, ...flags, ...module, "--allowImportingTsExtensions", ...files],
+        {
+          reject: false,
+        },
+      );
+      expect(result.stdout).toBe("");
+      expect(result.exitCode).toBe(0);
+    } finally {
+      rmSync(checkDir, { recursive: true, force: true });
+    }
   });
 
   it.each(examples.map((source, i) => [i + 1, source] as const))("example %i runs", async (i, source) => {

@@ -1,7 +1,8 @@
 // The typed surface over the public API: a thin layer over openapi-fetch's typed `paths`.
 import createFetchClient, { type Client } from "openapi-fetch";
+import { type Collections, createCollections } from "./collections.ts";
 import { decodeEmbeddings, type EmbeddingResult } from "./embeddings.ts";
-import { errorFromResponse } from "./errors.ts";
+import { errorFromResponse, unwrap } from "./errors.ts";
 import type { components, paths } from "./generated/schema.d.ts";
 import { type CallPolicy, type TransportOptions, transportFetch } from "./transport.ts";
 
@@ -40,6 +41,8 @@ export interface AkiDB {
     /** POST /v1/embeddings: one vector per input, in input order. */
     create(request: EmbeddingRequest, options?: CallOptions): Promise<EmbeddingResult>;
   };
+  /** Collections of vectors with metadata, and their documents. */
+  collections: Collections;
   models: {
     /** GET /v1/models: the registry's models (OpenAI-compatible list). */
     list(options?: CallOptions): Promise<Schemas["ModelList"]>;
@@ -67,11 +70,14 @@ export interface AkiDB {
 
 /** What each call passes to openapi-fetch besides its params and body (a type alias, not an
  * interface: openapi-fetch's init has an index signature). */
-type Init = {
+export type Init = {
   fetch: (request: Request) => Promise<Response>;
   headers: Record<string, string>;
   signal?: AbortSignal;
 };
+
+/** Builds a call's Init from how it may be retried and the caller's options. */
+export type CallInit = (policy: CallPolicy, call: CallOptions | undefined) => Init;
 
 /** A client for the AkiDB control plane at `options.baseUrl`. */
 export function createAkiDB(options: ClientOptions): AkiDB {
@@ -106,6 +112,7 @@ export function createAkiDB(options: ClientOptions): AkiDB {
         return decodeEmbeddings(unwrap(result));
       },
     },
+    collections: createCollections(raw, init),
     models: {
       list: async (call) => unwrap(await raw.GET("/v1/models", read(call))),
     },
@@ -134,7 +141,8 @@ export function createAkiDB(options: ClientOptions): AkiDB {
       // 503 with a Health body is /health's answer while the server shuts down, not an error.
       const result = await raw.GET("/health", init({ idempotent: true, answerStatuses: [503] }, call));
       if (result.data !== undefined) return result.data;
-      if (result.response.status === 503 && result.error !== undefined) return result.error;
+      const body = result.error;
+      if (result.response.status === 503 && body !== undefined && "status" in body) return body;
       throw errorFromResponse(result.response, result.error);
     },
     metrics: async (call) => unwrap(await raw.GET("/metrics", { ...read(call), parseAs: "text" })),
@@ -144,11 +152,4 @@ export function createAkiDB(options: ClientOptions): AkiDB {
 
 function bearer(token: string | undefined): Record<string, string> {
   return token === undefined ? {} : { Authorization: `Bearer ${token}` };
-}
-
-/** The data of a 2xx answer. The transport already threw for every other status, so this only
- * guards against a response the transport let through without a body. */
-function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
-  if (result.data === undefined) throw errorFromResponse(result.response, result.error);
-  return result.data;
 }

@@ -72,3 +72,10 @@ export function errorFromResponse(response: Response, body: unknown): AkiDBError
     requestId,
   });
 }
+
+/** The data of a 2xx answer. The transport already threw for every other status, so this only
+ * guards against a response the transport let through without a body. */
+export function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
+  if (result.data === undefined) throw errorFromResponse(result.response, result.error);
+  return result.data;
+}

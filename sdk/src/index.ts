@@ -7,6 +7,19 @@ export {
   type EmbeddingRequest,
   type PublicPaths,
 } from "./client.ts";
+export type {
+  BatchSearchResult,
+  Collection,
+  CollectionInfo,
+  Collections,
+  CreateCollectionRequest,
+  Document,
+  DocumentInput,
+  SearchHit,
+  SearchQuery,
+  SearchResult,
+  VectorInput,
+} from "./collections.ts";
 export { decodeBase64Vector, type Embedding, type EmbeddingResult } from "./embeddings.ts";
 export { AkiDBError } from "./errors.ts";
 export type { components, paths } from "./generated/schema.d.ts";

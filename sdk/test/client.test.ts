@@ -302,6 +302,118 @@ describe("timeouts and aborts", () => {
   });
 });
 
+describe("collections", () => {
+  const INFO = {
+    id: "7d3c7b8e-0000-4000-8000-000000000000",
+    name: "notes",
+    dimension: 3,
+    metric: "cosine",
+    model: "m",
+    index: { M: 16, ef_construction: 128, ef_search: 64 },
+    quantization: "f32",
+    count: 0,
+    bytes_in_ram: 0,
+    bytes_on_disk: 0,
+    created_at: "2026-11-30T00:00:00.000Z",
+  };
+  const USAGE = { total_tokens: 0, duration_ms: 1 };
+
+  it("sends Float32Array vectors as arrays and returns stored vectors as Float32Array", async () => {
+    let upserted: unknown;
+    let searched: unknown;
+    server.use(
+      http.post(`${BASE}/api/v1/collections/notes/upsert`, async ({ request }) => {
+        upserted = await request.json();
+        return HttpResponse.json({
+          inserted: 1,
+          updated: 0,
+          ids: ["a"],
+          embeddings_generated: 0,
+          model: "m",
+          usage: USAGE,
+        });
+      }),
+      http.post(`${BASE}/api/v1/collections/notes/search`, async ({ request }) => {
+        searched = await request.json();
+        return HttpResponse.json({
+          results: [{ id: "a", score: 0.5, vector: [0.25, 0.5, 1], metadata: null }],
+          model: "m",
+          usage: USAGE,
+        });
+      }),
+    );
+    const notes = client().collections.collection("notes");
+    await notes.upsert([{ id: "a", vector: new Float32Array([0.25, 0.5, 1]) }]);
+    expect(upserted).toEqual({ documents: [{ id: "a", vector: [0.25, 0.5, 1] }] });
+    const { results } = await notes.search({
+      vector: new Float32Array([1, 0, 0]),
+      k: 1,
+      include: ["vector"],
+    });
+    expect(searched).toEqual({ vector: [1, 0, 0], k: 1, include: ["vector"] });
+    expect(results[0]!.vector).toBeInstanceOf(Float32Array);
+    expect(Array.from(results[0]!.vector!)).toEqual([0.25, 0.5, 1]);
+    expect(results[0]!.score).toBe(0.5);
+  });
+
+  it("create and get return a handle with the server's description; list returns the descriptions", async () => {
+    server.use(
+      http.post(`${BASE}/api/v1/collections`, () => HttpResponse.json(INFO, { status: 201 })),
+      http.get(`${BASE}/api/v1/collections/notes`, () => HttpResponse.json(INFO)),
+      http.get(`${BASE}/api/v1/collections`, () => HttpResponse.json({ object: "list", data: [INFO] })),
+    );
+    const created = await client().collections.create({ name: "notes", dimension: 3 });
+    expect(created.name).toBe("notes");
+    expect(created.info).toEqual(INFO);
+    expect((await client().collections.get("notes")).info?.dimension).toBe(3);
+    expect(await client().collections.list()).toEqual([INFO]);
+  });
+
+  it("repeats an upsert after a lost connection only when every document has an id", async () => {
+    let attempts = 0;
+    server.use(
+      http.post(`${BASE}/api/v1/collections/notes/upsert`, () => {
+        attempts++;
+        return attempts % 2 === 1
+          ? HttpResponse.error()
+          : HttpResponse.json({
+              inserted: 1,
+              updated: 0,
+              ids: ["x"],
+              embeddings_generated: 1,
+              model: "m",
+              usage: USAGE,
+            });
+      }),
+    );
+    const notes = client().collections.collection("notes");
+    await expect(notes.upsert([{ id: "x", text: "with an id" }])).resolves.toMatchObject({ ids: ["x"] });
+    expect(attempts).toBe(2);
+    // Without an id the server generates one: a repeat could store the text twice.
+    await expect(notes.upsert([{ text: "no id" }])).rejects.toMatchObject({ code: "AKIDB_ERR_CONNECTION" });
+    expect(attempts).toBe(3);
+  });
+
+  it("maps a missing collection to a 404 AkiDBError", async () => {
+    server.use(
+      http.post(`${BASE}/api/v1/collections/gone/get`, () =>
+        HttpResponse.json(
+          errorBody("No collection gone.", "not_found_error", "AKIDB_ERR_COLLECTION_NOT_FOUND", "collection"),
+          { status: 404 },
+        ),
+      ),
+    );
+    await expect(
+      client()
+        .collections.collection("gone")
+        .get({ ids: ["a"] }),
+    ).rejects.toMatchObject({
+      status: 404,
+      code: "AKIDB_ERR_COLLECTION_NOT_FOUND",
+    });
+  });
+});
+
 describe("health", () => {
   it("returns the 503 body while shutting down (an answer, not an error), without retrying", async () => {
     let attempts = 0;
@@ -344,6 +456,15 @@ function wrongCalls(akidb: AkiDB) {
   void akidb.raw.GET("/inference/health");
   // @ts-expect-error /v1/embeddings is POST only
   void akidb.raw.GET("/v1/embeddings");
+  const notes = akidb.collections.collection("notes");
+  // @ts-expect-error upsert takes a list of documents
+  void notes.upsert({ documents: [] });
+  // @ts-expect-error a vector is numbers
+  void notes.upsert([{ vector: ["0.1"] }]);
+  // @ts-expect-error k is a number
+  void notes.search({ text: "a", k: "5" });
+  // @ts-expect-error metric is cosine, l2 or ip
+  void akidb.collections.create({ name: "n", metric: "hamming" });
 }
 
 it("wrong calls fail to type-check (see wrongCalls)", () => {
