@@ -514,9 +514,18 @@ describe("the Python inference command", () => {
     const command = pythonInferenceCommand(spec({ device: "cpu", offline: true, max_batch_tokens: 2048 }));
     expect(command.file).toBe(path.resolve(import.meta.dirname, "../../inference/.venv/bin/python"));
     expect(command.args.join(" ")).toBe(
-      `-m akidb_inference --model ${entry.source} --host 127.0.0.1 --port 0 --cache-dir /models --device cpu --max-batch-tokens 2048 --exit-with-stdin --revision entry-rev --offline`,
+      `-m akidb_inference --model ${entry.source} --host 127.0.0.1 --port 0 --cache-dir /models --device cpu --backend auto --onnx-precision f32 --max-batch-tokens 2048 --exit-with-stdin --revision entry-rev --offline`,
     );
     expect(pythonInferenceCommand(spec({ revision: "v2" })).args).toContain("v2");
+  });
+
+  it("passes the backend and the ONNX Runtime settings", () => {
+    const config = configSchema.parse({
+      embedding: { backend: "onnx", onnx: { precision: "int8", threads: 3 } },
+    });
+    expect(pythonInferenceCommand({ config, entry }).args.join(" ")).toContain(
+      "--backend onnx --onnx-precision int8 --onnx-threads 3",
+    );
   });
 
   it("without the Python environment is a LaunchError that says to run make setup", () => {

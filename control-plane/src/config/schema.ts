@@ -24,13 +24,17 @@ const restartSchema = z.strictObject({
   backoff_max_ms: positiveInt.default(30_000),
 });
 
+/** The built-in default of `embedding.mlx.model`; only it falls back to `embedding.fallback_model`. */
+export const DEFAULT_MODEL = "qwen3-0.6b-4bit";
+
 const mlxSchema = z.strictObject({
   /**
-   * What to load: a registry alias (`qwen3-0.6b-4bit`, `gemma-300m-4bit` or one under `models`),
-   * a Hugging Face repo id, or a local checkpoint directory. Default `qwen3-0.6b-4bit`: the best
-   * retrieval quality of the built-ins; `gemma-300m-4bit` is smaller and faster.
+   * What to load: a registry alias (`qwen3-0.6b-4bit`, `gemma-300m-4bit`, `minilm-l6-v2` or one
+   * under `models`), a Hugging Face repo id, or a local checkpoint directory. Default
+   * `qwen3-0.6b-4bit`: the best retrieval quality of the built-ins; `gemma-300m-4bit` is smaller
+   * and faster; `minilm-l6-v2` is installed with AkiDB and needs no network.
    */
-  model: z.string().min(1).default("qwen3-0.6b-4bit"),
+  model: z.string().min(1).default(DEFAULT_MODEL),
   /**
    * Where downloaded checkpoints are kept (a Hugging Face cache layout). `~` is the home
    * directory; relative paths are resolved against the config file's directory. Default
@@ -95,6 +99,21 @@ const mlxSchema = z.strictObject({
   restart: restartSchema.prefault({}),
 });
 
+const onnxSchema = z.strictObject({
+  /**
+   * Weight precision of the ONNX graph AkiDB writes from the checkpoint. `f32` reproduces the
+   * reference model (within 1e-5); `int8` (dynamic quantization) is about 4x faster on CPUs with
+   * int8 dot products and less exact (MiniLM: cosine >= 0.98 against f32); `int4` has the smallest
+   * weights (cosine >= 0.95). Default `f32`.
+   */
+  precision: z.enum(["f32", "int8", "int4"]).default("f32"),
+  /**
+   * ONNX Runtime intra-op threads. More use more cores for one batch; fewer leave cores to the
+   * control plane and other processes. Unset: the CPU cores the inference process may use.
+   */
+  threads: positiveInt.optional(),
+});
+
 const mockSchema = z.strictObject({
   /** Dimension of the deterministic hash vectors of `mode: mock`. Default 384. */
   dimension: positiveInt.max(65_536).default(384),
@@ -138,10 +157,29 @@ const embeddingSchema = z.strictObject({
    * tests and demos. Default `mlx`.
    */
   mode: z.enum(["mlx", "user_provided", "mock"]).default("mlx"),
+  /**
+   * Served instead of the built-in default model when that one is neither in the cache nor
+   * downloadable (a fresh or offline machine): a registry alias whose weights need no network.
+   * The switch is logged once and shown by /health, /admin/v1/status and /v1/models; collections
+   * record the model that embedded them, so vectors of the two never mix. Only the default falls
+   * back: a model set in `mlx.model` that cannot be had leaves the server `degraded`. `null` or
+   * "" turns the fallback off (the default model is then `degraded` too until it can be had).
+   * Default `minilm-l6-v2`.
+   */
+  fallback_model: z.string().nullable().default("minilm-l6-v2"),
   /** Prompt for requests that do not say `input_type`: OpenAI clients send none. Default `document`. */
   default_input_type: z.enum(["query", "document"]).default("document"),
+  /**
+   * Which library the inference process computes with: `mlx` (Apple MLX: Metal on Apple Silicon,
+   * a slow CPU path elsewhere), `onnx` (ONNX Runtime: the CPU's vector and int8 units, CUDA with
+   * onnxruntime-gpu), or `auto`: MLX where Metal is available, ONNX Runtime elsewhere. The model,
+   * batching and device settings under `mlx` apply to both. Default `auto`.
+   */
+  backend: z.enum(["auto", "mlx", "onnx"]).default("auto"),
   /** The local model and its batching. */
   mlx: mlxSchema.prefault({}),
+  /** The ONNX Runtime backend's settings. */
+  onnx: onnxSchema.prefault({}),
   /** The mock model. */
   mock: mockSchema.prefault({}),
   /** Backpressure and deadlines of embedding requests. */

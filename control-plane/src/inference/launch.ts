@@ -36,7 +36,7 @@ export function pythonInferenceCommand({ config, entry }: LaunchSpec, root = REP
   if (!existsSync(python)) {
     throw new LaunchError(`The Python environment is missing (no ${python}); run make setup.`);
   }
-  const mlx = config.embedding.mlx;
+  const { mlx, onnx } = config.embedding;
   const revision = mlx.revision ?? entry.revision;
   return {
     file: python,
@@ -53,6 +53,11 @@ export function pythonInferenceCommand({ config, entry }: LaunchSpec, root = REP
       mlx.cache_dir,
       "--device",
       mlx.device,
+      "--backend",
+      config.embedding.backend,
+      "--onnx-precision",
+      onnx.precision,
+      ...(onnx.threads ? ["--onnx-threads", String(onnx.threads)] : []),
       "--max-batch-tokens",
       String(mlx.max_batch_tokens),
       // The supervisor keeps the child's stdin open: if the control plane dies, even by SIGKILL,
