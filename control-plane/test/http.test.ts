@@ -827,6 +827,8 @@ describe("mlx mode with a supervised model", () => {
       last_output: null,
       started_at: "2026-01-01T00:00:00.000Z",
       model: "qwen3-0.6b-4bit",
+      backend: null,
+      device: null,
     });
     expect(supervisor.events).toEqual(["restart"]);
   });

@@ -584,6 +584,19 @@ export interface components {
             mode: components["schemas"]["EmbeddingMode"];
             /** @description State of what computes vectors; null in `user_provided` mode. */
             embedder: components["schemas"]["EmbedderState"] | null;
+            fallback?: components["schemas"]["ModelFallback"];
+        };
+        /**
+         * @description Present only while `embedding.fallback_model` serves in place of the built-in default model,
+         *     which is neither in the model cache nor downloadable (a fresh or offline machine).
+         */
+        ModelFallback: {
+            /** @description Alias of the configured model that cannot be had. */
+            configured_model: string;
+            /** @description Alias of the model serving instead. */
+            served_model: string;
+            /** @description Why the configured model could not be loaded. */
+            reason: string;
         };
         /** @enum {string} */
         EmbeddingMode: "mlx" | "user_provided" | "mock";
@@ -614,6 +627,7 @@ export interface components {
             /** @constant */
             object: "list";
             data: components["schemas"]["Model"][];
+            fallback?: components["schemas"]["ModelFallback"];
         };
         RegistryEntry: {
             alias: string;
@@ -668,6 +682,13 @@ export interface components {
             started_at: string | null;
             /** @description Alias of the model it serves. */
             model: string | null;
+            /**
+             * @description The library that computes (`embedding.backend` resolved); null until ready.
+             * @enum {string|null}
+             */
+            backend: "mlx" | "onnx" | null;
+            /** @description What computes (`cpu`, `metal`, `cuda`, ...); null until ready. */
+            device: string | null;
         };
         AdminStatus: {
             mode: components["schemas"]["EmbeddingMode"];
@@ -676,6 +697,7 @@ export interface components {
             embedder: components["schemas"]["EmbedderState"] | null;
             /** @description The inference process; null unless the mode is `mlx`. */
             inference: components["schemas"]["InferenceStatus"] | null;
+            fallback?: components["schemas"]["ModelFallback"];
             uptime_seconds: number;
             queue: {
                 /** @description Inputs waiting for a batch. */
