@@ -5,7 +5,7 @@ NODE_BIN := $(shell scripts/node-path.sh 2>/dev/null)
 export PATH := $(CURDIR)/node_modules/.bin:$(NODE_BIN):$(PATH)
 PY := inference/.venv/bin/python
 
-.PHONY: help setup setup-test serve test lint typecheck test-python test-ts fixtures bench bench-inference bench-load bench-retrieval
+.PHONY: help setup setup-test serve test lint typecheck test-python test-ts fixtures bench bench-inference bench-load bench-collections bench-retrieval
 
 help:
 	@echo "make serve   install what is missing, start AkiDB (config: akidb.yaml if present)"
@@ -57,6 +57,11 @@ bench-inference: setup-test
 
 bench-load: fixtures
 	node bench/load.ts
+
+# Needs hnswlib and chromadb in a throwaway venv (never the project lock); see docs/benchmarks.md.
+BENCH_PYTHON ?= /tmp/bench-venv/bin/python
+bench-collections: setup-test
+	node bench/collections.ts --python $(BENCH_PYTHON)
 
 # Needs apt's English long descriptions: `apt-get update -o Acquire::Languages=en` once (as root).
 bench-retrieval: setup-test

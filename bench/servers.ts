@@ -119,13 +119,18 @@ async function started<T>(spawned: Spawned, what: string, ready: () => Promise<T
 }
 
 /**
- * `bin/akidb serve` on a free port with `config` (the server and storage keys are filled in),
+ * `bin/akidb serve` on a free port with `config` (the port is 0; storage is a fresh directory unless given),
  * returned once `/health` says ok (in mlx mode: the model is loaded and warmed up).
  */
 export async function startControlPlane(config: Record<string, unknown>): Promise<RunningProcess> {
   const dir = mkdtempSync(path.join(tmpdir(), "akidb-bench-"));
   const file = path.join(dir, "akidb.yaml");
-  const full = { ...config, server: { port: 0 }, storage: { data_dir: path.join(dir, "data") } };
+  // A `storage` section in `config` wins: a benchmark restarting on the same data passes its own.
+  const full = {
+    ...config,
+    server: { port: 0 },
+    storage: config.storage ?? { data_dir: path.join(dir, "data") },
+  };
   // JSON is YAML.
   writeFileSync(file, JSON.stringify(full, null, 2));
   const spawned = spawnGroup(path.join(ROOT, "bin", "akidb"), ["serve", "--config", file], {}, dir);

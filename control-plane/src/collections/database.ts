@@ -228,6 +228,14 @@ export class Database {
     return row && toVector(row.vector);
   }
 
+  /** Key and vector of each of `keys` that is stored, in one statement. */
+  vectorsByKeys(collectionId: string, keys: number[]): Array<{ key: number; vector: Float32Array }> {
+    const rows = this.#prepare(
+      "SELECT key, vector FROM documents WHERE collection_id = ? AND key IN (SELECT value FROM json_each(?))",
+    ).all(collectionId, JSON.stringify(keys)) as Array<{ key: number; vector: Uint8Array }>;
+    return rows.map((row) => ({ key: row.key, vector: toVector(row.vector) }));
+  }
+
   /** Keys the log touched after `seq` (the snapshot's position), with the last position. */
   logAfter(collectionId: string, seq: number): { keys: Set<number>; lastSeq: number; entries: number } {
     const rows = this.#prepare(

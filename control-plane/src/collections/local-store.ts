@@ -34,7 +34,7 @@ export interface LocalStoreOptions {
 }
 
 /** Index changes applied between two yields to the event loop (a usearch add is synchronous). */
-const APPLY_CHUNK = 32;
+const APPLY_CHUNK = 8;
 /** Vectors read from SQLite per page while an index is rebuilt. */
 const REBUILD_PAGE = 1024;
 /**
@@ -44,6 +44,8 @@ const REBUILD_PAGE = 1024;
 const SNAPSHOT_IDLE_MS = 1000;
 /** ...unless writes never pause: at this many times `snapshotEveryOps` it is written anyway, bounding the log. */
 export const SNAPSHOT_FORCE_FACTOR = 8;
+/** Filters whose matching documents are remembered per collection (until the next write to it). */
+const FILTER_CACHE_SIZE = 16;
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -74,6 +76,10 @@ interface Collection {
   snapshotTimer: NodeJS.Timeout | null;
   snapshotBytes: number;
   dropped: boolean;
+  /** Bumped by every write: cached filter matches of an older version are stale. */
+  version: number;
+  /** Keys matching recently used filters (by the filter's JSON), so repeated filtered searches skip the scan. */
+  filterCache: Map<string, { version: number; keys: Set<number> }>;
 }
 
 type Operation =
@@ -154,6 +160,8 @@ export class LocalCollectionStore implements CollectionStore {
       snapshotTimer: null,
       snapshotBytes: loaded ? statSync(path).size : 0,
       dropped: false,
+      version: 0,
+      filterCache: new Map(),
     };
     const log = this.#db.logAfter(row.id, loaded ? row.snapshot_seq : 0);
     if (loaded) {
@@ -239,6 +247,8 @@ export class LocalCollectionStore implements CollectionStore {
       snapshotTimer: null,
       snapshotBytes: 0,
       dropped: false,
+      version: 0,
+      filterCache: new Map(),
     };
     this.#collections.set(id, collection);
     return this.#info(collection);
@@ -336,6 +346,7 @@ export class LocalCollectionStore implements CollectionStore {
     undo: Array<() => void>,
   ): { changes: IndexChange[]; seq: number; result: UpsertResult | number } {
     const { docs, idByKey } = collection;
+    collection.version++;
     const changes: IndexChange[] = [];
     let seq = collection.appliedSeq;
     const setHead = (id: string, head: DocumentHead | undefined) => {
@@ -496,18 +507,13 @@ export class LocalCollectionStore implements CollectionStore {
     query: SearchQuery,
     filter: Filter,
   ): Array<{ key: number; score: number }> {
-    const matching = new Set<number>();
-    for (const head of collection.docs.values()) {
-      if (matches(filter, head.metadata)) matching.add(head.key);
-    }
+    const matching = this.#matchingKeys(collection, filter);
     if (matching.size === 0) return [];
     if (matching.size <= this.#options.exactSearchMaxMatches) {
       const { metric } = collection.spec;
-      const scored: Array<{ key: number; score: number }> = [];
-      for (const key of matching) {
-        const vector = this.#db.vectorByKey(collection.id, key);
-        if (vector) scored.push({ key, score: exactScore(metric, query.vector, vector) });
-      }
+      const scored = this.#db
+        .vectorsByKeys(collection.id, [...matching])
+        .map(({ key, vector }) => ({ key, score: exactScore(metric, query.vector, vector) }));
       scored.sort((a, b) =>
         better(metric, a.score, b.score) ? -1 : better(metric, b.score, a.score) ? 1 : 0,
       );
@@ -519,6 +525,23 @@ export class LocalCollectionStore implements CollectionStore {
       const hits = this.#indexSearch(collection, query, candidates, (key) => matching.has(key));
       if (hits.length >= wanted || candidates >= collection.index.size) return hits.slice(0, query.k);
     }
+  }
+
+  /** Keys of the documents the filter admits: a scan of the metadata in RAM, remembered until the next write. */
+  #matchingKeys(collection: Collection, filter: Filter): Set<number> {
+    const cacheKey = JSON.stringify(filter);
+    const cached = collection.filterCache.get(cacheKey);
+    if (cached && cached.version === collection.version) return cached.keys;
+    const keys = new Set<number>();
+    for (const head of collection.docs.values()) {
+      if (matches(filter, head.metadata)) keys.add(head.key);
+    }
+    collection.filterCache.delete(cacheKey);
+    collection.filterCache.set(cacheKey, { version: collection.version, keys });
+    if (collection.filterCache.size > FILTER_CACHE_SIZE) {
+      collection.filterCache.delete(collection.filterCache.keys().next().value!);
+    }
+    return keys;
   }
 
   #indexSearch(

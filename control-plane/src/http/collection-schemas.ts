@@ -8,10 +8,26 @@ type Schemas = components["schemas"];
 // the config; these schemas check shape and type.
 
 const id = z.string({ error: "must be a string" }).min(1, { error: "must not be empty" });
+/**
+ * A vector: a non-empty array of finite numbers. Checked by one loop rather than a zod schema per
+ * element, which costs ~75 ms of event-loop time for a 1000 x 384 upsert.
+ */
 const vector = z
-  .array(z.number({ error: "must be a finite number" }), { error: "must be an array of numbers" })
-  .min(1, {
-    error: "must not be empty",
+  .custom<number[]>((value) => Array.isArray(value), { error: "must be an array of numbers" })
+  .superRefine((values, context) => {
+    if (values.length === 0) {
+      context.addIssue({ code: "custom", input: values, message: "must not be empty" });
+      return;
+    }
+    const bad = values.findIndex((value) => typeof value !== "number" || !Number.isFinite(value));
+    if (bad >= 0) {
+      context.addIssue({
+        code: "custom",
+        path: [bad],
+        input: values[bad],
+        message: "must be a finite number",
+      });
+    }
   });
 const metadata = z.record(z.string(), z.unknown(), { error: "must be a JSON object" });
 const filter = z.record(z.string(), z.unknown(), { error: "must be a JSON object" });

@@ -1,0 +1,500 @@
+// Collections benchmark: AkiDB (the real `bin/akidb serve`, user_provided mode, over HTTP) beside
+// hnswlib and Chroma (PersistentClient) on the same clustered synthetic data, in one run.
+//
+//   node bench/collections.ts [--n 100000] [--dim 384] [--queries 500] [--python PATH] [--render]
+//
+// --python is an interpreter with hnswlib and chromadb installed (a throwaway venv, never the
+// project's lock: see docs/benchmarks.md). Results go to bench/results/collections.json and the
+// "Collections" section of docs/benchmarks.md; --render rewrites the section from the results.
+//
+// Measured: ingest throughput (documents/s, 1000 per request, 2 clients) and the worst /health
+// latency meanwhile; search QPS and recall@10 for a sweep of ef, plain and with a 10%-selective
+// metadata filter (ground truth: exact search); RAM per vector for f32/f16/i8 (RSS growth of a
+// fresh process); start-up time from a snapshot and after losing it (rebuild); disk after three
+// rounds of updating every vector.
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { exactSearch, MetricKind } from "usearch";
+import { type RunningProcess, startControlPlane } from "./servers.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const RESULTS = path.join(ROOT, "bench", "results", "collections.json");
+const DOCS = path.join(ROOT, "docs", "benchmarks.md");
+const K = 10;
+const EFS = [16, 32, 64, 128, 256];
+const BATCH = 1000;
+const CLIENTS = 2;
+const RAM_N = 20_000;
+const UPDATE_N = 20_000;
+
+const { values: args } = parseArgs({
+  options: {
+    n: { type: "string", default: "100000" },
+    dim: { type: "string", default: "384" },
+    queries: { type: "string", default: "500" },
+    python: { type: "string", default: "/tmp/bench-venv/bin/python" },
+    render: { type: "boolean", default: false },
+    "ram-child": { type: "string" },
+  },
+});
+
+/** Seeded uniform [0, 1). */
+function generator(seed: number) {
+  let state = seed;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `n` unit vectors around 100 Gaussian cluster centres (the spread makes neighbours non-trivial). */
+function clustered(n: number, dim: number, seed: number): Float32Array {
+  const random = generator(seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(random() + 1e-12)) * Math.cos(2 * Math.PI * random());
+  const centres = Array.from({ length: 100 }, () => Float32Array.from({ length: dim }, gauss));
+  const out = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    const centre = centres[Math.floor(random() * centres.length)]!;
+    let norm = 0;
+    for (let j = 0; j < dim; j++) {
+      const x = centre[j]! + 0.6 * gauss();
+      out[i * dim + j] = x;
+      norm += x * x;
+    }
+    norm = Math.sqrt(norm);
+    for (let j = 0; j < dim; j++) out[i * dim + j]! /= norm;
+  }
+  return out;
+}
+
+const row = (data: Float32Array, dim: number, i: number) => data.subarray(i * dim, (i + 1) * dim);
+const bucketOf = (i: number) => i % 10;
+const FILTER_BUCKET = 3;
+
+/** Exact top-K ids of each query among `ids` (usearch's exact search, SIMD). */
+function groundTruth(base: Float32Array, ids: number[], queries: Float32Array, dim: number): number[][] {
+  const subset = new Float32Array(ids.length * dim);
+  ids.forEach((id, i) => {
+    subset.set(row(base, dim, id), i * dim);
+  });
+  const found = exactSearch(subset, queries, dim, K, MetricKind.Cos);
+  const q = queries.length / dim;
+  const truth: number[][] = [];
+  for (let i = 0; i < q; i++) {
+    const hits =
+      "get" in found ? (found as { get(i: number): { keys: BigUint64Array } }).get(i).keys : found.keys;
+    truth.push(Array.from(hits, (key) => ids[Number(key)]!));
+  }
+  return truth;
+}
+
+function recallAt(results: number[][], truth: number[][]): number {
+  let hits = 0;
+  results.forEach((found, i) => {
+    const want = new Set(truth[i]);
+    hits += found.filter((id) => want.has(id)).length;
+  });
+  return hits / (truth.length * K);
+}
+
+async function post(url: string, route: string, body: unknown): Promise<unknown> {
+  const response = await fetch(`${url}${route}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`${route}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    total += entry.isDirectory() ? dirBytes(p) : statSync(p).size;
+  }
+  return total;
+}
+
+async function ingest(url: string, base: Float32Array, dim: number, ids: number[], version: number) {
+  let next = 0;
+  let worstHealthMs = 0;
+  let ingesting = true;
+  const health = (async () => {
+    while (ingesting) {
+      const started = performance.now();
+      await fetch(`${url}/health`);
+      worstHealthMs = Math.max(worstHealthMs, performance.now() - started);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      while (next < ids.length) {
+        const batch = ids.slice(next, next + BATCH);
+        next += BATCH;
+        await post(url, "/api/v1/collections/bench/upsert", {
+          documents: batch.map((i) => ({
+            id: String(i),
+            vector: Array.from(row(base, dim, i)),
+            metadata: { bucket: bucketOf(i), version },
+          })),
+        });
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  ingesting = false;
+  await health;
+  return {
+    docs_per_s: Math.round(ids.length / seconds),
+    seconds: round(seconds),
+    worst_health_ms: round(worstHealthMs),
+  };
+}
+
+async function searchSweep(
+  url: string,
+  queries: Float32Array,
+  dim: number,
+  truth: number[][],
+  filter: boolean,
+) {
+  const q = queries.length / dim;
+  const sweep = [];
+  for (const ef of EFS) {
+    const results: number[][] = [];
+    const started = performance.now();
+    for (let i = 0; i < q; i++) {
+      const body = (await post(url, "/api/v1/collections/bench/search", {
+        vector: Array.from(row(queries, dim, i)),
+        k: K,
+        ef,
+        include: [],
+        ...(filter ? { filter: { bucket: FILTER_BUCKET } } : {}),
+      })) as { results: Array<{ id: string }> };
+      results.push(body.results.map((hit) => Number(hit.id)));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    sweep.push({ ef, qps: Math.round(q / seconds), recall: round(recallAt(results, truth), 3) });
+  }
+  return sweep;
+}
+
+function round(x: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** `--ram-child q`: RSS growth of this fresh process for RAM_N vectors in a usearch index of quantization q. */
+async function ramChild(quantization: string, dim: number) {
+  const { VectorIndex } = await import("../control-plane/src/collections/vector-index.ts");
+  const base = clustered(RAM_N, dim, 7);
+  const spec = {
+    name: "ram",
+    dimension: dim,
+    metric: "cosine" as const,
+    quantization: quantization as "f32",
+    index: { M: 16, ef_construction: 128, ef_search: 64 },
+    model: null,
+  };
+  global.gc?.();
+  const before = process.memoryUsage().rss;
+  const index = new VectorIndex(spec);
+  for (let i = 0; i < RAM_N; i++) index.set(i, row(base, dim, i));
+  const after = process.memoryUsage().rss;
+  process.stdout.write(
+    JSON.stringify({ bytes_per_vector: Math.round((after - before) / RAM_N), size: index.size }),
+  );
+}
+
+async function main() {
+  const n = Number(args.n);
+  const dim = Number(args.dim);
+  const q = Number(args.queries);
+  if (args["ram-child"]) return ramChild(args["ram-child"], dim);
+  if (args.render) return render(JSON.parse(readFileSync(RESULTS, "utf8")));
+
+  const work = mkdtempSync(path.join(os.tmpdir(), "akidb-bench-collections-"));
+  const dataDir = path.join(work, "data");
+  let server: RunningProcess | undefined;
+  try {
+    const base = clustered(n, dim, 1);
+    const queries = clustered(q, dim, 2);
+    writeFileSync(path.join(work, "base.f32"), base);
+    writeFileSync(path.join(work, "queries.f32"), queries);
+    const all = Array.from({ length: n }, (_, i) => i);
+    const filtered = all.filter((i) => bucketOf(i) === FILTER_BUCKET);
+    const truth = {
+      plain: groundTruth(base, all, queries, dim),
+      filtered: groundTruth(base, filtered, queries, dim),
+    };
+    writeFileSync(path.join(work, "truth.json"), JSON.stringify(truth));
+    log(`data: ${n} x ${dim}, ${q} queries, ground truth done`);
+
+    const config = {
+      embedding: { mode: "user_provided" },
+      storage: { data_dir: dataDir },
+      collection: { max_queries_per_search: 100 },
+    };
+    server = await startControlPlane(config);
+    await post(server.url, "/api/v1/collections", { name: "bench", dimension: dim, metric: "cosine" });
+    const ingestResult = await ingest(server.url, base, dim, all, 0);
+    log(`akidb ingest: ${JSON.stringify(ingestResult)}`);
+    const plain = await searchSweep(server.url, queries, dim, truth.plain, false);
+    log(`akidb search: ${JSON.stringify(plain)}`);
+    const withFilter = await searchSweep(server.url, queries, dim, truth.filtered, true);
+    log(`akidb filtered search: ${JSON.stringify(withFilter)}`);
+    const statsBefore = (await (await fetch(`${server.url}/api/v1/collections/bench`)).json()) as Record<
+      string,
+      number
+    >;
+    await server.stop();
+    server = undefined;
+    const engine = await engineSweeps(dataDir, queries, dim, truth);
+    log(`akidb engine in-process: ${JSON.stringify(engine)}`);
+
+    let started = performance.now();
+    server = await startControlPlane(config);
+    const startFromSnapshotS = round((performance.now() - started) / 1000, 2);
+    await server.stop();
+    server = undefined;
+    rmSync(path.join(dataDir, "indexes"), { recursive: true, force: true });
+    started = performance.now();
+    server = await startControlPlane(config);
+    const startRebuildS = round((performance.now() - started) / 1000, 2);
+    log(`akidb start: snapshot ${startFromSnapshotS} s, rebuild ${startRebuildS} s`);
+
+    // Disk after three rounds of updating every vector of a UPDATE_N-document collection.
+    await post(server.url, "/api/v1/collections", { name: "updates", dimension: dim, metric: "cosine" });
+    const updateIds = all.slice(0, Math.min(UPDATE_N, n));
+    const disk: number[] = [];
+    for (let round = 0; round <= 3; round++) {
+      await ingestInto(server.url, "updates", base, dim, updateIds, round);
+      disk.push(dirBytes(dataDir));
+    }
+    await server.stop();
+    server = undefined;
+    log(`akidb disk after update rounds: ${disk.join(", ")}`);
+
+    const ram: Record<string, number> = {};
+    for (const quantization of ["f32", "f16", "i8"]) {
+      const out = execFileSync(
+        process.execPath,
+        [import.meta.filename, "--ram-child", quantization, "--dim", String(dim)],
+        {
+          encoding: "utf8",
+        },
+      );
+      ram[quantization] = (JSON.parse(out) as { bytes_per_vector: number }).bytes_per_vector;
+    }
+    log(`akidb RAM/vector: ${JSON.stringify(ram)}`);
+
+    const baselines = spawnSync(
+      args.python,
+      [
+        path.join(ROOT, "bench", "collections_baselines.py"),
+        work,
+        String(n),
+        String(dim),
+        String(q),
+        EFS.join(","),
+      ],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
+    );
+    if (baselines.status !== 0) throw new Error(`collections_baselines.py exited ${baselines.status}`);
+    const others = JSON.parse(baselines.stdout) as Record<string, unknown>;
+
+    const results = {
+      machine: {
+        cpus: os.cpus().length,
+        cpu: os.cpus()[0]?.model ?? "unknown",
+        ram_gb: round(os.totalmem() / 2 ** 30),
+      },
+      n,
+      dim,
+      queries: q,
+      k: K,
+      akidb: {
+        ingest: ingestResult,
+        search: plain,
+        filtered_search: withFilter,
+        bytes_in_ram: statsBefore.bytes_in_ram,
+        engine_in_process: engine,
+        start_from_snapshot_s: startFromSnapshotS,
+        start_rebuild_s: startRebuildS,
+        ram_bytes_per_vector: ram,
+        disk_bytes_after_update_rounds: { documents: updateIds.length, bytes: disk },
+      },
+      ...others,
+    };
+    mkdirSync(path.dirname(RESULTS), { recursive: true });
+    writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
+    render(results);
+  } finally {
+    await server?.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** The same sweeps through LocalCollectionStore in this process (no HTTP, no JSON): the engine hnswlib compares with. */
+async function engineSweeps(
+  dataDir: string,
+  queries: Float32Array,
+  dim: number,
+  truth: { plain: number[][]; filtered: number[][] },
+) {
+  const { LocalCollectionStore } = await import("../control-plane/src/collections/local-store.ts");
+  const { parseFilter } = await import("../control-plane/src/collections/filter.ts");
+  const started = performance.now();
+  const store = await LocalCollectionStore.open({
+    dataDir,
+    snapshotEveryOps: 10_000,
+    exactSearchMaxMatches: 2048,
+    maxCollections: 10,
+  });
+  const openS = round((performance.now() - started) / 1000, 2);
+  const q = queries.length / dim;
+  const include = { vector: false, text: false, metadata: false };
+  const filter = parseFilter({ bucket: FILTER_BUCKET });
+  const sweep = async (filtered: boolean) => {
+    const points = [];
+    for (const ef of EFS) {
+      const results: number[][] = [];
+      const t = performance.now();
+      for (let i = 0; i < q; i++) {
+        const query = { vector: row(queries, dim, i), k: K, ef, include, ...(filtered ? { filter } : {}) };
+        const [hits] = await store.search("bench", [query]);
+        results.push(hits!.map((hit) => Number(hit.id)));
+      }
+      const seconds = (performance.now() - t) / 1000;
+      const recall = round(recallAt(results, filtered ? truth.filtered : truth.plain), 3);
+      points.push({ ef, qps: Math.round(q / seconds), recall });
+    }
+    return points;
+  };
+  try {
+    return { open_s: openS, search: await sweep(false), filtered_search: await sweep(true) };
+  } finally {
+    await store.close();
+  }
+}
+
+async function ingestInto(
+  url: string,
+  name: string,
+  base: Float32Array,
+  dim: number,
+  ids: number[],
+  version: number,
+) {
+  for (let start = 0; start < ids.length; start += BATCH) {
+    await post(url, `/api/v1/collections/${name}/upsert`, {
+      documents: ids.slice(start, start + BATCH).map((i) => ({
+        id: String(i),
+        vector: Array.from(row(base, dim, (i + version * 7919) % (base.length / dim))),
+        metadata: { bucket: bucketOf(i), version },
+      })),
+    });
+  }
+}
+
+function log(line: string) {
+  process.stderr.write(`bench/collections: ${line}\n`);
+}
+
+type Sweep = Array<{ ef: number; qps: number; recall: number }>;
+
+interface EngineResult {
+  ingest?: { docs_per_s: number };
+  search?: Sweep;
+  filtered_search?: Sweep;
+}
+
+interface Results {
+  machine: { cpus: number; cpu: string; ram_gb: number };
+  n: number;
+  dim: number;
+  queries: number;
+  k: number;
+  akidb: EngineResult & {
+    ingest: { docs_per_s: number; worst_health_ms: number };
+    ram_bytes_per_vector: Record<string, number>;
+    start_from_snapshot_s: number;
+    start_rebuild_s: number;
+    disk_bytes_after_update_rounds: { documents: number; bytes: number[] };
+    engine_in_process: EngineResult & { open_s: number };
+  };
+  hnswlib?: EngineResult;
+  chroma?: EngineResult;
+}
+
+const sweepText = (sweep: Sweep | undefined) =>
+  (sweep ?? []).map((p) => `${p.ef}: ${p.qps} / ${p.recall}`).join("; ");
+
+/** The best QPS among sweep points at recall >= 0.95, as text. */
+function atRecall(sweep: Sweep | undefined): string {
+  const ok = (sweep ?? []).filter((p) => p.recall >= 0.95).sort((a, b) => b.qps - a.qps)[0];
+  return ok ? `${ok.qps} (ef ${ok.ef}, recall ${ok.recall})` : "recall 0.95 not reached";
+}
+
+function render(r: Results) {
+  const engines: Array<[string, EngineResult | undefined]> = [
+    ["AkiDB (HTTP, 1 client)", r.akidb],
+    ["AkiDB engine (in-process, no HTTP)", r.akidb.engine_in_process],
+    ["hnswlib (in-process, 1 thread)", r.hnswlib],
+    ["Chroma PersistentClient (in-process)", r.chroma],
+  ];
+  const present = engines.filter((entry): entry is [string, EngineResult] => entry[1] !== undefined);
+  const lines = [
+    "## Collections (`bench/collections.ts`)",
+    "",
+    `${r.n} x ${r.dim} clustered synthetic unit vectors (100 Gaussian clusters), ${r.queries} queries, k = ${r.k},`,
+    `cosine, HNSW M = 16, ef_construction = 128, on ${r.machine.cpus} CPUs (${r.machine.cpu}, ${r.machine.ram_gb} GB),`,
+    "shared with other work while it ran. AkiDB is measured end to end through its HTTP API",
+    "(JSON vectors, user_provided mode); hnswlib and Chroma are called in-process from Python. The",
+    "filtered search matches 10% of the documents (`{bucket: 3}`); recall is against exact search",
+    "over the documents the filter admits. Re-run: `make bench-collections`.",
+    "",
+    "| Engine | Ingest (docs/s) | Search QPS at recall@10 >= 0.95 | Filtered (10%) QPS at recall >= 0.95 |",
+    "|---|---|---|---|",
+    ...present.map(
+      ([name, e]) =>
+        `| ${name} | ${e.ingest?.docs_per_s ?? "-"} | ${atRecall(e.search)} | ${atRecall(e.filtered_search)} |`,
+    ),
+    "",
+    "Sweeps (ef: QPS / recall@10):",
+    "",
+    ...present.flatMap(([name, e]) => [
+      `* ${name}: ${sweepText(e.search)}`,
+      `  filtered: ${sweepText(e.filtered_search)}`,
+    ]),
+    "",
+    "| AkiDB | Value |",
+    "|---|---|",
+    `| worst \`/health\` latency during the ingest | ${r.akidb.ingest.worst_health_ms} ms |`,
+    `| RAM per vector (index only, RSS growth for ${RAM_N} vectors) | f32 ${r.akidb.ram_bytes_per_vector.f32} B, f16 ${r.akidb.ram_bytes_per_vector.f16} B, i8 ${r.akidb.ram_bytes_per_vector.i8} B |`,
+    `| start-up with ${r.n} vectors, from the snapshot (the server, until \`/health\` answers) | ${r.akidb.start_from_snapshot_s} s |`,
+    `| opening the data directory in-process (snapshot load) | ${r.akidb.engine_in_process.open_s} s |`,
+    `| start-up with ${r.n} vectors, snapshot deleted (rebuilt from SQLite) | ${r.akidb.start_rebuild_s} s |`,
+    `| data_dir after inserting ${r.akidb.disk_bytes_after_update_rounds.documents} vectors, then after each of 3 rounds updating all of them | ${r.akidb.disk_bytes_after_update_rounds.bytes.map((b: number) => `${round(b / 2 ** 20)} MiB`).join(" -> ")} |`,
+    "",
+  ];
+  const docs = readFileSync(DOCS, "utf8");
+  const section = lines.join("\n");
+  const startAt = docs.indexOf("## Collections (`bench/collections.ts`)");
+  if (startAt < 0) {
+    writeFileSync(DOCS, `${docs.trimEnd()}\n\n${section}`);
+  } else {
+    const next = docs.indexOf("\n## ", startAt + 3);
+    writeFileSync(DOCS, docs.slice(0, startAt) + section + (next < 0 ? "" : docs.slice(next + 1)));
+  }
+}
+
+await main();
