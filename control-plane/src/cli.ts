@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { ConfigError } from "./config/errors.ts";
 import { type LoadedConfig, loadConfig } from "./config/load.ts";
+import { embeddingKind, modelSettings } from "./config/model-settings.ts";
 import { redactConfig } from "./config/redact.ts";
 import { createLogger } from "./log.ts";
 import { buildRegistry } from "./models/registry.ts";
@@ -52,8 +53,8 @@ function load(values: { config?: string; host?: string; port?: string }): Loaded
   });
   for (const warning of loaded.warnings) process.stderr.write(`akidb: warning: ${warning}\n`);
   // An unknown model is a configuration error too: report it before anything starts.
-  if (loaded.config.embedding.mode === "mlx")
-    buildRegistry(loaded.config).resolve(loaded.config.embedding.mlx.model);
+  if (embeddingKind(loaded.config.embedding.mode) === "inference")
+    buildRegistry(loaded.config).resolve(modelSettings(loaded.config).model);
   return loaded;
 }
 

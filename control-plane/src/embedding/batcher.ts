@@ -1,17 +1,18 @@
 import type { Logger } from "pino";
+import { modelSettings } from "../config/model-settings.ts";
 import type { AkidbConfig } from "../config/schema.ts";
 import { AkidbError, isAkidbError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import { type Permit, Permits } from "./permits.ts";
 import type { EmbedBatch, Embedder, EmbedResult, InputType } from "./types.ts";
 
-/** The batching policy; each field is a config key (named beside it). */
+/** The batching policy; each field is a config key (named beside it; model settings are `embedding.mlx.*`). */
 export interface BatcherLimits {
-  /** Most inputs in one batch (`embedding.mlx.batch_size`). */
+  /** Most inputs in one batch (model setting `batch_size`). */
   batchSize: number;
-  /** How long the oldest input waits for its batch to fill while the embedder is idle (`embedding.mlx.batch_timeout_ms`). */
+  /** How long the oldest input waits for its batch to fill while the embedder is idle (model setting `batch_timeout_ms`). */
   batchTimeoutMs: number;
-  /** Most estimated tokens in one batch (`embedding.mlx.max_batch_tokens`); a larger single input goes alone. */
+  /** Most estimated tokens in one batch (model setting `max_batch_tokens`); a larger single input goes alone. */
   maxBatchTokens: number;
   /** Inputs accepted and not yet answered (`embedding.queue.max_pending_inputs`); beyond it, 429. */
   maxPendingInputs: number;
@@ -21,11 +22,12 @@ export interface BatcherLimits {
 
 /** The policy as the config names it. */
 export function batcherLimits(config: AkidbConfig): BatcherLimits {
-  const { mlx, queue } = config.embedding;
+  const { queue } = config.embedding;
+  const model = modelSettings(config);
   return {
-    batchSize: mlx.batch_size,
-    batchTimeoutMs: mlx.batch_timeout_ms,
-    maxBatchTokens: mlx.max_batch_tokens,
+    batchSize: model.batch_size,
+    batchTimeoutMs: model.batch_timeout_ms,
+    maxBatchTokens: model.max_batch_tokens,
     maxPendingInputs: queue.max_pending_inputs,
     requestTimeoutMs: queue.request_timeout_ms,
   };

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { embeddingKind, modelSettings } from "../config/model-settings.ts";
 import type { AkidbConfig } from "../config/schema.ts";
 import { AkidbError } from "../errors.ts";
 import { InferenceSupervisor, type SupervisorStatus } from "../inference/supervisor.ts";
@@ -49,7 +50,7 @@ interface ServiceDeps {
 export interface ServiceOverrides {
   /** mock mode: the embedder instead of the hash one. */
   embedder?: Embedder;
-  /** mlx mode: the inference process and its embedder instead of the supervised Python process. */
+  /** With the inference process: it and its embedder instead of the supervised Python process. */
   inference?: { control: InferenceControl; embedder: Embedder };
 }
 
@@ -59,21 +60,22 @@ export function createEmbeddingService(
   overrides: ServiceOverrides = {},
 ): EmbeddingService {
   const { config, registry, logger } = deps;
-  const { mode, mlx, mock } = config.embedding;
-  switch (mode) {
-    case "user_provided":
+  const { mode, mock } = config.embedding;
+  const settings = modelSettings(config);
+  switch (embeddingKind(mode)) {
+    case "none":
       return new NoEmbeddingService(mode);
     case "mock":
       return new MockEmbeddingService(deps, overrides.embedder ?? new MockEmbedder(mock.dimension));
-    case "mlx": {
-      const loadsOnDemand = !mlx.preload;
+    case "inference": {
+      const loadsOnDemand = !settings.preload;
       if (overrides.inference) {
         const { control, embedder } = overrides.inference;
         return new InferenceEmbeddingService(deps, { control, embedder, loadsOnDemand });
       }
       const supervisor = new InferenceSupervisor({
         config,
-        entry: registry.resolve(mlx.model),
+        entry: registry.resolve(settings.model),
         logger,
         metrics: { restarts: deps.metrics.inferenceRestarts },
       });
@@ -88,7 +90,7 @@ abstract class TextEmbedding {
   readonly mode: EmbeddingMode;
   readonly embedder: Embedder;
   readonly batcher: Batcher;
-  /** The model loads on the first request that needs it (`embedding.mlx.preload: false`). */
+  /** The model loads on the first request that needs it (model setting `preload: false`). */
   readonly loadsOnDemand: boolean;
 
   constructor(mode: EmbeddingMode, deps: ServiceDeps, embedder: Embedder, loadsOnDemand: boolean) {
@@ -189,7 +191,7 @@ export class InferenceEmbeddingService extends TextEmbedding {
     deps: ServiceDeps,
     parts: { control: InferenceControl; embedder: Embedder; loadsOnDemand: boolean },
   ) {
-    super("mlx", deps, parts.embedder, parts.loadsOnDemand);
+    super(deps.config.embedding.mode, deps, parts.embedder, parts.loadsOnDemand);
     this.#inference = parts.control;
   }
 

@@ -18,7 +18,7 @@ const SPECIAL_TOKENS = 2;
 
 /**
  * Tokens an input will cost in a batch, without a tokenizer round trip per request: the estimate
- * feeds only the batch token budget (`embedding.mlx.max_batch_tokens`), so it need not be exact.
+ * feeds only the batch token budget (model setting `max_batch_tokens`), so it need not be exact.
  * Capped at the model's max_tokens because longer inputs are truncated to it.
  */
 export function estimateTokens(text: string, inputType: InputType, limits: TokenLimits): number {

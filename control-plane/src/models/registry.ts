@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import type { components } from "../../../sdk/src/generated/schema.d.ts";
 import { ConfigError } from "../config/errors.ts";
+import { MODEL_SETTINGS_KEY, modelSettings } from "../config/model-settings.ts";
 import type { AkidbConfig, ModelEntryConfig } from "../config/schema.ts";
 import { repoCacheDir } from "./cache.ts";
 
@@ -18,6 +19,9 @@ export interface MtebScore {
   benchmark: string;
   mean: number;
 }
+
+/** The config key of the served model, named in errors. */
+const MODEL_KEY = `${MODEL_SETTINGS_KEY}.model`;
 
 /** Where a model comes from: all the supervisor needs to launch it. */
 export interface ModelSource {
@@ -162,8 +166,8 @@ export class ModelRegistry {
     if (isPathLike(setting)) {
       if (!existsSync(path.join(setting, "config.json"))) {
         throw new ConfigError(
-          "embedding.mlx.model",
-          `embedding.mlx.model: ${setting} has no config.json; point it at a checkpoint directory (config.json, tokenizer.json, *.safetensors).`,
+          MODEL_KEY,
+          `${MODEL_KEY}: ${setting} has no config.json; point it at a checkpoint directory (config.json, tokenizer.json, *.safetensors).`,
         );
       }
       return { alias: setting, source: setting };
@@ -171,8 +175,8 @@ export class ModelRegistry {
     if (isRepoId(setting) && cachedSnapshot(this.#cacheDir, setting))
       return { alias: setting, source: setting };
     throw new ConfigError(
-      "embedding.mlx.model",
-      `embedding.mlx.model: unknown model "${setting}". Use a registry alias (${this.list()
+      MODEL_KEY,
+      `${MODEL_KEY}: unknown model "${setting}". Use a registry alias (${this.list()
         .map((e) => e.alias)
         .join(", ")}), a local checkpoint directory (starting with ./, ../, / or ~), ` +
         "or a Hugging Face repo id added under `models` with its architecture, dimension and max_tokens.",
@@ -207,7 +211,7 @@ export function entryFromLoaded(model: ModelSource, loaded: LoadedModel): ModelE
 /** The built-in entries plus the config's `models` (a user entry replaces a built-in of the same alias). */
 export function buildRegistry(config: AkidbConfig): ModelRegistry {
   const user = Object.entries(config.models).map(([alias, entry]) => fromConfig(alias, entry));
-  return new ModelRegistry([...builtins, ...user], config.embedding.mlx.cache_dir);
+  return new ModelRegistry([...builtins, ...user], modelSettings(config).cache_dir);
 }
 
 function fromConfig(alias: string, entry: ModelEntryConfig): ModelEntry {

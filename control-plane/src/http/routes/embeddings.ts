@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import type { components } from "../../../../sdk/src/generated/schema.d.ts";
+import { modelSettings } from "../../config/model-settings.ts";
 import type { AkidbConfig } from "../../config/schema.ts";
 import type {
   EmbeddingService,
@@ -174,7 +175,7 @@ function validate(
     texts,
     inputType,
     ...(dimensions === undefined ? {} : { dimensions }),
-    normalize: body.normalize ?? config.embedding.mlx.normalize,
+    normalize: body.normalize ?? modelSettings(config).normalize,
     truncate,
   };
 }
