@@ -14,6 +14,8 @@ export interface Metrics {
   requests: Counter<"status">;
   /** Failed embedding requests by cause: the error code without its AKIDB_ERR_ prefix, lower-cased. */
   failures: Counter<"cause">;
+  /** Embedding requests whose client went away before the answer (not failures of the server). */
+  cancelled: Counter<never>;
   /** Inputs waiting in the batcher's queue (not yet sent). */
   queueDepth: Gauge<never>;
   /** Tokens embedded, prompts and special tokens included. */
@@ -63,6 +65,11 @@ export function createMetrics(): Metrics {
       name: `${METRIC_PREFIX}embedding_failures_total`,
       help: "Failed embedding requests by cause (error code).",
       labelNames: ["cause"],
+      registers,
+    }),
+    cancelled: new Counter({
+      name: `${METRIC_PREFIX}embedding_cancelled_total`,
+      help: "Embedding requests whose client went away before the answer (not counted as failures).",
       registers,
     }),
     queueDepth: new Gauge({

@@ -405,9 +405,10 @@ describe("POST /v1/embeddings error paths", () => {
     expect((await blocker).status).toBe(200);
     expect(embedder.calls.map((c) => c.batch.texts)).toEqual([["blocker"]]);
     expect(batcher!.pendingInputs).toBe(0);
-    // A client that went away is not a failure of the server.
+    // A client that went away is not a failure of the server; it has a counter of its own.
     const text = await metrics.registry.metrics();
     expect(text).not.toContain('cause="cancelled"');
+    expect(text).toContain("akidb_embedding_cancelled_total 1");
   });
 
   it("405 AKIDB_ERR_METHOD_NOT_ALLOWED with Allow for a wrong method on a known path; 404 for an unknown path", async () => {

@@ -35,7 +35,8 @@ export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
     metrics.requests.inc({ status: String(c.res.status) });
     const code = c.get("errorCode");
     // A client that went away is not a failure of the server.
-    if (code && code !== "AKIDB_ERR_CANCELLED") metrics.failures.inc({ cause: failureCause(code) });
+    if (code === "AKIDB_ERR_CANCELLED") metrics.cancelled.inc();
+    else if (code) metrics.failures.inc({ cause: failureCause(code) });
   });
 
   app.post("/v1/embeddings", async (c) => {
