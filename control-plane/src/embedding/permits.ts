@@ -1,6 +1,5 @@
 /** Capacity held by one request: one permit per input, given back once when the request settles. */
 export interface Permit {
-  readonly count: number;
   release(): void;
 }
 
@@ -26,7 +25,6 @@ export class Permits {
     this.#available -= count;
     let released = false;
     return {
-      count,
       release: () => {
         if (released) return;
         released = true;
