@@ -72,20 +72,20 @@ async function withServer(
 describe("schemathesis against the control plane", () => {
   it("mock mode", { timeout: 120_000 }, async () => {
     const report = await withServer({ AKIDB_EMBEDDING_MODE: "mock" }, (url) =>
-      fuzz(CONTRACT, url, 15, PUBLIC),
+      fuzz(CONTRACT, url, 12, PUBLIC),
     );
     expect(report).toMatch(/Tested: \d+/);
   });
 
   it("user_provided mode", { timeout: 120_000 }, async () => {
-    await withServer({ AKIDB_EMBEDDING_MODE: "user_provided" }, (url) => fuzz(CONTRACT, url, 10, PUBLIC));
+    await withServer({ AKIDB_EMBEDDING_MODE: "user_provided" }, (url) => fuzz(CONTRACT, url, 8, PUBLIC));
   });
 
   it("the fixture model", { timeout: 180_000 }, async () => {
     await withServer({ AKIDB_MODEL: FIXTURE }, (url) =>
       // Switching models and restarting the process are end-to-end tests of their own; fuzzing
       // them would spend the time budget on reloads.
-      fuzz(CONTRACT, url, 12, [
+      fuzz(CONTRACT, url, 10, [
         ...PUBLIC,
         "--exclude-operation-id",
         "adminLoadModel",
@@ -150,7 +150,7 @@ describe("schemathesis against the inference process", () => {
         "the inference process to be ready",
         60_000,
       );
-      await fuzz(inferenceContract(), url, 12, ["--header", `Authorization: Bearer ${token}`]);
+      await fuzz(inferenceContract(), url, 10, ["--header", `Authorization: Bearer ${token}`]);
     } finally {
       child.kill("SIGTERM");
       await child;
