@@ -45,7 +45,7 @@ async def prepare_embeddings(
     """Check `request` against the model and the per-request limits and tokenize its texts (the one
     time they are tokenized). Raises `InvalidInput` or `TooLarge` naming the field and the limit."""
     info = embedder.info
-    check_input_count(request.input, settings)
+    _check_input_count(request.input, settings)
     if request.dimensions is not None and request.dimensions not in info.matryoshka_dimensions:
         raise InvalidInput(
             f"dimensions {request.dimensions} is not allowed by the model; "
@@ -104,7 +104,7 @@ async def run_embeddings(job: EmbeddingJob, worker: ModelWorker, settings: Setti
         ) from error
 
 
-def check_input_count(texts: Sequence[str], settings: Settings) -> None:
+def _check_input_count(texts: Sequence[str], settings: Settings) -> None:
     if len(texts) > settings.max_inputs:
         raise TooLarge(
             f"input has {len(texts)} items, more than the limit of {settings.max_inputs} per request "

@@ -366,6 +366,26 @@ def test_a_truncated_input_says_so(client: TestClient) -> None:
     assert body["usage"]["total_tokens"] == 514
 
 
+def test_each_text_is_tokenized_once(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    embedder: Embedder = client.app.state.worker.model.embedder  # type: ignore[attr-defined]
+    tokenizer = embedder._tokenizer
+    calls: list[list[str]] = []
+
+    def recording(texts: list[str], **options: Any) -> Any:
+        calls.append(list(texts))
+        return tokenizer.encode_batch(texts, **options)
+
+    monkeypatch.setattr(
+        embedder, "_tokenizer", type("Recording", (), {"encode_batch": staticmethod(recording)})
+    )
+    response = embed(client, {"input": ["one", "two words", LONG_TEXT], "truncate": False})
+    assert error_of(response, 400, "input_too_long", "input[2]")
+    body = embed(client, {"input": ["one", "two words"], "dimensions": 32}).json()
+
+    assert calls == [["one", "two words", LONG_TEXT], ["one", "two words"]]
+    assert [item["tokens"] for item in body["data"]] == [2, 3]
+
+
 def test_one_text_gives_one_embedding_equal_to_its_batched_one(client: TestClient) -> None:
     single = vectors(embed(client, {"input": "bb"}))
     batched = vectors(embed(client, {"input": ["a", "bb"]}))
