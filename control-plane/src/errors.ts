@@ -102,6 +102,12 @@ export const errorRegistry = {
     message: (p) =>
       `The embedding queue is full (${p.pending} inputs pending, embedding.queue.max_pending_inputs is ${p.limit}); retry after the Retry-After delay.`,
   }),
+  AKIDB_ERR_BACKLOGGED: spec<{ count: number; aheadMs: number; timeoutMs: number }>({
+    status: 429,
+    type: "rate_limit_error",
+    message: (p) =>
+      `The ${p.count} inputs of this request could not be answered within embedding.queue.request_timeout_ms (${p.timeoutMs} ms): about ${p.aheadMs} ms of accepted work is ahead of them. Retry after the Retry-After delay, or send fewer inputs per request.`,
+  }),
   AKIDB_ERR_TIMEOUT: spec<{ timeoutMs: number }>({
     status: 504,
     type: "timeout_error",

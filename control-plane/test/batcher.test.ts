@@ -101,6 +101,30 @@ describe("Batcher", () => {
     ]);
   });
 
+  it("refuses a multi-input request that could not finish before its deadline behind accepted work (refuse_doomed)", async () => {
+    const embedder = new TimedEmbedder(); // 1 ms + 1 ms per input per batch: >= 1.25 ms per input
+    const limits = { ...LIMITS, requestTimeoutMs: 25, refuseDoomed: true };
+    const batcher = new Batcher({ embedder, limits, estimateTokens: charTokens });
+    await submit(batcher, request(["a", "b", "c", "d"])); // one full batch measures the pace
+    const blocker = submit(batcher, request(Array.from({ length: 12 }, (_, i) => `blocker ${i}`))).catch(
+      (e: unknown) => e,
+    );
+    // 12 accepted inputs ahead + 12 = 24 x >= 1.25 ms > 25 ms: refused now rather than a 504 later.
+    const doomed = (() => {
+      try {
+        batcher.reserve(12);
+        return undefined;
+      } catch (error) {
+        return error as AkidbError;
+      }
+    })();
+    expect(doomed).toMatchObject({ code: "AKIDB_ERR_BACKLOGGED", status: 429 });
+    expect(doomed!.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    // One input always gets in: it rides in the next batch.
+    expect((await submit(batcher, request(["single"]))).vectors).toHaveLength(1);
+    await blocker;
+  });
+
   it("keeps a batch within the token budget; a single larger input goes alone", async () => {
     const embedder = new GatedEmbedder();
     const limits = { ...LIMITS, batchSize: 8, maxBatchTokens: 10 };

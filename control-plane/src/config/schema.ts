@@ -135,6 +135,13 @@ const queueSchema = z
      * max_tokens times 4).
      */
     max_input_chars: positiveInt.default(200_000),
+    /**
+     * Refuse at once (429 with Retry-After) a request of several inputs that the recently measured
+     * pace says could not be answered within `request_timeout_ms` behind the work already
+     * accepted, instead of accepting it to time out having computed nothing. One-input requests are
+     * always accepted (they ride in the next batch). Default true.
+     */
+    refuse_doomed: z.boolean().default(true),
     /** Deadline of a request from arrival to response, in ms; past it the answer is 504. Default 30000. */
     request_timeout_ms: positiveInt.default(30_000),
   })

@@ -18,6 +18,12 @@ export interface BatcherLimits {
   maxPendingInputs: number;
   /** Deadline of a request from enqueue to answer (`embedding.queue.request_timeout_ms`); beyond it, 504. */
   requestTimeoutMs: number;
+  /**
+   * Refuse (429 AKIDB_ERR_BACKLOGGED) a multi-input request that the measured pace says cannot be
+   * answered before its deadline behind the work already accepted (`embedding.queue.refuse_doomed`);
+   * off when unset.
+   */
+  refuseDoomed?: boolean;
 }
 
 /** The policy as the config names it. */
@@ -30,6 +36,7 @@ export function batcherLimits(config: AkidbConfig): BatcherLimits {
     maxBatchTokens: model.max_batch_tokens,
     maxPendingInputs: queue.max_pending_inputs,
     requestTimeoutMs: queue.request_timeout_ms,
+    refuseDoomed: queue.refuse_doomed,
   };
 }
 
@@ -110,6 +117,8 @@ export class Batcher {
   #exclusiveTail: Promise<unknown> = Promise.resolve();
   #closed = false;
   #batchMsAverage: number | null = null;
+  /** Recent milliseconds of compute per input (batch time over its size), for admission. */
+  #inputMsAverage: number | null = null;
 
   constructor(options: BatcherOptions) {
     this.limits = options.limits;
@@ -140,9 +149,27 @@ export class Batcher {
     return this.#permits.inUse;
   }
 
-  /** Takes one permit per input or throws AKIDB_ERR_OVERLOADED (429) with a Retry-After estimate. */
+  /**
+   * Takes one permit per input or throws AKIDB_ERR_OVERLOADED (429) with a Retry-After estimate.
+   * With `refuseDoomed`, a request of several inputs that could not be answered before its deadline
+   * behind the inputs already accepted (at the recently measured pace) is refused at once with
+   * AKIDB_ERR_BACKLOGGED (429) instead of being accepted to time out having done nothing. A
+   * one-input request is always taken: it rides in the next batch (see `#form`).
+   */
   reserve(count: number): Permit {
     if (this.#closed) throw new AkidbError("AKIDB_ERR_SHUTTING_DOWN", {});
+    const pace = this.#inputMsAverage;
+    const ahead = this.#permits.inUse;
+    if (this.limits.refuseDoomed && pace !== null && count > 1 && ahead > 0) {
+      const needMs = (ahead + count) * pace;
+      if (needMs > this.limits.requestTimeoutMs) {
+        throw new AkidbError(
+          "AKIDB_ERR_BACKLOGGED",
+          { count, aheadMs: Math.round(ahead * pace), timeoutMs: this.limits.requestTimeoutMs },
+          { retryAfterSeconds: Math.max(1, Math.ceil((ahead * pace) / 1000)) },
+        );
+      }
+    }
     const permit = this.#permits.tryAcquire(count);
     if (permit) return permit;
     throw new AkidbError(
@@ -341,6 +368,12 @@ export class Batcher {
       this.#metrics?.latencyMs.observe({ stage: "inference" }, elapsed);
       this.#batchMsAverage =
         this.#batchMsAverage === null ? elapsed : 0.8 * this.#batchMsAverage + 0.2 * elapsed;
+      // Full batches only: a lone input's time says little about the cost of many.
+      if (batch.slots.length >= this.limits.batchSize) {
+        const perInput = elapsed / batch.slots.length;
+        this.#inputMsAverage =
+          this.#inputMsAverage === null ? perInput : 0.8 * this.#inputMsAverage + 0.2 * perInput;
+      }
       this.#metrics?.tokens.inc(result.tokenCounts.reduce((sum, count) => sum + count, 0));
       batch.slots.forEach((slot, i) => {
         const waiter = slot.waiter;
