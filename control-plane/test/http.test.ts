@@ -97,8 +97,25 @@ async function expectError(response: Response, status: number, code: string, par
     param,
     type: errorRegistry[code as keyof typeof errorRegistry].type,
   });
-  expect(body.error.message.length).toBeGreaterThan(20);
+  expect(body.error.message).toMatch(registryMessage(code as keyof typeof errorRegistry));
   return body.error;
+}
+
+/**
+ * The registry's message of `code` as a pattern: its text with each parameter free. A body that
+ * matches it carries that code's own message, every parameter filled in.
+ */
+function registryMessage(code: keyof typeof errorRegistry): RegExp {
+  const slot = (key: string) => `\u0000${key}\u0000`;
+  // Every parameter renders as a marked slot, in a template and through .join alike.
+  const params = new Proxy(
+    {},
+    { get: (_, key) => ({ toString: () => slot(String(key)), join: () => slot(String(key)) }) },
+  );
+  const render = errorRegistry[code].message as (p: unknown) => unknown;
+  const text = String(render(params));
+  const escaped = text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`^${escaped.replace(/\u0000[^\u0000]*\u0000/g, "[\\s\\S]+?")}$`);
 }
 
 function decodeBase64(text: string): Float32Array {
@@ -893,6 +910,19 @@ describe("admin", () => {
       409,
       "AKIDB_ERR_MODE_CONFLICT",
     );
+  });
+});
+
+describe("error bodies", () => {
+  it("are checked against the registry's own message of their code (registryMessage)", () => {
+    const tooMany = registryMessage("AKIDB_ERR_TOO_MANY_INPUTS");
+    expect(new AkidbError("AKIDB_ERR_TOO_MANY_INPUTS", { count: 3, limit: 2 }).message).toMatch(tooMany);
+    expect(new AkidbError("AKIDB_ERR_EMPTY_INPUT", { param: "input" }).message).not.toMatch(tooMany);
+    expect("input has 3 items.").not.toMatch(tooMany);
+    const notFound = registryMessage("AKIDB_ERR_MODEL_NOT_FOUND");
+    expect(
+      new AkidbError("AKIDB_ERR_MODEL_NOT_FOUND", { model: "x", available: ["a", "b"] }).message,
+    ).toMatch(notFound);
   });
 });
 
