@@ -133,12 +133,7 @@ describe("control-plane/src layering", () => {
  * Files that still read `embedding.mlx` directly, each being changed by another piece of work as
  * this is written; remove a name once its file reads `modelSettings(config)` instead.
  */
-const ENGINE_NAMES_PENDING = new Set([
-  "inference/launch.ts",
-  "inference/supervisor.ts",
-  "http/routes/collections.ts",
-  "embedding/service.ts",
-]);
+const ENGINE_NAMES_PENDING = new Set(["inference/supervisor.ts", "embedding/service.ts"]);
 
 /**
  * Whether code reads the `embedding.mlx` section or compares with the mode `mlx`. Comments and

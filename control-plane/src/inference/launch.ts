@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { modelSettings } from "../config/model-settings.ts";
 import type { AkidbConfig } from "../config/schema.ts";
 import type { ModelSource } from "../models/registry.ts";
 
@@ -36,8 +37,9 @@ export function pythonInferenceCommand({ config, entry }: LaunchSpec, root = REP
   if (!existsSync(python)) {
     throw new LaunchError(`The Python environment is missing (no ${python}); run make setup.`);
   }
-  const { mlx, onnx } = config.embedding;
-  const revision = mlx.revision ?? entry.revision;
+  const model = modelSettings(config);
+  const { onnx } = config.embedding;
+  const revision = model.revision ?? entry.revision;
   return {
     file: python,
     args: [
@@ -50,21 +52,21 @@ export function pythonInferenceCommand({ config, entry }: LaunchSpec, root = REP
       "--port",
       "0",
       "--cache-dir",
-      mlx.cache_dir,
+      model.cache_dir,
       "--device",
-      mlx.device,
+      model.device,
       "--backend",
       config.embedding.backend,
       "--onnx-precision",
       onnx.precision,
       ...(onnx.threads ? ["--onnx-threads", String(onnx.threads)] : []),
       "--max-batch-tokens",
-      String(mlx.max_batch_tokens),
+      String(model.max_batch_tokens),
       // The supervisor keeps the child's stdin open: if the control plane dies, even by SIGKILL,
       // the pipe closes and the inference process shuts itself down.
       "--exit-with-stdin",
       ...(revision ? ["--revision", revision] : []),
-      ...(mlx.offline ? ["--offline"] : []),
+      ...(model.offline ? ["--offline"] : []),
     ],
     env: { PYTHONUNBUFFERED: "1" },
   };

@@ -10,6 +10,7 @@ import type {
   Metadata,
   StoredDocument,
 } from "../../collections/types.ts";
+import { modelSettings } from "../../config/model-settings.ts";
 import type { AkidbConfig } from "../../config/schema.ts";
 import type { EmbeddingService } from "../../embedding/service.ts";
 import type { InputType } from "../../embedding/types.ts";
@@ -89,7 +90,7 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
       texts,
       inputType,
       ...(collection.dimension < full ? { dimensions: collection.dimension } : {}),
-      normalize: config.embedding.mlx.normalize,
+      normalize: modelSettings(config).normalize,
       truncate: true,
       requestId,
       signal,
