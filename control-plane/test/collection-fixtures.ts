@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { afterAll } from "vitest";
 import { LocalCollectionStore, type LocalStoreOptions } from "../src/collections/local-store.ts";
 import type { CollectionStore } from "../src/collections/types.ts";
 import { AkidbError } from "../src/errors.ts";
@@ -32,10 +33,24 @@ export const noCollections: CollectionStore = {
   close: async () => {},
 };
 
-/** A fresh temporary data directory; `remove` deletes it. */
+const created = new Set<string>();
+// Registered while the importing test file is collected: runs after its last test.
+afterAll(() => {
+  for (const dir of created) rmSync(dir, { recursive: true, force: true });
+  created.clear();
+});
+
+/** A fresh temporary data directory; `remove` deletes it (else it goes after the test file). */
 export function tempDataDir(): { dir: string; remove: () => void } {
   const dir = mkdtempSync(path.join(tmpdir(), "akidb-collections-"));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  created.add(dir);
+  return {
+    dir,
+    remove: () => {
+      rmSync(dir, { recursive: true, force: true });
+      created.delete(dir);
+    },
+  };
 }
 
 /** A local store over `dataDir` with test-sized thresholds unless overridden. */
