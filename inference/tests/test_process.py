@@ -23,6 +23,8 @@ from .hub_server import repo_from_directory, serve_hub
 from .process import START_SECONDS, InferenceProcess
 
 FIXTURES = ("qwen3-f32", "qwen3-4bit", "gemma3-f32", "gemma3-4bit")
+BACKENDS = {"qwen3-f32": "onnx", "qwen3-4bit": "mlx", "gemma3-f32": "mlx", "gemma3-4bit": "onnx"}
+"""Each backend serves each architecture once, float and MLX 4-bit layouts between them."""
 TOKEN = "test-token"
 MIN_COSINE = 0.9999
 HEALTH_BUDGET_SECONDS = 0.1
@@ -36,7 +38,7 @@ def processes() -> Iterator[dict[str, InferenceProcess]]:
         for name in FIXTURES:
             port = free_port() if not started else 0
             args = ["--model", str(fixture_dir(name)), "--port", str(port), "--device", "cpu"]
-            started[name] = InferenceProcess(args, token=TOKEN)
+            started[name] = InferenceProcess([*args, "--backend", BACKENDS[name]], token=TOKEN)
         for process in started.values():
             process.wait_ready()
         yield started
@@ -140,6 +142,7 @@ def test_the_model_card_describes_the_checkpoint(processes: dict[str, InferenceP
     reference = load_reference(name)
     assert card["id"] == str(fixture_dir(name))
     assert card["architecture"] == reference.model_type
+    assert (card["backend"], card["device"]) == (BACKENDS[name], "cpu")
     assert card["max_tokens"] == reference.max_tokens
     assert card["dimension"] == len(reference.texts[0].embedding)
     assert card["matryoshka_dimensions"] == MATRYOSHKA[reference.model_type]

@@ -2,8 +2,8 @@
 
 Session options: every graph optimisation (ORT_ENABLE_ALL: constant folding, node fusions, memory
 layout); the graphs already use single-kernel operators for RMSNorm, RoPE and attention, so no
-fusion has to recognise them. Intra-op threads default to the CPU cores this process may use;
-inter-op parallelism is off (one branch per graph).
+fusion has to recognise them. Intra-op threads default to the CPU cores this process may use and
+sleep rather than spin when idle; inter-op parallelism is off (one branch per graph).
 """
 
 from __future__ import annotations
@@ -71,6 +71,9 @@ class ONNXBackend:
         session_options.intra_op_num_threads = options.onnx_threads or default_threads()
         session_options.inter_op_num_threads = 1
         session_options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle pool threads sleep instead of spinning: spinning keeps every core busy between
+        # kernels, starving the event loop (/health) and the control plane on the same machine.
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session_options.log_severity_level = 3
         try:
             session = ort.InferenceSession(str(path), session_options, providers=providers)
