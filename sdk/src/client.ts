@@ -26,6 +26,9 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Per-attempt timeout in ms for this call (false: none). */
   timeoutMs?: number | false;
+  /** Sent as `x-request-id` (1 to 128 of `A-Z a-z 0-9 _ . : @ / + = -`): the server logs it on
+   * every line of this request, also in the inference process's. Default: the server makes one. */
+  requestId?: string;
 }
 
 /** `embeddings.create`'s request: the contract's EmbeddingRequest. Without `encoding_format`, the
@@ -97,7 +100,7 @@ export function createAkiDB(options: ClientOptions): AkiDB {
       ...policy,
       ...(call?.timeoutMs === undefined ? {} : { timeoutMs: call.timeoutMs }),
     }),
-    headers,
+    headers: call?.requestId === undefined ? headers : { ...headers, "x-request-id": call.requestId },
     ...(call?.signal === undefined ? {} : { signal: call.signal }),
   });
   const read = (call: CallOptions | undefined) => init({ idempotent: true }, call);

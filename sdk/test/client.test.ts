@@ -127,6 +127,18 @@ describe("errors", () => {
     expect((error as AkiDBError).message).toContain("bad gateway");
   });
 
+  it("sends the caller's request id", async () => {
+    let requestId: string | null = null;
+    server.use(
+      http.get(`${BASE}/v1/models`, ({ request }) => {
+        requestId = request.headers.get("x-request-id");
+        return HttpResponse.json(MODEL_LIST);
+      }),
+    );
+    await client().models.list({ requestId: "trace-42" });
+    expect(requestId).toBe("trace-42");
+  });
+
   it("sends the admin token to /admin/v1", async () => {
     let authorization: string | null = null;
     server.use(
