@@ -412,7 +412,7 @@ function renderOverhead(results: Results): string[] {
     "",
     "Overhead (control plane minus inference process) and where the control plane's time went (its own" +
       " histogram means over the window: queue = an input's wait for its batch, inference = the batch's" +
-      " `/v1/embeddings` + `/tokenize` calls, total = the request inside the control plane):",
+      " `/v1/embeddings` call, total = the request inside the control plane):",
     "",
     "| offered QPS | overhead P50 ms | overhead P95 ms | overhead P99 ms | queue ms | inference ms | total ms |",
     "|---|---|---|---|---|---|---|",
@@ -547,8 +547,8 @@ function renderInterpretation(results: Results): string[] {
       (overheads(results).some((o) => o.p99 < 0)
         ? " A negative overhead means the bare process queued a burst that the control plane's batching absorbed."
         : "") +
-      " The control plane calls `/v1/embeddings` and `/tokenize` (exact `usage` counts) for each batch" +
-      " and re-encodes the vectors; in exchange it batches concurrent requests, which the bare process" +
+      " The control plane makes one `/v1/embeddings` call per batch (its answer carries each input's" +
+      " token count) and re-encodes the vectors; in exchange it batches concurrent requests, which the bare process" +
       ` does not: closed loop it serves ${qpsText(results.overhead.control_plane_probe.achieved_qps)} requests/s` +
       ` against the bare process's ${qpsText(results.overhead.direct_probe.achieved_qps)}.`,
   );
