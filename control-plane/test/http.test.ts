@@ -106,7 +106,7 @@ async function expectError(response: Response, status: number, code: string, par
  * matches it carries that code's own message, every parameter filled in.
  */
 function registryMessage(code: keyof typeof errorRegistry): RegExp {
-  const slot = (key: string) => `\u0000${key}\u0000`;
+  const slot = (key: string) => `⟦${key}⟧`;
   // Every parameter renders as a marked slot, in a template and through .join alike.
   const params = new Proxy(
     {},
@@ -115,7 +115,7 @@ function registryMessage(code: keyof typeof errorRegistry): RegExp {
   const render = errorRegistry[code].message as (p: unknown) => unknown;
   const text = String(render(params));
   const escaped = text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return new RegExp(`^${escaped.replace(/\u0000[^\u0000]*\u0000/g, "[\\s\\S]+?")}$`);
+  return new RegExp(`^${escaped.replace(/⟦[^⟧]*⟧/g, "[\\s\\S]+?")}$`);
 }
 
 function decodeBase64(text: string): Float32Array {
