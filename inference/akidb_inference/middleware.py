@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import time
 import uuid
@@ -99,7 +100,10 @@ class RequestContext:
                 )
                 await error_response(bug)(scope, receive, send_with_id)
         finally:
-            log.info(
+            # The supervisor asks /health every second: a healthy answer is not worth an info line.
+            quiet = scope["path"] in UNAUTHENTICATED_PATHS and status < 400
+            log.log(
+                logging.DEBUG if quiet else logging.INFO,
                 "request",
                 extra={
                     "method": scope["method"],

@@ -88,6 +88,15 @@ def test_health_needs_no_token(client: TestClient) -> None:
     assert client.get("/health").status_code == 200
 
 
+def test_a_healthy_health_poll_logs_at_debug_only(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="akidb_inference"):
+        client.get("/health")
+    polls = [r for r in caplog.records if r.getMessage() == "request" and getattr(r, "path", "") == "/health"]
+    assert [r.levelno for r in polls] == [logging.DEBUG]
+
+
 def test_health_proves_the_token_without_revealing_it(client: TestClient) -> None:
     challenge = "0123456789abcdef" * 2
     proof = client.get("/health", headers={"x-akidb-challenge": challenge}).headers["x-akidb-proof"]
