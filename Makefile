@@ -5,7 +5,7 @@ NODE_BIN := $(shell scripts/node-path.sh 2>/dev/null)
 export PATH := $(CURDIR)/node_modules/.bin:$(NODE_BIN):$(PATH)
 PY := inference/.venv/bin/python
 
-.PHONY: help setup setup-test serve test lint typecheck test-python test-ts fixtures bench bench-inference bench-load bench-collections bench-retrieval
+.PHONY: help setup setup-test serve test lint typecheck test-python test-ts fixtures bench bench-inference bench-backends bench-load bench-collections bench-retrieval
 
 help:
 	@echo "make serve   install what is missing, start AkiDB (config: akidb.yaml if present)"
@@ -50,10 +50,13 @@ test: setup-test
 	@$(MAKE) --no-print-directory _lint _typecheck
 	@$(MAKE) --no-print-directory test-python test-ts
 
-bench: bench-inference bench-load bench-retrieval
+bench: bench-inference bench-backends bench-load bench-retrieval
 
 bench-inference: setup-test
 	$(PY) bench/inference.py
+
+bench-backends: setup-test
+	$(PY) bench/backends.py
 
 bench-load: fixtures
 	node bench/load.ts

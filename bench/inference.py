@@ -129,10 +129,11 @@ def profile_layer(config: dict[str, Any], tokens: int, repeats: int = 3) -> dict
 
 def measure_model(model_dir: Path, repeats: dict[int, int]) -> dict[str, Any]:
     """Runs in its own process: cold load, then latency per batch size."""
-    from akidb_inference.engine import load_embedder
+    from akidb_inference.engine import BackendOptions, load_embedder
 
     started = time.perf_counter()
-    embedder = load_embedder(model_dir, device="cpu")
+    # This benchmark measures MLX (the default elsewhere is ONNX Runtime: bench/backends.py).
+    embedder = load_embedder(model_dir, device="cpu", backend=BackendOptions(name="mlx"))
     load_seconds = time.perf_counter() - started
     warm_up_seconds = embedder.warm_up()
     tokens_per_text = len(embedder.tokenize([TEXT], "document")[0].ids)
