@@ -8,6 +8,7 @@ import path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, expect, it } from "vitest";
 import { waitFor } from "../control-plane/test/helpers.ts";
+import { watchContract } from "./contract.ts";
 import { REPO } from "./server.ts";
 
 const ROUNDS = 4;
@@ -42,6 +43,14 @@ let answered = 0;
 const dataDir = mkdtempSync(path.join(tmpdir(), "akidb-crash-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
+/** The server of the current round: every complete response it gives is checked against openapi.yaml. */
+let currentUrl: string | undefined;
+const contract = watchContract(() => currentUrl);
+afterAll(async () => {
+  expect(await contract.violations()).toEqual([]);
+  expect(contract.checked).toBeGreaterThan(0);
+});
+
 async function start(): Promise<{ url: string; child: ResultPromise<{ reject: false; buffer: false }> }> {
   const child = execa(path.join(REPO, "bin/akidb"), ["serve", "--port", "0"], {
     reject: false,
@@ -74,6 +83,7 @@ async function start(): Promise<{ url: string; child: ResultPromise<{ reject: fa
   ).catch((error: Error) => {
     throw new Error(`${error.message}\n${output}`);
   });
+  currentUrl = url;
   return { url, child };
 }
 
