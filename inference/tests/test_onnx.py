@@ -4,6 +4,7 @@ ready export, and backend selection."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from akidb_inference.backends import BackendOptions, load_backend, metal_available
 from akidb_inference.backends.onnx import ONNXBackend
 from akidb_inference.backends.onnx.convert import graph_file
-from akidb_inference.checkpoint import read_checkpoint
+from akidb_inference.checkpoint import ModelLoadError, read_checkpoint
 from akidb_inference.download import package_dir
 from akidb_inference.engine import load_embedder
 
@@ -128,6 +129,16 @@ def test_a_ready_export_in_the_model_directory_is_used_as_it_is(tmp_path: Path) 
     assert not (directory / ".akidb-onnx").exists()
     embedder = load_embedder(directory, backend=ONNX)
     check_reference("gemma3-f32", embedder, embedder)
+
+
+@pytest.mark.parametrize(("layers", "problem"), [(3, r"missing layers\.2\."), (1, r"unexpected layers\.1\.")])
+def test_weights_that_do_not_fit_the_config_are_named(tmp_path: Path, layers: int, problem: str) -> None:
+    directory = tmp_path / "model"
+    shutil.copytree(fixture_dir("qwen3-f32"), directory, ignore=shutil.ignore_patterns(".akidb-onnx"))
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps(config | {"num_hidden_layers": layers}))
+    with pytest.raises(ModelLoadError, match=rf"do not match its qwen3 config: {problem}"):
+        load_embedder(directory, backend=ONNX)
 
 
 def test_auto_is_mlx_where_metal_is_available_and_onnx_elsewhere() -> None:

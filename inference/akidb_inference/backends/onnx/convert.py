@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnx
@@ -111,13 +111,17 @@ def _write(checkpoint: Checkpoint, weights: Precision, directory: Path) -> None:
         raise ModelLoadError(
             f"{checkpoint.directory / 'config.json'} ({checkpoint.model_type}): {error}"
         ) from error
+    tensors = _ReadTracked(module.sanitize(read_weights(checkpoint)))
+    mismatch = f"the weights in {checkpoint.directory} do not match its {checkpoint.model_type} config"
     try:
-        built = module.build(args, module.sanitize(read_weights(checkpoint)))
+        built = module.build(args, tensors)
     except KeyError as error:
+        raise ModelLoadError(f"{mismatch}: missing {error.args[0]}") from error
+    # As strict as the MLX loader: weights the config has no place for mean the wrong config.
+    if unread := sorted(set(tensors) - tensors.read):
         raise ModelLoadError(
-            f"the weights in {checkpoint.directory} do not match its {checkpoint.model_type} config: "
-            f"missing {error}"
-        ) from error
+            f"{mismatch}: unexpected {', '.join(unread[:5])}" + (" ..." if unread[5:] else "")
+        )
     graph = built.graph
     if weights == "int4":
         graph = precision.to_int4(graph)
@@ -142,6 +146,22 @@ def read_head(graph: Path) -> tuple[list[np.ndarray], int | None]:
     with np.load(path) as stored:
         head = [stored[f"arr_{i}"] for i in range(len(stored.files) - 1)]
         return head, int(stored["dimension"])
+
+
+class _ReadTracked(dict[str, np.ndarray]):
+    """A writer's weights, remembering which ones it read."""
+
+    def __init__(self, weights: dict[str, np.ndarray]) -> None:
+        super().__init__(weights)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
 
 
 def _save(graph: onnx.ModelProto, path: Path) -> None:
