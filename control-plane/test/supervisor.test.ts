@@ -135,6 +135,8 @@ describe("InferenceSupervisor", () => {
     expect(supervisor.status().lastOutput).toContain("boom: weights missing");
     expect(supervisor.status().lastError).not.toContain("boom");
     expect(supervisor.status().lastError).toContain("POST /admin/v1/inference/restart");
+    // max_restarts 0: nothing will happen without an operator, so no Retry-After.
+    expect(supervisor.retryAfterSeconds()).toBeUndefined();
   });
 
   it("a model load failure reported by /health fails the start and kills the child", async () => {
@@ -225,6 +227,12 @@ describe("InferenceSupervisor", () => {
     expect(status.restarts).toBe(3);
     expect(status.lastError).toMatch(/4 failures within 60000 ms: retrying only every 1000 ms/);
     expect(status.lastError).toContain("POST /admin/v1/inference/restart");
+    // Text requests meanwhile get 503 with a Retry-After of the next attempt (backoff_max_ms: 1 s).
+    const embedder = new InferenceEmbedder(supervisor, { loadsOnDemand: false });
+    const refused = await embedder
+      .embed({ texts: ["x"], inputType: "query", normalize: true, requestId: "r" })
+      .catch((e: AkidbError) => e);
+    expect(refused).toMatchObject({ code: "AKIDB_ERR_MODEL_UNAVAILABLE", retryAfterSeconds: 1 });
     const gaps = launches.slice(1, 4).map((time, i) => time - launches[i]!);
     // 40, 80, 160 ms of backoff at least (plus the time each attempt took).
     gaps.forEach((gap, i) => {

@@ -81,10 +81,11 @@ export class InferenceEmbedder implements Embedder {
         : current.state === "failed"
           ? firstLine(current.lastError ?? "the inference process failed")
           : `the inference process is ${current.state}`;
+    const retryAfterSeconds = this.supervisor.retryAfterSeconds();
     throw new AkidbError(
       "AKIDB_ERR_MODEL_UNAVAILABLE",
       { model: this.name, reason },
-      current.state === "failed" || current.state === "stopped" ? {} : { retryAfterSeconds: 1 },
+      retryAfterSeconds === undefined ? {} : { retryAfterSeconds },
     );
   }
 }

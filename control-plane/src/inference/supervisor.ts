@@ -117,6 +117,8 @@ export class InferenceSupervisor {
   /** Times of recent failures, for the restart window and the backoff exponent. */
   #failures: number[] = [];
   #retryTimer: NodeJS.Timeout | undefined;
+  /** When the scheduled relaunch fires (epoch ms), while one is scheduled. */
+  #retryAt: number | null = null;
   /** Bumped by every operator action so an already scheduled relaunch knows it is stale. */
   #generation = 0;
   #launching: AbortController | undefined;
@@ -152,6 +154,16 @@ export class InferenceSupervisor {
   /** The running process's client, or undefined unless the state is `ready`. */
   client(): InferenceClient | undefined {
     return this.#state === "ready" ? this.#child?.client : undefined;
+  }
+
+  /**
+   * Seconds until a text request is worth retrying while there is no ready process: until the
+   * scheduled relaunch (also in `failed`, which retries every `backoff_max_ms`), at least 1; 1
+   * while a launch is under way; undefined when nothing will happen without an operator.
+   */
+  retryAfterSeconds(): number | undefined {
+    if (this.#retryAt !== null) return Math.max(1, Math.ceil((this.#retryAt - Date.now()) / 1000));
+    return this.#state === "starting" || this.#state === "restarting" ? 1 : undefined;
   }
 
   /**
@@ -587,8 +599,10 @@ export class InferenceSupervisor {
   /** Relaunches after `delay` unless an operator action or a state change came first. */
   #scheduleRelaunch(delay: number, state: "restarting" | "failed"): void {
     const generation = this.#generation;
+    this.#retryAt = Date.now() + delay;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
+      this.#retryAt = null;
       void this.#serial(async () => {
         if (generation !== this.#generation || this.#state !== state) return;
         this.#restarts++;
@@ -607,6 +621,7 @@ export class InferenceSupervisor {
   #cancelRetry(): void {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    this.#retryAt = null;
   }
 
   async #terminate(child: Child | undefined = this.#child): Promise<void> {
