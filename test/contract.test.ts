@@ -1,5 +1,7 @@
 // The contract checker itself: it must fail on each kind of drift it exists to catch.
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { contractViolations } from "./contract.ts";
 
 const CP = "http://127.0.0.1:8080";
@@ -67,5 +69,28 @@ describe("contractViolations", () => {
     expect(contractViolations("POST", `${CP}/tokenize`, 404, JSON_TYPE, error)[0]).toContain(
       "no such operation",
     );
+  });
+});
+
+describe("openapi.yaml", () => {
+  it("has an example of each operation's success response (redocly lint checks them against the schemas)", () => {
+    const contract = parse(readFileSync(new URL("../openapi.yaml", import.meta.url), "utf8")) as {
+      paths: Record<
+        string,
+        Record<string, { responses?: Record<string, { content?: Record<string, object> }> }>
+      >;
+    };
+    const missing: string[] = [];
+    for (const [path, item] of Object.entries(contract.paths)) {
+      for (const [method, operation] of Object.entries(item)) {
+        if (operation.responses === undefined) continue; // path-level parameters
+        const success = Object.entries(operation.responses).filter(([status]) => status.startsWith("2"));
+        const examples = success.flatMap(([, response]) =>
+          Object.values(response.content ?? {}).filter((media) => "example" in media || "examples" in media),
+        );
+        if (examples.length === 0) missing.push(`${method.toUpperCase()} ${path}`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 });

@@ -1246,6 +1246,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ok",
+                     *       "mode": "mlx",
+                     *       "embedder": {
+                     *         "status": "ready",
+                     *         "pid": 25863
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["Health"];
                 };
             };
@@ -1276,6 +1286,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example # TYPE akidb_embedding_requests_total counter
+                     *     akidb_embedding_requests_total{status="200"} 42
+                     */
                     "text/plain": string;
                 };
             };
@@ -1310,6 +1324,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "object": "embedding",
+                     *           "index": 0,
+                     *           "embedding": [
+                     *             0.0123,
+                     *             -0.0456,
+                     *             0.0789
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "model": "qwen3-0.6b-4bit",
+                     *       "usage": {
+                     *         "prompt_tokens": 6,
+                     *         "total_tokens": 6
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["EmbeddingResponse"];
                 };
             };
@@ -1342,6 +1377,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "qwen3-0.6b-4bit",
+                     *           "object": "model",
+                     *           "created": 1796054413,
+                     *           "owned_by": "akidb",
+                     *           "source": "mlx-community/Qwen3-Embedding-0.6B-4bit-DWQ",
+                     *           "dimension": 1024,
+                     *           "max_tokens": 32768,
+                     *           "loaded": true
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["ModelList"];
                 };
             };
@@ -1373,6 +1425,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "fb21a6bc-7b05-4d24-a467-f523e1f7d618",
+                     *           "name": "articles",
+                     *           "dimension": 1024,
+                     *           "metric": "cosine",
+                     *           "model": "qwen3-0.6b-4bit",
+                     *           "index": {
+                     *             "M": 16,
+                     *             "ef_construction": 128,
+                     *             "ef_search": 64
+                     *           },
+                     *           "quantization": "f32",
+                     *           "count": 2,
+                     *           "bytes_in_ram": 8512,
+                     *           "bytes_on_disk": 8192,
+                     *           "created_at": "2026-11-30T16:00:13.968Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["CollectionList"];
                 };
             };
@@ -1408,6 +1484,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "fb21a6bc-7b05-4d24-a467-f523e1f7d618",
+                     *       "name": "articles",
+                     *       "dimension": 1024,
+                     *       "metric": "cosine",
+                     *       "model": "qwen3-0.6b-4bit",
+                     *       "index": {
+                     *         "M": 16,
+                     *         "ef_construction": 128,
+                     *         "ef_search": 64
+                     *       },
+                     *       "quantization": "f32",
+                     *       "count": 0,
+                     *       "bytes_in_ram": 0,
+                     *       "bytes_on_disk": 0,
+                     *       "created_at": "2026-11-30T16:00:13.968Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Collection"];
                 };
             };
@@ -1447,6 +1542,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "fb21a6bc-7b05-4d24-a467-f523e1f7d618",
+                     *       "name": "articles",
+                     *       "dimension": 1024,
+                     *       "metric": "cosine",
+                     *       "model": "qwen3-0.6b-4bit",
+                     *       "index": {
+                     *         "M": 16,
+                     *         "ef_construction": 128,
+                     *         "ef_search": 64
+                     *       },
+                     *       "quantization": "f32",
+                     *       "count": 2,
+                     *       "bytes_in_ram": 8512,
+                     *       "bytes_on_disk": 8192,
+                     *       "created_at": "2026-11-30T16:00:13.968Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Collection"];
                 };
             };
@@ -1482,6 +1596,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "fb21a6bc-7b05-4d24-a467-f523e1f7d618",
+                     *       "name": "articles",
+                     *       "deleted": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["DeletedCollection"];
                 };
             };
@@ -1521,6 +1642,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inserted": 1,
+                     *       "updated": 1,
+                     *       "ids": [
+                     *         "doc-1",
+                     *         "b914fc18-da97-4984-b7e7-8da61115b7c2"
+                     *       ],
+                     *       "embeddings_generated": 2,
+                     *       "model": "qwen3-0.6b-4bit",
+                     *       "usage": {
+                     *         "total_tokens": 17,
+                     *         "duration_ms": 46.7
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["UpsertResponse"];
                 };
             };
@@ -1567,6 +1704,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "doc-1",
+                     *       "text": "AkiDB keeps vectors in RAM.",
+                     *       "metadata": {
+                     *         "lang": "en",
+                     *         "year": 2026
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["Document"];
                 };
             };
@@ -1604,6 +1751,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "deleted": 1
+                     *     }
+                     */
                     "application/json": components["schemas"]["DeleteResponse"];
                 };
             };
@@ -1643,6 +1795,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "documents": [
+                     *         {
+                     *           "id": "doc-1",
+                     *           "text": "AkiDB keeps vectors in RAM.",
+                     *           "metadata": {
+                     *             "lang": "en",
+                     *             "year": 2026
+                     *           }
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["GetDocumentsResponse"];
                 };
             };
@@ -1686,6 +1852,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "deleted": 1
+                     *     }
+                     */
                     "application/json": components["schemas"]["DeleteResponse"];
                 };
             };
@@ -1729,6 +1900,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "results": [
+                     *         {
+                     *           "id": "doc-1",
+                     *           "text": "AkiDB keeps vectors in RAM.",
+                     *           "metadata": {
+                     *             "lang": "en",
+                     *             "year": 2026
+                     *           },
+                     *           "score": 0.83
+                     *         }
+                     *       ],
+                     *       "model": "qwen3-0.6b-4bit",
+                     *       "usage": {
+                     *         "total_tokens": 7,
+                     *         "duration_ms": 21.4
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["SearchResponse"];
                 };
             };
@@ -1776,6 +1967,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "results": [
+                     *         [
+                     *           {
+                     *             "id": "doc-1",
+                     *             "text": "AkiDB keeps vectors in RAM.",
+                     *             "metadata": {
+                     *               "lang": "en",
+                     *               "year": 2026
+                     *             },
+                     *             "score": 0.83
+                     *           }
+                     *         ],
+                     *         []
+                     *       ],
+                     *       "model": "qwen3-0.6b-4bit",
+                     *       "usage": {
+                     *         "total_tokens": 7,
+                     *         "duration_ms": 21.4
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["BatchSearchResponse"];
                 };
             };
@@ -1808,6 +2022,78 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "mode": "mlx",
+                     *       "model": {
+                     *         "alias": "qwen3-0.6b-4bit",
+                     *         "source": "mlx-community/Qwen3-Embedding-0.6B-4bit-DWQ",
+                     *         "architecture": "qwen3",
+                     *         "dimension": 1024,
+                     *         "matryoshka_dimensions": {
+                     *           "min": 32,
+                     *           "max": 1024
+                     *         },
+                     *         "max_tokens": 32768,
+                     *         "pooling": "last_token",
+                     *         "prompts": {
+                     *           "query": "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:",
+                     *           "document": ""
+                     *         },
+                     *         "quantization": {
+                     *           "bits": 4,
+                     *           "group_size": 64
+                     *         },
+                     *         "license": "Apache-2.0",
+                     *         "size_mb": 335,
+                     *         "mteb": [
+                     *           {
+                     *             "benchmark": "MTEB(eng, v2)",
+                     *             "mean": 70.7
+                     *           }
+                     *         ],
+                     *         "builtin": true,
+                     *         "loaded": true
+                     *       },
+                     *       "embedder": {
+                     *         "status": "ready",
+                     *         "pid": 25863
+                     *       },
+                     *       "inference": {
+                     *         "state": "ready",
+                     *         "pid": 25863,
+                     *         "port": 41833,
+                     *         "restarts": 1,
+                     *         "last_error": null,
+                     *         "last_output": null,
+                     *         "started_at": "2026-11-30T16:02:11.512Z",
+                     *         "model": "qwen3-0.6b-4bit",
+                     *         "backend": "mlx",
+                     *         "device": "cpu"
+                     *       },
+                     *       "uptime_seconds": 3600.5,
+                     *       "queue": {
+                     *         "depth": 0,
+                     *         "in_flight": 16,
+                     *         "pending_inputs": 16,
+                     *         "max_pending_inputs": 4096,
+                     *         "draining": false
+                     *       },
+                     *       "collections": [
+                     *         {
+                     *           "id": "fb21a6bc-7b05-4d24-a467-f523e1f7d618",
+                     *           "name": "articles",
+                     *           "count": 2,
+                     *           "bytes_in_ram": 8512,
+                     *           "bytes_on_disk": 8192
+                     *         }
+                     *       ],
+                     *       "versions": {
+                     *         "akidb": "0.1.0",
+                     *         "node": "v24.21.0"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["AdminStatus"];
                 };
             };
@@ -1831,6 +2117,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "embedding": {
+                     *         "mode": "mlx",
+                     *         "mlx": {
+                     *           "model": "qwen3-0.6b-4bit",
+                     *           "batch_size": 32
+                     *         }
+                     *       },
+                     *       "collection": {
+                     *         "max_collections": 1000
+                     *       },
+                     *       "server": {
+                     *         "port": 8080,
+                     *         "api_keys": [
+                     *           "<redacted>"
+                     *         ]
+                     *       },
+                     *       "storage": {
+                     *         "data_dir": "./data"
+                     *       },
+                     *       "models": {}
+                     *     }
+                     */
                     "application/json": components["schemas"]["AdminConfig"];
                 };
             };
@@ -1854,6 +2164,71 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "alias": "qwen3-0.6b-4bit",
+                     *           "source": "mlx-community/Qwen3-Embedding-0.6B-4bit-DWQ",
+                     *           "architecture": "qwen3",
+                     *           "dimension": 1024,
+                     *           "matryoshka_dimensions": {
+                     *             "min": 32,
+                     *             "max": 1024
+                     *           },
+                     *           "max_tokens": 32768,
+                     *           "pooling": "last_token",
+                     *           "prompts": {
+                     *             "query": "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:",
+                     *             "document": ""
+                     *           },
+                     *           "quantization": {
+                     *             "bits": 4,
+                     *             "group_size": 64
+                     *           },
+                     *           "license": "Apache-2.0",
+                     *           "size_mb": 335,
+                     *           "mteb": [
+                     *             {
+                     *               "benchmark": "MTEB(eng, v2)",
+                     *               "mean": 70.7
+                     *             }
+                     *           ],
+                     *           "builtin": true,
+                     *           "loaded": true
+                     *         }
+                     *       ],
+                     *       "loaded": {
+                     *         "id": "mlx-community/Qwen3-Embedding-0.6B-4bit-DWQ",
+                     *         "object": "model",
+                     *         "created": 1796054413,
+                     *         "owned_by": "akidb",
+                     *         "architecture": "qwen3",
+                     *         "dimension": 1024,
+                     *         "matryoshka_dimensions": {
+                     *           "min": 32,
+                     *           "max": 1024
+                     *         },
+                     *         "max_tokens": 32768,
+                     *         "pooling": "last_token",
+                     *         "prompts": {
+                     *           "query": "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:",
+                     *           "document": ""
+                     *         },
+                     *         "quantization": {
+                     *           "bits": 4,
+                     *           "group_size": 64,
+                     *           "mode": "affine"
+                     *         },
+                     *         "dtype": "float32",
+                     *         "load_seconds": 2.4,
+                     *         "resident_memory_bytes": 612368384,
+                     *         "backend": "mlx",
+                     *         "device": "cpu"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["AdminModelList"];
                 };
             };
@@ -1880,6 +2255,38 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "alias": "qwen3-0.6b-4bit",
+                     *       "source": "mlx-community/Qwen3-Embedding-0.6B-4bit-DWQ",
+                     *       "architecture": "qwen3",
+                     *       "dimension": 1024,
+                     *       "matryoshka_dimensions": {
+                     *         "min": 32,
+                     *         "max": 1024
+                     *       },
+                     *       "max_tokens": 32768,
+                     *       "pooling": "last_token",
+                     *       "prompts": {
+                     *         "query": "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:",
+                     *         "document": ""
+                     *       },
+                     *       "quantization": {
+                     *         "bits": 4,
+                     *         "group_size": 64
+                     *       },
+                     *       "license": "Apache-2.0",
+                     *       "size_mb": 335,
+                     *       "mteb": [
+                     *         {
+                     *           "benchmark": "MTEB(eng, v2)",
+                     *           "mean": 70.7
+                     *         }
+                     *       ],
+                     *       "builtin": true,
+                     *       "loaded": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["RegistryEntry"];
                 };
             };
@@ -1916,6 +2323,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "state": "ready",
+                     *       "pid": 25863,
+                     *       "port": 41833,
+                     *       "restarts": 1,
+                     *       "last_error": null,
+                     *       "last_output": null,
+                     *       "started_at": "2026-11-30T16:02:11.512Z",
+                     *       "model": "qwen3-0.6b-4bit",
+                     *       "backend": "mlx",
+                     *       "device": "cpu"
+                     *     }
+                     */
                     "application/json": components["schemas"]["InferenceStatus"];
                 };
             };
@@ -1954,6 +2375,39 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ready",
+                     *       "model": {
+                     *         "id": "mlx-community/Qwen3-Embedding-0.6B-4bit-DWQ",
+                     *         "object": "model",
+                     *         "created": 1796054413,
+                     *         "owned_by": "akidb",
+                     *         "architecture": "qwen3",
+                     *         "dimension": 1024,
+                     *         "matryoshka_dimensions": {
+                     *           "min": 32,
+                     *           "max": 1024
+                     *         },
+                     *         "max_tokens": 32768,
+                     *         "pooling": "last_token",
+                     *         "prompts": {
+                     *           "query": "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:",
+                     *           "document": ""
+                     *         },
+                     *         "quantization": {
+                     *           "bits": 4,
+                     *           "group_size": 64,
+                     *           "mode": "affine"
+                     *         },
+                     *         "dtype": "float32",
+                     *         "load_seconds": 2.4,
+                     *         "resident_memory_bytes": 612368384,
+                     *         "backend": "mlx",
+                     *         "device": "cpu"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["InferenceHealthReady"];
                 };
             };
@@ -1988,6 +2442,41 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "mlx-community/Qwen3-Embedding-0.6B-4bit-DWQ",
+                     *           "object": "model",
+                     *           "created": 1796054413,
+                     *           "owned_by": "akidb",
+                     *           "architecture": "qwen3",
+                     *           "dimension": 1024,
+                     *           "matryoshka_dimensions": {
+                     *             "min": 32,
+                     *             "max": 1024
+                     *           },
+                     *           "max_tokens": 32768,
+                     *           "pooling": "last_token",
+                     *           "prompts": {
+                     *             "query": "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:",
+                     *             "document": ""
+                     *           },
+                     *           "quantization": {
+                     *             "bits": 4,
+                     *             "group_size": 64,
+                     *             "mode": "affine"
+                     *           },
+                     *           "dtype": "float32",
+                     *           "load_seconds": 2.4,
+                     *           "resident_memory_bytes": 612368384,
+                     *           "backend": "mlx",
+                     *           "device": "cpu"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["InferenceModelList"];
                 };
             };
@@ -2021,6 +2510,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "object": "embedding",
+                     *           "index": 0,
+                     *           "embedding": [
+                     *             0.0123,
+                     *             -0.0456,
+                     *             0.0789
+                     *           ],
+                     *           "tokens": 6,
+                     *           "truncated": false
+                     *         }
+                     *       ],
+                     *       "model": "mlx-community/Qwen3-Embedding-0.6B-4bit-DWQ",
+                     *       "usage": {
+                     *         "prompt_tokens": 6,
+                     *         "total_tokens": 6
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["InferenceEmbeddingResponse"];
                 };
             };
