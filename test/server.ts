@@ -26,10 +26,17 @@ function listeningUrl(output: string): string | undefined {
   return undefined;
 }
 
-/** Starts the server and resolves once /health answers 200 with status `ok`. */
+/** /health's body, as far as `startAkiDB`'s readiness test needs it. */
+export interface HealthBody {
+  status: string;
+  embedder?: { status: string; reason?: string } | null;
+}
+
+/** Starts the server and resolves once /health answers 200 and `ready` holds (default: status `ok`). */
 export async function startAkiDB(
   env: Record<string, string>,
   readyTimeoutMs = 120_000,
+  ready: (health: HealthBody) => boolean = (health) => health.status === "ok",
 ): Promise<RunningAkiDB> {
   const home = mkdtempSync(path.join(tmpdir(), "akidb-test-"));
   const server: ResultPromise<{ reject: false; buffer: false }> = execa(
@@ -73,8 +80,8 @@ export async function startAkiDB(
     ]);
     await Promise.race([
       waitFor(
-        async () => ((await (await fetch(`${url}/health`)).json()) as { status: string }).status === "ok",
-        "/health to say ok",
+        async () => ready((await (await fetch(`${url}/health`)).json()) as HealthBody),
+        "/health to say the server is ready",
         readyTimeoutMs,
       ),
       exited,

@@ -680,6 +680,7 @@ class FakeSupervisor implements InferenceControl {
       alias: this.entry.alias,
       model: null,
       startedAt: "2026-01-01T00:00:00.000Z",
+      fallback: null,
     };
   }
 
@@ -895,6 +896,7 @@ describe("admin", () => {
     expect(body.data.map((e) => [e.alias, e.loaded])).toEqual([
       ["qwen3-0.6b-4bit", true],
       ["gemma-300m-4bit", false],
+      ["minilm-l6-v2", false],
     ]);
     expect(body.loaded).toBeNull();
   });

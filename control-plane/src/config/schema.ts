@@ -169,11 +169,11 @@ const embeddingSchema = z.strictObject({
    * downloadable (a fresh or offline machine): a registry alias whose weights need no network.
    * The switch is logged once and shown by /health, /admin/v1/status and /v1/models; collections
    * record the model that embedded them, so vectors of the two never mix. Only the default falls
-   * back: a model set in `mlx.model` that cannot be had leaves the server `degraded`. `null` or
-   * "" turns the fallback off (the default model is then `degraded` too until it can be had).
-   * Default `minilm-l6-v2`.
+   * back: a model set in `mlx.model` that cannot be had leaves the server `degraded`. `""` turns
+   * the fallback off (the default model is then `degraded` too until it can be had). Default
+   * `minilm-l6-v2`.
    */
-  fallback_model: z.string().nullable().default("minilm-l6-v2"),
+  fallback_model: z.string().default("minilm-l6-v2"),
   /** Prompt for requests that do not say `input_type`: OpenAI clients send none. Default `document`. */
   default_input_type: z.enum(["query", "document"]).default("document"),
   /**
@@ -297,11 +297,11 @@ export const modelEntrySchema = z.strictObject({
   /** Longest input in tokens, prompt included. */
   max_tokens: positiveInt,
   /**
-   * Default: the architecture's (`last_token` for qwen3, `mean` for gemma3_text); required for
+   * Default: the architecture's (`last_token` for qwen3, `mean` for gemma3_text and bert); required for
    * other architectures.
    */
   pooling: z.enum(["last_token", "mean"]).optional(),
-  /** Prefix per input type; default: the architecture's (qwen3, gemma3_text), else required. */
+  /** Prefix per input type; default: the architecture's (qwen3, gemma3_text, bert), else required. */
   prompts: z.strictObject({ query: z.string(), document: z.string() }).optional(),
   /** Weight quantization; default none (full precision). */
   quantization: z.strictObject({ bits: positiveInt, group_size: positiveInt }).nullable().default(null),

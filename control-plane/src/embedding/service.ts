@@ -1,9 +1,11 @@
 import type { Logger } from "pino";
+import { ConfigError } from "../config/errors.ts";
 import { embeddingKind, modelSettings } from "../config/model-settings.ts";
-import type { AkidbConfig } from "../config/schema.ts";
+import { type AkidbConfig, DEFAULT_MODEL } from "../config/schema.ts";
 import { AkidbError } from "../errors.ts";
 import { InferenceSupervisor, type SupervisorStatus } from "../inference/supervisor.ts";
 import type { Metrics } from "../metrics.ts";
+import type { FallbackPlan } from "../models/fallback.ts";
 import {
   entryFromLoaded,
   isModelEntry,
@@ -73,16 +75,38 @@ export function createEmbeddingService(
         const { control, embedder } = overrides.inference;
         return new InferenceEmbeddingService(deps, { control, embedder, loadsOnDemand });
       }
+      const fallback = fallbackPlan(config, registry);
       const supervisor = new InferenceSupervisor({
         config,
         entry: registry.resolve(settings.model),
         logger,
         metrics: { restarts: deps.metrics.inferenceRestarts },
+        ...(fallback ? { fallback } : {}),
       });
       const embedder = new InferenceEmbedder(supervisor, { loadsOnDemand });
       return new InferenceEmbeddingService(deps, { control: supervisor, embedder, loadsOnDemand });
     }
   }
+}
+
+/**
+ * `embedding.fallback_model` when `embedding.mlx.model` is the built-in default (an explicitly
+ * chosen model never falls back) and the fallback is not turned off ("").
+ */
+function fallbackPlan(config: AkidbConfig, registry: ModelRegistry): FallbackPlan | undefined {
+  const alias = config.embedding.fallback_model;
+  if (!alias || config.embedding.mlx.model !== DEFAULT_MODEL) return undefined;
+  const entry = registry.get(alias);
+  if (!entry) {
+    throw new ConfigError(
+      "embedding.fallback_model",
+      `embedding.fallback_model: unknown model "${alias}"; use a registry alias (${registry
+        .list()
+        .map((e) => e.alias)
+        .join(", ")}), or "" to turn the fallback off.`,
+    );
+  }
+  return { entry, isLocal: (model) => registry.isLocal(model) };
 }
 
 /** What the modes with a model share: the batcher in front of an embedder, and its lifecycle. */
@@ -178,7 +202,7 @@ export class MockEmbeddingService extends TextEmbedding {
 }
 
 /**
- * `embedding.mode: mlx`: a registry entry served by the supervised inference process; an admin may
+ * A local model (`embedding.mode: mlx`): a registry entry served by the supervised inference process; an admin may
  * switch the model or restart the process, each once the requests accepted so far are answered.
  */
 export class InferenceEmbeddingService extends TextEmbedding {

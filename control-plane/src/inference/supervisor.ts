@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import type { AkidbConfig } from "../config/schema.ts";
 import { AkidbError } from "../errors.ts";
 import { pruneModelCache, recordDownload, repoCacheDir } from "../models/cache.ts";
+import { type FallbackPlan, type FallbackState, fallbackFor, fallbackMessage } from "../models/fallback.ts";
 import type { ModelSource } from "../models/registry.ts";
 import { forwardOutput, OutputTail } from "./child-output.ts";
 import { ImpostorError, InferenceClient, type InferenceModel } from "./client.ts";
@@ -35,6 +36,8 @@ export interface SupervisorStatus {
   model: InferenceModel | null;
   /** When the running process became ready (ISO 8601). */
   startedAt: string | null;
+  /** Set while `embedding.fallback_model` serves because the configured model cannot be had. */
+  fallback: FallbackState | null;
 }
 
 export interface SupervisorOptions {
@@ -46,6 +49,8 @@ export interface SupervisorOptions {
   command?: (spec: LaunchSpec) => InferenceCommand;
   /** How long a stopping process may take after SIGTERM before its group gets SIGKILL. Default 5000 ms. */
   stopGraceMs?: number;
+  /** What to serve when `entry` cannot be had (only for the built-in default model). */
+  fallback?: FallbackPlan;
 }
 
 interface ExitInfo {
@@ -123,6 +128,8 @@ export class InferenceSupervisor {
   #generation = 0;
   #launching: AbortController | undefined;
   #ops: Promise<unknown> = Promise.resolve();
+  readonly #fallbackPlan: FallbackPlan | undefined;
+  #fallback: FallbackState | null = null;
 
   constructor(options: SupervisorOptions) {
     this.#config = options.config;
@@ -131,6 +138,7 @@ export class InferenceSupervisor {
     this.#metrics = options.metrics;
     this.#command = options.command ?? pythonInferenceCommand;
     this.#stopGraceMs = options.stopGraceMs ?? 5000;
+    this.#fallbackPlan = options.fallback;
   }
 
   get entry(): ModelSource {
@@ -148,6 +156,7 @@ export class InferenceSupervisor {
       alias: this.#entry.alias,
       model: this.#model,
       startedAt: this.#startedAt,
+      fallback: this.#fallback,
     };
   }
 
@@ -176,8 +185,35 @@ export class InferenceSupervisor {
       if (this.#state === "ready") return;
       this.#cancelRetry();
       if (this.#state === "failed" || this.#state === "stopped") this.#failures = [];
-      await this.#launch("starting");
+      try {
+        await this.#launch("starting");
+      } catch (error) {
+        if (!(await this.#fallBack(error))) throw error;
+      }
     });
+  }
+
+  /**
+   * After the first launch of the configured model failed: when the process said it could not
+   * load a model whose weights are not on this machine and a fallback is planned, serve the
+   * fallback instead (logged once) and return true; else false.
+   */
+  async #fallBack(error: unknown): Promise<boolean> {
+    const plan = this.#fallbackPlan;
+    if (!plan || this.#fallback || !(error instanceof Error) || !(error.cause instanceof LoadFailure))
+      return false;
+    const state = fallbackFor(plan, this.#entry, error.message);
+    if (!state) return false;
+    this.#cancelRetry(); // the configured model's relaunch, scheduled by the failure
+    this.#failures = [];
+    this.#fallback = state;
+    this.#entry = plan.entry;
+    this.#logger.warn(
+      { configured_model: state.configured_model, served_model: state.served_model },
+      fallbackMessage(state),
+    );
+    await this.#launch("starting");
+    return true;
   }
 
   /** Stops the process group (SIGTERM, SIGKILL after the grace period); no relaunch follows. */
@@ -238,6 +274,7 @@ export class InferenceSupervisor {
         this.#entry = entry;
         try {
           await this.#launch("restarting");
+          this.#fallback = null;
         } catch (error) {
           this.#cancelRetry();
           this.#entry = previous;
@@ -271,6 +308,7 @@ export class InferenceSupervisor {
       await commit(async () => {
         const old = this.#child;
         this.#entry = entry;
+        this.#fallback = null;
         this.#child = ready;
         this.#model = model;
         this.#startedAt = new Date().toISOString();

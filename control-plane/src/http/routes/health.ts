@@ -24,6 +24,7 @@ export function healthRoutes(deps: HealthRoutesDeps): Hono<AppEnv> {
       status: deps.closing() ? "shutting_down" : embedding.canEmbed() ? "ok" : "degraded",
       mode: embedding.mode,
       embedder: embedding.kind === "none" ? null : embedderState(embedding.state()),
+      ...servingFallback(embedding),
     };
     return c.json(health, health.status === "shutting_down" ? 503 : 200);
   });
@@ -34,6 +35,12 @@ export function healthRoutes(deps: HealthRoutesDeps): Hono<AppEnv> {
   });
 
   return app;
+}
+
+/** `{fallback}` while `embedding.fallback_model` serves in place of the default model, else nothing. */
+export function servingFallback(embedding: EmbeddingService): { fallback?: Schemas["ModelFallback"] } {
+  const fallback = embedding.kind === "inference" ? embedding.inferenceStatus().fallback : null;
+  return fallback ? { fallback } : {};
 }
 
 /** The embedder's state as the contract shows it (the model's facts are in /admin/v1/models). */
