@@ -95,7 +95,7 @@ export function createEmbeddingService(
  */
 function fallbackPlan(config: AkidbConfig, registry: ModelRegistry): FallbackPlan | undefined {
   const alias = config.embedding.fallback_model;
-  if (!alias || config.embedding.mlx.model !== DEFAULT_MODEL) return undefined;
+  if (!alias || modelSettings(config).model !== DEFAULT_MODEL) return undefined;
   const entry = registry.get(alias);
   if (!entry) {
     throw new ConfigError(

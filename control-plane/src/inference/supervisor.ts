@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import type { Logger } from "pino";
+import { modelSettings } from "../config/model-settings.ts";
 import type { AkidbConfig } from "../config/schema.ts";
 import { AkidbError } from "../errors.ts";
 import { pruneModelCache, recordDownload, repoCacheDir } from "../models/cache.ts";
@@ -395,7 +396,7 @@ export class InferenceSupervisor {
    * repos are ever pruned).
    */
   #downloadRecorder(entry: { source: string }): () => void {
-    const { cache_dir } = this.#config.embedding.mlx;
+    const { cache_dir } = modelSettings(this.#config);
     const dir = repoCacheDir(cache_dir, entry.source);
     if (existsSync(dir)) return () => {};
     return () => {
@@ -408,7 +409,7 @@ export class InferenceSupervisor {
   }
 
   #pruneCache(entry: ModelSource): void {
-    const { cache_dir, max_cache_gb } = this.#config.embedding.mlx;
+    const { cache_dir, max_cache_gb } = modelSettings(this.#config);
     try {
       pruneModelCache(cache_dir, max_cache_gb * 1e9, entry.source, this.#logger);
     } catch (error) {
@@ -490,7 +491,7 @@ export class InferenceSupervisor {
 
   /** Polls `/health` with backoff until ready; rejects on exit, load failure, deadline or abort. */
   async #waitReady(child: Child, signal: AbortSignal): Promise<InferenceModel> {
-    const timeoutMs = this.#config.embedding.mlx.startup_timeout_ms;
+    const timeoutMs = modelSettings(this.#config).startup_timeout_ms;
     const deadline = Date.now() + timeoutMs;
     const waited = new AbortController();
     const client = await Promise.race([
@@ -536,7 +537,7 @@ export class InferenceSupervisor {
    * exit that follows is handled like a crash (restart with backoff).
    */
   async #watchLiveness(child: Child): Promise<void> {
-    const { liveness_interval_ms: interval, liveness_timeout_ms: timeout } = this.#config.embedding.mlx;
+    const { liveness_interval_ms: interval, liveness_timeout_ms: timeout } = modelSettings(this.#config);
     const client = child.client;
     const current = () => this.#child === child && this.#state === "ready" && !child.exitInfo;
     let answeredAt = Date.now();
@@ -604,8 +605,9 @@ export class InferenceSupervisor {
   }
 
   #recordFailure(reason: string): void {
-    const { max_restarts, window_ms, backoff_initial_ms, backoff_max_ms } =
-      this.#config.embedding.mlx.restart;
+    const { max_restarts, window_ms, backoff_initial_ms, backoff_max_ms } = modelSettings(
+      this.#config,
+    ).restart;
     const now = Date.now();
     this.#failures = [...this.#failures.filter((time) => now - time < window_ms), now];
     this.#lastError = reason;
