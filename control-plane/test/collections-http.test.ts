@@ -158,7 +158,8 @@ describe("/api/v1/collections", () => {
     expect(upsert.body).toMatchObject({ inserted: 4, updated: 0, embeddings_generated: 3, model: "mock" });
     expect(upsert.body.ids.slice(0, 2)).toEqual(["a", "b"]);
     expect(upsert.body.ids[2]).toMatch(/^[0-9a-f-]{36}$/);
-    expect(upsert.body.usage.total_tokens).toBeGreaterThan(0);
+    // The mock's count, ceil(UTF-8 bytes / 4) + 1: alpha 3, beta 2, gamma 3; the stored vector costs none.
+    expect(upsert.body.usage.total_tokens).toBe(8);
 
     const byText = await call(app, "POST", "/api/v1/collections/c/search", { text: "beta", k: 2 });
     expect(byText.body.results[0]).toMatchObject({ id: "b", text: "beta", metadata: { kind: "y", n: 2 } });
