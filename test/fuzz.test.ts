@@ -71,8 +71,11 @@ async function withServer(
 
 describe("schemathesis against the control plane", () => {
   it("mock mode", { timeout: 120_000 }, async () => {
-    const report = await withServer({ AKIDB_EMBEDDING_MODE: "mock" }, (url) =>
-      fuzz(CONTRACT, url, 12, PUBLIC),
+    // With tokens (one value as both the API key and the admin token, so one header serves every
+    // operation): requests without it must be refused.
+    const token = { AKIDB_SERVER_API_KEYS: "fuzz-key", AKIDB_SERVER_ADMIN_TOKEN: "fuzz-key" };
+    const report = await withServer({ AKIDB_EMBEDDING_MODE: "mock", ...token }, (url) =>
+      fuzz(CONTRACT, url, 12, [...PUBLIC, "--header", "Authorization: Bearer fuzz-key"]),
     );
     expect(report).toMatch(/Tested: \d+/);
   });
