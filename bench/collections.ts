@@ -511,18 +511,21 @@ function render(r: Results) {
     `| start-up with ${r.n} vectors, from the snapshot (the server, until \`/health\` answers) | ${r.akidb.start_from_snapshot_s} s |`,
     `| opening the data directory in-process (snapshot load) | ${r.akidb.engine_in_process.open_s} s |`,
     `| start-up with ${r.n} vectors, snapshot deleted (rebuilt from SQLite) | ${r.akidb.start_rebuild_s} s |`,
-    `| data_dir after inserting ${r.akidb.disk_bytes_after_update_rounds.documents} vectors, then after each of 3 rounds updating all of them | ${r.akidb.disk_bytes_after_update_rounds.bytes.map((b: number) => `${round(b / 2 ** 20)} MiB`).join(" -> ")} |`,
+    `| data_dir (the ${r.n}-vector collection and a second one) after inserting ${r.akidb.disk_bytes_after_update_rounds.documents} vectors into the second, then after each of 3 rounds updating all of them | ${r.akidb.disk_bytes_after_update_rounds.bytes.map((b: number) => `${round(b / 2 ** 20)} MiB`).join(" -> ")} |`,
     "",
   ];
   const docs = readFileSync(DOCS, "utf8");
-  const section = lines.join("\n");
   const startAt = docs.indexOf("## Collections (`bench/collections.ts`)");
   if (startAt < 0) {
-    writeFileSync(DOCS, `${docs.trimEnd()}\n\n${section}`);
-  } else {
-    const next = docs.indexOf("\n## ", startAt + 3);
-    writeFileSync(DOCS, docs.slice(0, startAt) + section + (next < 0 ? "" : docs.slice(next + 1)));
+    writeFileSync(DOCS, `${docs.trimEnd()}\n\n${lines.join("\n")}`);
+    return;
   }
+  const next = docs.indexOf("\n## ", startAt + 3);
+  const old = docs.slice(startAt, next < 0 ? undefined : next + 1);
+  // The written reading of the numbers is kept; the generated part above it is replaced.
+  const reading = old.indexOf("### What the numbers say");
+  const section = lines.join("\n") + (reading < 0 ? "" : `\n${old.slice(reading).trimEnd()}\n\n`);
+  writeFileSync(DOCS, docs.slice(0, startAt) + section + (next < 0 ? "" : docs.slice(next + 1)));
 }
 
 await main();
