@@ -1,4 +1,4 @@
-import type { components } from "../../../sdk/src/generated/schema.d.ts";
+import type { components } from "../contract.ts";
 
 /** Which of the model's prompts applies: queries get the query prompt, documents the document prompt. */
 export type InputType = components["schemas"]["InputType"];

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { components } from "../../../sdk/src/generated/schema.d.ts";
+import type { components } from "../contract.ts";
 
 type Schemas = components["schemas"];
 

@@ -1,5 +1,5 @@
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { components } from "../../../sdk/src/generated/schema.d.ts";
+import type { components } from "../contract.ts";
 import type { AkidbError } from "../errors.ts";
 
 export type ErrorResponse = components["schemas"]["ErrorResponse"];

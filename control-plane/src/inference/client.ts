@@ -1,12 +1,21 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import type { components } from "../../../sdk/src/generated/schema.d.ts";
+import type {
+  components,
+  InferencePaths,
+  InferencePostPath,
+  InferenceRequest,
+  InferenceResponse,
+} from "../contract.ts";
 import { AkidbError } from "../errors.ts";
 
 type Schemas = components["schemas"];
-export type InferenceEmbeddingRequest = Schemas["EmbeddingRequest"];
-export type InferenceEmbeddingResponse = Schemas["InferenceEmbeddingResponse"];
+export type InferenceEmbeddingRequest = InferenceRequest<"/v1/embeddings">;
+export type InferenceEmbeddingResponse = InferenceResponse<"/v1/embeddings">;
 export type InferenceModel = Schemas["InferenceModel"];
-export type InferenceHealth = Schemas["InferenceHealthReady"] | Schemas["InferenceHealthNotReady"];
+type HealthResponses = InferencePaths["/health"]["get"]["responses"];
+export type InferenceHealth =
+  | HealthResponses[200]["content"]["application/json"]
+  | HealthResponses[503]["content"]["application/json"];
 
 export interface CallOptions {
   requestId: string;
@@ -74,7 +83,13 @@ export class InferenceClient {
     return this.#post("/v1/embeddings", body, options);
   }
 
-  async #post<T>(path: string, body: unknown, options: CallOptions): Promise<T> {
+  /** POST to one of the contract's inference paths: a path it does not have, or a body that is not
+   * that path's request, fails `tsc`; the answer is typed as that path's 200 body. */
+  async #post<P extends InferencePostPath>(
+    path: P,
+    body: InferenceRequest<P>,
+    options: CallOptions,
+  ): Promise<InferenceResponse<P>> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const gone = this.#gone;
     const signal = AbortSignal.any([
@@ -111,7 +126,7 @@ export class InferenceClient {
         : `POST ${path} failed: ${describeFetchError(error)}`;
       throw new AkidbError("AKIDB_ERR_INFERENCE_FAILED", { reason }, { cause: error });
     }
-    if (response.ok) return JSON.parse(text) as T;
+    if (response.ok) return JSON.parse(text) as InferenceResponse<P>;
     throw this.#upstreamError(response.status, text, `POST ${path}`);
   }
 

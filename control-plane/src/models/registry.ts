@@ -1,9 +1,9 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import type { components } from "../../../sdk/src/generated/schema.d.ts";
 import { ConfigError } from "../config/errors.ts";
 import { MODEL_SETTINGS_KEY, modelSettings } from "../config/model-settings.ts";
 import type { AkidbConfig, ModelEntryConfig } from "../config/schema.ts";
+import type { components } from "../contract.ts";
 import { repoCacheDir } from "./cache.ts";
 
 export type Pooling = "last_token" | "mean";

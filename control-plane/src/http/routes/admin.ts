@@ -1,8 +1,8 @@
 import { Hono } from "hono";
-import type { components } from "../../../../sdk/src/generated/schema.d.ts";
 import type { CollectionStore } from "../../collections/types.ts";
 import { redactConfig } from "../../config/redact.ts";
 import type { AkidbConfig } from "../../config/schema.ts";
+import type { components } from "../../contract.ts";
 import { type EmbeddingService, requireInference } from "../../embedding/service.ts";
 import { AkidbError } from "../../errors.ts";
 import type { SupervisorStatus } from "../../inference/supervisor.ts";

@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
-import type { components } from "../../../../sdk/src/generated/schema.d.ts";
 import { type Filter, parseFilter } from "../../collections/filter.ts";
 import type {
   CollectionInfo,
@@ -12,6 +11,7 @@ import type {
 } from "../../collections/types.ts";
 import { modelSettings } from "../../config/model-settings.ts";
 import type { AkidbConfig } from "../../config/schema.ts";
+import type { components } from "../../contract.ts";
 import type { EmbeddingService } from "../../embedding/service.ts";
 import type { InputType } from "../../embedding/types.ts";
 import { AkidbError, isAkidbError } from "../../errors.ts";

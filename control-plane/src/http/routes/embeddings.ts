@@ -1,7 +1,7 @@
 import { Hono } from "hono";
-import type { components } from "../../../../sdk/src/generated/schema.d.ts";
 import { modelSettings } from "../../config/model-settings.ts";
 import type { AkidbConfig } from "../../config/schema.ts";
+import type { components } from "../../contract.ts";
 import type {
   EmbeddingService,
   InferenceEmbeddingService,

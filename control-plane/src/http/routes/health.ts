@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import type { components } from "../../../../sdk/src/generated/schema.d.ts";
+import type { components } from "../../contract.ts";
 import type { EmbeddingService } from "../../embedding/service.ts";
 import type { EmbedderState } from "../../embedding/types.ts";
 import type { Metrics } from "../../metrics.ts";
