@@ -41,7 +41,12 @@ let cutOff = 0;
 let answered = 0;
 
 const dataDir = mkdtempSync(path.join(tmpdir(), "akidb-crash-"));
-afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+/** The server of the current round, killed at the end even when an assertion failed mid-round. */
+let running: ResultPromise<{ reject: false; buffer: false }> | undefined;
+afterAll(() => {
+  running?.kill("SIGKILL");
+  rmSync(dataDir, { recursive: true, force: true });
+});
 
 /** The server of the current round: every complete response it gives is checked against openapi.yaml. */
 let currentUrl: string | undefined;
@@ -71,6 +76,7 @@ async function start(): Promise<{ url: string; child: ResultPromise<{ reject: fa
   child.stderr?.on("data", (chunk: Buffer) => {
     output += chunk.toString();
   });
+  running = child;
   const url = await waitFor(
     () =>
       output
