@@ -46,11 +46,12 @@ describe("contractViolations", () => {
     expect(violation).toContain("status not listed");
   });
 
-  it("reports an operation the contract does not have", () => {
-    expect(contractViolations("DELETE", `${CP}/health`, 405, JSON_TYPE, error)[0]).toContain(
-      "no such operation",
-    );
-    expect(contractViolations("GET", `${CP}/nope`, 404, JSON_TYPE, error)[0]).toContain("no such operation");
+  it("holds requests outside the contract to 404 (no such path) and 405 (no such method) with an error body", () => {
+    expect(contractViolations("GET", `${CP}/nope`, 404, JSON_TYPE, error)).toEqual([]);
+    expect(contractViolations("DELETE", `${CP}/health`, 405, JSON_TYPE, error)).toEqual([]);
+    expect(contractViolations("GET", `${CP}/nope`, 200, JSON_TYPE, "{}")[0]).toContain("expected 404");
+    expect(contractViolations("DELETE", `${CP}/health`, 404, JSON_TYPE, error)[0]).toContain("expected 405");
+    expect(contractViolations("GET", `${CP}/nope`, 404, "text/html", "<p>")[0]).toContain("error body");
   });
 
   it("reports a media type the contract does not document, and non-JSON JSON", () => {
@@ -65,10 +66,11 @@ describe("contractViolations", () => {
     ).toEqual([]);
     // The control plane's /health is another schema: the same body breaks it.
     expect(contractViolations("GET", `${CP}/health`, 503, JSON_TYPE, notReady)).toHaveLength(1);
-    // The control plane serves no /tokenize.
-    expect(contractViolations("POST", `${CP}/tokenize`, 404, JSON_TYPE, error)[0]).toContain(
-      "no such operation",
-    );
+    // The control plane serves no /tokenize, and the inference process no /admin.
+    expect(contractViolations("POST", `${CP}/tokenize`, 200, JSON_TYPE, "{}")[0]).toContain("no such path");
+    expect(
+      contractViolations("GET", "http://127.0.0.1:9/admin/v1/status", 200, JSON_TYPE, "{}", "/inference")[0],
+    ).toContain("no such path");
   });
 });
 

@@ -27,21 +27,36 @@ const validators = new Map<string, ValidateFunction>();
 const pointer = (...parts: string[]) =>
   `#/${parts.map((part) => part.replaceAll("~", "~0").replaceAll("/", "~1")).join("/")}`;
 
-/** The contract path (template) and its operation for a served path, or undefined. */
+/** The contract path (template) a served path matches, its item, and the operation for `method`. */
 function findOperation(
   servedPath: string,
   method: string,
   prefix: string,
-): { template: string; operation: Operation } | undefined {
+): { template: string; operation: Operation | undefined } | undefined {
+  let found: { template: string; operation: Operation | undefined } | undefined;
   for (const [template, item] of Object.entries(CONTRACT.paths)) {
     if (prefix === "" ? template.startsWith("/inference/") : !template.startsWith(`${prefix}/`)) continue;
     const served = template.slice(prefix.length);
     const pattern = new RegExp(
       `^${served.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[^}]+\}/g, "[^/]+")}$`,
     );
-    if (pattern.test(servedPath) && item[method] !== undefined) return { template, operation: item[method] };
+    if (!pattern.test(servedPath)) continue;
+    if (item[method] !== undefined) return { template, operation: item[method] };
+    found = { template, operation: undefined };
   }
-  return undefined;
+  return found;
+}
+
+const errorBody = ajv.compile({ $ref: `${CONTRACT_ID}#/components/schemas/ErrorResponse` });
+
+/** A request outside the contract is answered 404 (no such path) or 405 (a method the path does not
+ * take), with the contract's error body. */
+function outsideViolations(what: string, expected: number, status: number, body: string): string[] {
+  if (status !== expected) return [`${what}: outside the contract, expected ${expected}`];
+  try {
+    if (errorBody(JSON.parse(body))) return [];
+  } catch {}
+  return [`${what}: not the contract's error body: ${body.slice(0, 200)}`];
 }
 
 /** What is wrong with this response according to the contract; an empty list when nothing is.
@@ -59,8 +74,9 @@ export function contractViolations(
   const lower = method.toLowerCase();
   const what = `${method} ${servedPath} -> ${status}`;
   const found = findOperation(servedPath, lower, prefix);
-  if (found === undefined) return [`${what}: no such operation in the contract`];
+  if (found === undefined) return outsideViolations(`${what} (no such path)`, 404, status, body);
   const { template, operation } = found;
+  if (operation === undefined) return outsideViolations(`${what} (no such method)`, 405, status, body);
   const key = [String(status), `${String(status)[0]}XX`, "default"].find((k) => k in operation.responses);
   if (key === undefined)
     return [`${what}: status not listed (${Object.keys(operation.responses).join(", ")})`];
