@@ -61,7 +61,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         "--backend",
         choices=["auto", "mlx", "onnx"],
         default=defaults.backend.name,
-        help="auto: MLX where Metal is available (Apple Silicon), ONNX Runtime elsewhere",
+        help="auto: MLX where it has a GPU (Metal, or CUDA with the cuda extra), ONNX Runtime elsewhere",
     )
     add(
         "--onnx-precision",

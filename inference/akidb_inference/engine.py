@@ -44,6 +44,10 @@ CUT_MARGIN_TOKENS = 16
 """Tokens that must follow the kept ones in a cut text. A cut can change how the word it falls in
 is tokenized; BPE merges and WordPiece matches are local, so that change stays within the last few
 tokens (tests compare cut and whole tokenizations of long texts)."""
+MIN_BUCKET = 16
+"""Smallest padded width with shape buckets (on CUDA): widths and row counts are padded up to powers
+of two, so few shapes repeat and the warm-up runs each one before the model is ready (MLX on CUDA
+compiles and plans kernels per shape on first use; docs/inference.md)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class ModelInfo:
     backend: str
     """"mlx" or "onnx"."""
     device: str
-    """What computes: "cpu", "metal", "cuda"."""
+    """What computes: "cpu", "metal", or "cuda:<GPU name>" (e.g. "cuda:NVIDIA H200")."""
 
 
 @dataclass(frozen=True)
@@ -124,13 +128,17 @@ class Embedder:
         bos_id: int | None,
         eos_id: int,
         max_batch_tokens: int,
+        shape_buckets: bool | None = None,
     ) -> None:
+        """`shape_buckets`: pad batches to power-of-two shapes (`MIN_BUCKET` up to `max_batch_tokens`
+        wide) and warm each one up; None turns it on for CUDA, where first use of a shape compiles."""
         self.info = info
         self._tokenizer = tokenizer
         self._backend = backend
         self._prefix = [] if bos_id is None else [bos_id]
         self._suffix = [eos_id]
         self._max_batch_tokens = max_batch_tokens
+        self._shape_buckets = info.device.startswith("cuda") if shape_buckets is None else shape_buckets
 
     def tokenize(self, texts: Sequence[str], input_type: InputType) -> list[Encoded]:
         """Each text with its prompt and special tokens, cut to `info.max_tokens`.
@@ -192,10 +200,44 @@ class Embedder:
         return np.ascontiguousarray(vectors)
 
     def warm_up(self) -> float:
-        """Run one real one-token forward pass (and the head); returns its duration in seconds."""
+        """Run one real one-token forward pass (and the head); with shape buckets, also one pass
+        of every bucket shape serving can use, so no request pays for compiling it. Returns the
+        duration in seconds."""
         started = time.perf_counter()
         self._embed_batch([self._suffix])
+        if self._shape_buckets:
+            for rows, width in self.bucket_shapes():
+                # One token short of the width, so the padded-batch path (an attention mask) runs;
+                # a lone input may also fill its width exactly (no mask).
+                self._embed_batch([self._suffix * (width - 1)] * rows)
+                if rows == 1:
+                    self._embed_batch([self._suffix * width])
         return time.perf_counter() - started
+
+    def bucket_shapes(self) -> list[tuple[int, int]]:
+        """(rows, width) of every padded batch `embed` can compute with shape buckets."""
+        widths = sorted(
+            {
+                self._padded_width(MIN_BUCKET << k)
+                for k in range(32)
+                if MIN_BUCKET << k <= self._max_batch_tokens
+            }
+        )
+        shapes = []
+        for width in widths:
+            cap = self._row_cap(width)
+            shapes += [(1 << k, width) for k in range(cap.bit_length()) if 1 << k < cap] + [(cap, width)]
+        return shapes
+
+    def _padded_width(self, width: int) -> int:
+        """The bucket a batch of longest input `width` is padded to (itself when not bucketed)."""
+        if not self._shape_buckets:
+            return width
+        padded = min(_next_power_of_two(max(width, MIN_BUCKET)), self.info.max_tokens)
+        return padded if padded <= self._max_batch_tokens else width
+
+    def _row_cap(self, width: int) -> int:
+        return max(self._max_batch_tokens // width, 1)
 
     def _prefix_ids(self, texts: Sequence[str], room: int) -> list[list[int]]:
         """Token ids of each text (no special tokens): all of them, or, for a text with more than
@@ -228,7 +270,7 @@ class Embedder:
         batch: list[int] = []
         for index in order:
             # Sorted longest first, so the batch's first entry sets its padded length.
-            if batch and (len(batch) + 1) * lengths[batch[0]] > self._max_batch_tokens:
+            if batch and (len(batch) + 1) * self._padded_width(lengths[batch[0]]) > self._max_batch_tokens:
                 yield batch
                 batch = []
             batch.append(index)
@@ -236,14 +278,22 @@ class Embedder:
             yield batch
 
     def _embed_batch(self, sequences: list[list[int]]) -> np.ndarray:
-        width = max(len(ids) for ids in sequences)
-        input_ids = np.zeros((len(sequences), width), dtype=np.int32)
-        attention_mask = np.zeros((len(sequences), width), dtype=np.int32)
+        count = len(sequences)
+        width = self._padded_width(max(len(ids) for ids in sequences))
+        rows = (
+            max(count, min(_next_power_of_two(count), self._row_cap(width))) if self._shape_buckets else count
+        )
+        input_ids = np.zeros((rows, width), dtype=np.int32)
+        attention_mask = np.zeros((rows, width), dtype=np.int32)
         for row, ids in enumerate(sequences):
             input_ids[row, : len(ids)] = ids
             attention_mask[row, : len(ids)] = 1
-        hidden = self._backend.forward(input_ids, attention_mask)
-        return self._backend.project(POOLING[self.info.pooling](hidden, attention_mask))
+        hidden = self._backend.forward(input_ids, attention_mask)[:count]
+        return self._backend.project(POOLING[self.info.pooling](hidden, attention_mask[:count]))
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << (n - 1).bit_length()
 
 
 def check_not_truncated(encoded: Sequence[Encoded], max_tokens: int) -> None:
@@ -275,12 +325,13 @@ def load_embedder(
     device: Device = "auto",
     max_batch_tokens: int = 16384,
     backend: BackendOptions | None = None,
+    shape_buckets: bool | None = None,
 ) -> Embedder:
     """Load the checkpoint in `model_dir`.
 
     `device`: "auto" is the GPU when there is one the backend can use, else the CPU.
     `max_batch_tokens` bounds the padded tokens of one forward pass. `backend`: which backend and
-    its options (default: "auto"). Raises `ModelLoadError`.
+    its options (default: "auto"). `shape_buckets`: see `Embedder`. Raises `ModelLoadError`.
     """
     checkpoint = read_checkpoint(model_dir)
     architecture = ARCHITECTURES.get(checkpoint.model_type)
@@ -314,7 +365,15 @@ def load_embedder(
         backend=computing.name,
         device=computing.device,
     )
-    return Embedder(info, tokenizer, computing, bos_id=bos_id, eos_id=eos_id, max_batch_tokens=max_batch_tokens)
+    return Embedder(
+        info,
+        tokenizer,
+        computing,
+        bos_id=bos_id,
+        eos_id=eos_id,
+        max_batch_tokens=max_batch_tokens,
+        shape_buckets=shape_buckets,
+    )
 
 
 def _token_id(tokenizer: Tokenizer, checkpoint: Checkpoint, token: str) -> int:

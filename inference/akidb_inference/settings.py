@@ -24,9 +24,10 @@ class Settings:
     revision: str = "main"
     """Branch, tag or commit of the Hub repo. A commit hash makes start-up reproducible."""
     device: Device = "auto"
-    """"auto": the GPU when the backend has one (Metal for MLX, CUDA for onnxruntime-gpu), else the CPU."""
+    """"auto": the GPU when the backend has one (Metal or CUDA for MLX, CUDA for onnxruntime-gpu),
+    else the CPU."""
     backend: BackendOptions = field(default_factory=BackendOptions)
-    """Which backend computes ("auto": MLX where Metal is available, ONNX Runtime elsewhere) and the
+    """Which backend computes ("auto": MLX where it has a GPU, Metal or CUDA; ONNX Runtime elsewhere) and the
     ONNX Runtime options (weight precision, threads, graph cache)."""
     log_level: str = "info"
     """"debug" adds a line when each batch starts computing."""

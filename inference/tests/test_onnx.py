@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from akidb_inference.backends import BackendOptions, load_backend, metal_available
+from akidb_inference.backends import BackendOptions, load_backend, mlx_gpu_available
 from akidb_inference.backends.onnx import ONNXBackend
 from akidb_inference.backends.onnx.convert import graph_file
 from akidb_inference.checkpoint import ModelLoadError, read_checkpoint
@@ -143,7 +143,9 @@ def test_weights_that_do_not_fit_the_config_are_named(tmp_path: Path, layers: in
 
 def test_auto_is_mlx_where_metal_is_available_and_onnx_elsewhere() -> None:
     checkpoint = read_checkpoint(fixture_dir("qwen3-4bit"))
-    assert load_backend(checkpoint, "cpu", BackendOptions()).name == ("mlx" if metal_available() else "onnx")
+    assert load_backend(checkpoint, "cpu", BackendOptions()).name == (
+        "mlx" if mlx_gpu_available() else "onnx"
+    )
     assert load_backend(checkpoint, "cpu", BackendOptions(name="mlx")).name == "mlx"
 
 

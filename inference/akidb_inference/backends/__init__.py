@@ -3,8 +3,9 @@
 A backend turns a checkpoint into two functions on numpy arrays: the transformer's forward pass
 over a padded batch, and the model's head on pooled vectors. Tokenization, prompts, batching,
 pooling and Matryoshka truncation stay in the engine, so each backend (MLX, ONNX Runtime) only
-implements this Protocol. `load_backend` picks one: "auto" is MLX where Metal is available (Apple
-Silicon) and ONNX Runtime everywhere else, where MLX has only a slow CPU path.
+implements this Protocol. `load_backend` picks one: "auto" is MLX where it has a GPU (Metal on Apple
+Silicon, CUDA on NVIDIA with the `cuda` extra) and ONNX Runtime everywhere else, where MLX has only
+a slow CPU path.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ OnnxPrecision = Literal["f32", "int8", "int4"]
 @dataclass(frozen=True)
 class BackendOptions:
     name: BackendName = "auto"
-    """"auto": MLX where Metal is available, ONNX Runtime elsewhere."""
+    """"auto": MLX where it has a GPU (Metal, or CUDA with the `cuda` extra), ONNX Runtime elsewhere."""
     onnx_precision: OnnxPrecision = "f32"
     """Weight precision of the ONNX graph (an MLX 4-bit checkpoint's weights are dequantized first).
     f32 is the only one that reproduces the reference within 1e-5; int8 (dynamic quantization) is
@@ -80,7 +81,7 @@ def load_backend(checkpoint: Checkpoint, device: Device, options: BackendOptions
 
 def chosen(options: BackendOptions) -> Literal["mlx", "onnx"]:
     """The backend `options` selects on this host ("auto" resolved)."""
-    if options.name == "mlx" or (options.name == "auto" and metal_available()):
+    if options.name == "mlx" or (options.name == "auto" and mlx_gpu_available()):
         return "mlx"
     return "onnx"
 
@@ -98,9 +99,10 @@ def weight_files(options: BackendOptions) -> tuple[str, ...]:
     return onnx.WEIGHT_FILES
 
 
-def metal_available() -> bool:
+def mlx_gpu_available() -> bool:
+    """Whether MLX has a GPU here: Metal, or CUDA with the `cuda` extra (its CUDA build)."""
     try:
         import mlx.core as mx
     except ImportError:
         return False
-    return bool(mx.metal.is_available())
+    return bool(mx.metal.is_available() or mx.cuda.is_available())

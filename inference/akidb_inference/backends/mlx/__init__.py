@@ -1,4 +1,4 @@
-"""The MLX backend: Metal on Apple Silicon, CPU elsewhere."""
+"""The MLX backend: Metal on Apple Silicon, CUDA on NVIDIA GPUs (the `cuda` extra), else the CPU."""
 
 from __future__ import annotations
 
@@ -13,13 +13,30 @@ WEIGHT_FILES = SAFETENSORS_FILES
 """What `download` fetches for this backend: safetensors weights (plain or MLX-quantized)."""
 
 
+def gpu_available() -> bool:
+    """Whether this MLX build has a GPU it can use: Metal, or CUDA (the `mlx[cuda13]` build)."""
+    return bool(mx.metal.is_available() or mx.cuda.is_available())
+
+
 def select_device(device: Device) -> mx.DeviceType:
-    """ "auto" is the GPU when Metal is available, else the CPU."""
-    if device == "cpu" or (device == "auto" and not mx.metal.is_available()):
+    """ "auto" is the GPU when Metal or CUDA is available, else the CPU."""
+    if device == "cpu" or (device == "auto" and not gpu_available()):
         return mx.cpu
-    if not mx.metal.is_available():
-        raise ModelLoadError("device 'gpu' was requested but Metal is not available; use 'cpu' or 'auto'")
+    if not gpu_available():
+        raise ModelLoadError(
+            "device 'gpu' was requested but MLX has neither Metal nor CUDA here (on an NVIDIA host, "
+            "install the `cuda` extra: `make setup` does where nvidia-smi works); use 'cpu' or 'auto'"
+        )
     return mx.gpu
+
+
+def device_name(device: mx.DeviceType) -> str:
+    """ "cpu", "metal", or "cuda:<GPU name>" (e.g. "cuda:NVIDIA H200")."""
+    if device == mx.cpu:
+        return "cpu"
+    if mx.metal.is_available():
+        return "metal"
+    return f"cuda:{mx.device_info(mx.gpu).get('device_name', 'unknown')}"
 
 
 class MLXBackend:
@@ -38,7 +55,7 @@ class MLXBackend:
 
     @property
     def device(self) -> str:
-        return "cpu" if self._device == mx.cpu else "metal"
+        return device_name(self._device)
 
     @property
     def dimension(self) -> int:

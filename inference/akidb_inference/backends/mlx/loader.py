@@ -84,6 +84,12 @@ def _load_file(path: Any) -> dict[str, mx.array]:
     return loaded
 
 
+def single_group_matmul_is_wrong() -> bool:
+    """Whether the layers load on CUDA, where `mx.quantized_matmul` is wrong for an input of one
+    quantization group (K = group_size; MLX 0.32.4)."""
+    return mx.default_device() == mx.gpu and bool(mx.cuda.is_available())
+
+
 def _quantize(model: EmbeddingModel, checkpoint: Checkpoint, weights: dict[str, mx.array]) -> None:
     """Swap in quantized layers wherever the checkpoint has `.scales`; per-layer settings in the
     config's `quantization` (keyed by module path, as mlx-lm writes them) override the default.
@@ -96,7 +102,7 @@ def _quantize(model: EmbeddingModel, checkpoint: Checkpoint, weights: dict[str, 
     assert checkpoint.quantization is not None
     default = checkpoint.quantization
     overrides = checkpoint.config["quantization"]
-    single_group_is_wrong = mx.default_device() == mx.gpu and bool(mx.cuda.is_available())
+    single_group_is_wrong = single_group_matmul_is_wrong()
     dequantize: dict[str, dict[str, Any]] = {}
 
     def predicate(path: str, module: nn.Module) -> bool | dict[str, Any]:
@@ -123,11 +129,13 @@ def _quantize(model: EmbeddingModel, checkpoint: Checkpoint, weights: dict[str, 
             class_predicate=predicate,
         )
         for path, settings in dequantize.items():
+            biases = weights.pop(f"{path}.biases", None)
             weights[f"{path}.weight"] = mx.dequantize(
                 weights[f"{path}.weight"],
-                weights.pop(f"{path}.scales"),
-                weights.pop(f"{path}.biases", None),
+                weights.pop(f"{path}.scales").astype(mx.float32),
+                None if biases is None else biases.astype(mx.float32),
                 **settings,
+                stream=mx.cpu,
             )
     except ValueError as error:
         raise ModelLoadError(f"{checkpoint.directory / 'config.json'}: quantization: {error}") from error

@@ -1,0 +1,62 @@
+"""The MLX backend on an NVIDIA GPU (MLX's CUDA build), and the CUDA workaround on the CPU.
+
+The `cuda` tests run only where MLX has CUDA: CI has no GPU, so they run through the device tool
+(docs/inference.md, "GPU tests", records the command and the last result) and are skipped elsewhere.
+`test_single_group_workaround_keeps_fidelity` runs everywhere: it forces the workaround on the CPU.
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+
+from akidb_inference.backends.mlx import loader
+from akidb_inference.engine import BackendOptions, load_embedder
+
+from .conftest import LoadFixtureEmbedder
+from .fixtures import fixture_dir
+from .test_models import MAX_ABS_DIFF, check_reference, check_reference_discriminates
+
+MLX = BackendOptions(name="mlx")
+FIXTURES = ["qwen3-f32", "qwen3-4bit", "gemma3-f32", "gemma3-4bit"]
+cuda = pytest.mark.skipif(not mx.cuda.is_available(), reason="needs MLX's CUDA build and an NVIDIA GPU")
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_fixture_matches_transformers_on_cuda(fixture: str, fixture_embedder: LoadFixtureEmbedder) -> None:
+    """Reference match alone, in one batch and in split batches (batch == single), never a NaN
+    (`embed` raises on one), with the shape buckets and their warm-up that CUDA serving uses."""
+    embedder = fixture_embedder(fixture, backend=MLX)
+    assert embedder.info.device.startswith("cuda:"), embedder.info.device
+    assert embedder.bucket_shapes(), "shape buckets are on by default on CUDA"
+    embedder.warm_up()
+    check_reference_discriminates(fixture)
+    check_reference(fixture, embedder, fixture_embedder(fixture, 600, MLX))
+
+
+@pytest.mark.cuda
+@cuda
+def test_unbucketed_batches_match_bucketed_on_cuda() -> None:
+    texts = ["short", "a somewhat longer text about vectors " * 9, "x " * 70]
+    plain = load_embedder(fixture_dir("qwen3-4bit"), backend=MLX, shape_buckets=False)
+    bucketed = load_embedder(fixture_dir("qwen3-4bit"), backend=MLX)
+    np.testing.assert_allclose(
+        plain.embed(texts, "document").vectors, bucketed.embed(texts, "document").vectors, atol=MAX_ABS_DIFF
+    )
+
+
+def test_single_group_workaround_keeps_fidelity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The layers whose input is one quantization group load dequantized (as on CUDA) and the 4-bit
+    fixtures still match transformers; the wider layers stay quantized."""
+    monkeypatch.setattr(loader, "single_group_matmul_is_wrong", lambda: True)
+    for fixture in ("qwen3-4bit", "gemma3-4bit"):
+        embedder = load_embedder(fixture_dir(fixture), backend=MLX)
+        batched = load_embedder(fixture_dir(fixture), backend=MLX, max_batch_tokens=600)
+        layer = embedder._backend._model.model.layers[0]  # type: ignore[attr-defined]
+        assert type(layer.mlp.up_proj) is nn.Linear  # input 64 wide: one group of 64
+        assert isinstance(layer.mlp.down_proj, nn.QuantizedLinear)  # input 128 wide: two groups
+        check_reference(fixture, embedder, batched)
