@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The GPU run through the device tool (an NVIDIA machine with Python 3.12, torch and transformers,
+# no network). docs/inference.md ("GPU tests") and docs/benchmarks.md ("GPU") say how to call it.
+#   stash : keep the first half of the mlx-cuda-13 wheel (.whl/) in /tmp (the wheel is larger
+#           than one call may carry)
+#   test  : assemble and install the wheels (.whl2/), unpack the tokenizers, build the fixtures,
+#           run the quantized_matmul reproduction, the workaround before/after and the GPU tests
+#   bench : (after test, machine still warm) the engine without/with shape buckets and with
+#           mx.compile, the inference process over HTTP, transformers on torch CUDA
+# Each stage fits one 10-minute call; a call must follow the previous one within the machine's
+# 30 s warm window, or the installed wheels are gone.
+# Everything it reports lands under $OUT.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1 AKIDB_FIXTURES_DIR=/tmp/akidb-fixtures
+stage="$1"
+case "$stage" in
+stash)
+  mkdir -p /tmp/akidb-wheel && cp .whl/mlx_cuda_13.part-* /tmp/akidb-wheel/
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/device.txt"
+  { python3 -V; ls /usr/local/cuda/include | head -3; python3 -m pip list 2>/dev/null |
+    grep -i -E "^(torch|transformers|tokenizers|typing.extensions|hf-xet|nvidia-cu|nvidia-cudnn|numpy|sentence)"; } |
+    tee -a "$OUT/device.txt"
+  ;;
+test)
+  # One kernel cache for the whole stage (docs/benchmarks.md gives cold-cache numbers separately).
+  export MLX_PTX_CACHE_DIR=/tmp/ptx-shared AKIDB_BENCH_PTX_DIR=/tmp/ptx-shared
+  cat /tmp/akidb-wheel/mlx_cuda_13.part-* .whl2/mlx_cuda_13.part-* >/tmp/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir .whl2/*.whl \
+    /tmp/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl || exit 1
+  tar -xJf .whl2/tokenizers.tar.xz
+  python3 -c 'import mlx.core as mx; print(mx.__version__, mx.cuda.is_available(), mx.device_info(mx.gpu))' | tee "$OUT/test.txt"
+  (cd inference && python3 -c 'from tests.fixtures import build
+for name in ["qwen3-f32", "qwen3-4bit", "gemma3-f32", "gemma3-4bit", *build.REAL_SIZE]:
+    build.ensure(name, build.default_root())') 2>&1 | tail -5
+  python3 bench/cuda_quantized_matmul.py 2>&1 | tee -a "$OUT/test.txt"
+  (cd inference && python3 ../bench/gpu.py --workaround) 2>&1 | tee -a "$OUT/test.txt"
+  (cd inference && timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_models.py -k "not bert" -rs) 2>&1 |
+    tail -30 | tee -a "$OUT/test.txt"
+  ;;
+bench)
+  # The engine on the real shapes without and with shape buckets (each run a fresh kernel cache),
+  # then the inference process over HTTP and transformers on torch CUDA (one shared cache).
+  python3 bench/gpu.py --out "$OUT" --only engine --modes plain buckets buckets+compile 2>&1 | tee "$OUT/engine.txt"
+  AKIDB_BENCH_PTX_DIR=/tmp/ptx-shared python3 bench/gpu.py --out "$OUT" --only server --only torch 2>&1 |
+    tee "$OUT/server-torch.txt"
+  ;;
+esac
