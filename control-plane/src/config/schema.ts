@@ -66,7 +66,7 @@ const mlxSchema = z.strictObject({
   max_batch_tokens: positiveInt.default(16_384),
   /** L2-normalise vectors unless a request says otherwise; cosine and dot product then agree. Default true. */
   normalize: z.boolean().default(true),
-  /** `auto` uses the GPU (Metal) when present, else the CPU; `cpu` forces the CPU. Default `auto`. */
+  /** `auto` uses the GPU (Metal, or CUDA with MLX's CUDA build) when present, else the CPU; `gpu`, `cpu` force one. Default `auto`. */
   device: z.enum(["auto", "gpu", "cpu"]).default("auto"),
   /**
    * Start the inference process and load the model at server start (true), or on the first
@@ -178,8 +178,9 @@ const embeddingSchema = z.strictObject({
   default_input_type: z.enum(["query", "document"]).default("document"),
   /**
    * Which library the inference process computes with: `mlx` (Apple MLX: Metal on Apple Silicon,
-   * a slow CPU path elsewhere), `onnx` (ONNX Runtime: the CPU's vector and int8 units, CUDA with
-   * onnxruntime-gpu), or `auto`: MLX where Metal is available, ONNX Runtime elsewhere. The model,
+   * CUDA on NVIDIA GPUs with its CUDA build, a slow CPU path elsewhere), `onnx` (ONNX Runtime: the
+   * CPU's vector and int8 units, CUDA with onnxruntime-gpu), or `auto`: MLX where it has a GPU,
+   * ONNX Runtime elsewhere. The model,
    * batching and device settings under `mlx` apply to both. Default `auto`.
    */
   backend: z.enum(["auto", "mlx", "onnx"]).default("auto"),
