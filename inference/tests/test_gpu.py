@@ -60,3 +60,21 @@ def test_single_group_workaround_keeps_fidelity(monkeypatch: pytest.MonkeyPatch)
         assert type(layer.mlp.up_proj) is nn.Linear  # input 64 wide: one group of 64
         assert isinstance(layer.mlp.down_proj, nn.QuantizedLinear)  # input 128 wide: two groups
         check_reference(fixture, embedder, batched)
+
+
+def test_shape_buckets_change_no_vector() -> None:
+    """The bucketing CUDA uses, run on the CPU: every warmed shape stays within the token budget,
+    and padded widths and rows change no vector."""
+    texts = ["short", "a somewhat longer text about vectors " * 9, "x " * 70, "y " * 400] * 3
+    plain = load_embedder(fixture_dir("gemma3-4bit"), backend=MLX, max_batch_tokens=600, shape_buckets=False)
+    bucketed = load_embedder(
+        fixture_dir("gemma3-4bit"), backend=MLX, max_batch_tokens=600, shape_buckets=True
+    )
+    shapes = bucketed.bucket_shapes()
+    assert shapes and all(rows * width <= 600 for rows, width in shapes)
+    assert sorted({width for _, width in shapes}) == [16, 32, 64, 128, 256, 512]
+    bucketed.warm_up()
+    for input_type in ("query", "document"):
+        np.testing.assert_allclose(
+            plain.embed(texts, input_type).vectors, bucketed.embed(texts, input_type).vectors, atol=1e-5
+        )
