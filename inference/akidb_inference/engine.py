@@ -45,7 +45,7 @@ CUT_MARGIN_TOKENS = 16
 is tokenized; BPE merges and WordPiece matches are local, so that change stays within the last few
 tokens (tests compare cut and whole tokenizations of long texts)."""
 MIN_BUCKET = 16
-"""Smallest padded width with shape buckets (on CUDA): widths and row counts are padded up to powers
+"""Smallest padded width with shape buckets (MLX on CUDA): widths and row counts are padded to powers
 of two, so few shapes repeat and the warm-up runs each one before the model is ready (MLX on CUDA
 compiles and plans kernels per shape on first use; docs/inference.md)."""
 
@@ -131,14 +131,16 @@ class Embedder:
         shape_buckets: bool | None = None,
     ) -> None:
         """`shape_buckets`: pad batches to power-of-two shapes (`MIN_BUCKET` up to `max_batch_tokens`
-        wide) and warm each one up; None turns it on for CUDA, where first use of a shape compiles."""
+        wide) and warm each one up; None turns it on for MLX on CUDA, where first use of a shape
+        can compile kernels for seconds (measured; ONNX Runtime on CUDA was not)."""
         self.info = info
         self._tokenizer = tokenizer
         self._backend = backend
         self._prefix = [] if bos_id is None else [bos_id]
         self._suffix = [eos_id]
         self._max_batch_tokens = max_batch_tokens
-        self._shape_buckets = info.device.startswith("cuda") if shape_buckets is None else shape_buckets
+        on_mlx_cuda = info.backend == "mlx" and info.device.startswith("cuda")
+        self._shape_buckets = on_mlx_cuda if shape_buckets is None else shape_buckets
 
     def tokenize(self, texts: Sequence[str], input_type: InputType) -> list[Encoded]:
         """Each text with its prompt and special tokens, cut to `info.max_tokens`.
