@@ -159,7 +159,8 @@ const queueSchema = z
 
 const embeddingSchema = z.strictObject({
   /**
-   * `mlx`: embed text with a local MLX model in the inference process. `user_provided`: no
+   * `mlx`: embed text with a local model in the inference process (computed by MLX or ONNX Runtime:
+   * `embedding.backend`). `user_provided`: no
    * model; documents and queries must carry vectors. `mock`: deterministic hash vectors, for
    * tests and demos. Default `mlx`.
    */
