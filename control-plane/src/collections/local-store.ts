@@ -180,7 +180,7 @@ export class LocalCollectionStore implements CollectionStore {
     }
     collection.appliedSeq = log.lastSeq;
     this.#collections.set(row.id, collection);
-    if (!loaded || log.entries > 0) this.#snapshot(collection);
+    if (!loaded || log.entries > 0) await this.#snapshot(collection);
     this.#options.logger?.info(
       {
         collection: row.spec.name,
@@ -330,7 +330,7 @@ export class LocalCollectionStore implements CollectionStore {
           await this.#applyChanges(pending.collection, outcome.changes);
           pending.collection.appliedSeq = Math.max(pending.collection.appliedSeq, outcome.seq);
           pending.collection.changesSinceSnapshot += outcome.changes.length;
-          this.#considerSnapshot(pending.collection);
+          await this.#considerSnapshot(pending.collection);
         })
         .then(
           () => pending.resolve(outcome.result),
@@ -412,38 +412,56 @@ export class LocalCollectionStore implements CollectionStore {
   }
 
   /** Snapshots a collection whose log reached `snapshotEveryOps`: once writes pause, or now if they never do. */
-  #considerSnapshot(collection: Collection): void {
+  async #considerSnapshot(collection: Collection): Promise<void> {
     const every = this.#options.snapshotEveryOps;
     if (collection.changesSinceSnapshot < every) return;
     if (collection.snapshotTimer) clearTimeout(collection.snapshotTimer);
     collection.snapshotTimer = null;
     if (collection.changesSinceSnapshot >= every * SNAPSHOT_FORCE_FACTOR) {
-      this.#snapshot(collection);
+      await this.#snapshot(collection);
       return;
     }
     collection.snapshotTimer = setTimeout(() => {
       collection.snapshotTimer = null;
-      this.#chain = this.#chain.then(() => {
-        if (!this.#closed && collection.changesSinceSnapshot >= every) this.#snapshot(collection);
+      this.#chain = this.#chain.then(async () => {
+        if (!this.#closed && collection.changesSinceSnapshot >= every) await this.#snapshot(collection);
       });
     }, SNAPSHOT_IDLE_MS);
     collection.snapshotTimer.unref();
   }
 
-  /** Saves the index atomically at the applied log position, then compacts the log up to it. */
-  #snapshot(collection: Collection): void {
+  /**
+   * Saves the index atomically at the applied log position, then compacts the log up to it. Runs
+   * in the chain, so no index change lands between the save and the position it records.
+   */
+  async #snapshot(collection: Collection): Promise<void> {
     if (collection.snapshotTimer) clearTimeout(collection.snapshotTimer);
     collection.snapshotTimer = null;
     if (collection.dropped) return;
     const started = performance.now();
-    const { checksum, bytes } = collection.index.saveAtomically(this.#snapshotPath(collection.id));
-    this.#db.recordSnapshot(collection.id, collection.appliedSeq, checksum);
+    const seq = collection.appliedSeq;
+    const path = this.#snapshotPath(collection.id);
+    let saved: { checksum: string; bytes: number };
+    try {
+      saved = await collection.index.saveAtomically(path);
+    } catch (error) {
+      // A drop while the file was being synced removes it under the save.
+      if (collection.dropped) return;
+      throw error;
+    }
+    if (collection.dropped) {
+      // Dropped while the file was being synced: its row is gone, so is the file.
+      VectorIndex.removeFile(path);
+      return;
+    }
+    const { checksum, bytes } = saved;
+    this.#db.recordSnapshot(collection.id, seq, checksum);
     collection.changesSinceSnapshot = 0;
     collection.snapshotBytes = bytes;
     this.#options.logger?.info(
       {
         collection: collection.spec.name,
-        seq: collection.appliedSeq,
+        seq,
         bytes,
         ms: Math.round(performance.now() - started),
       },
@@ -550,12 +568,14 @@ export class LocalCollectionStore implements CollectionStore {
     candidates: number,
     keep: (key: number) => boolean,
   ): Array<{ key: number; score: number }> {
-    const beam = Math.max(candidates, query.k, query.ef ?? 0);
+    const beam = Math.max(candidates, query.k, query.ef ?? collection.spec.index.ef_search);
     // Keys whose delete is committed but not yet applied to the index are skipped.
-    return collection.index
-      .search(query.vector, beam)
-      .filter(({ key }) => collection.idByKey.has(key) && keep(key))
-      .slice(0, Math.max(candidates, query.k));
+    return collection.index.search(
+      query.vector,
+      beam,
+      Math.max(candidates, query.k),
+      (key) => collection.idByKey.has(key) && keep(key),
+    );
   }
 
   /** Log entries waiting for compaction, across collections. */
@@ -588,7 +608,7 @@ export class LocalCollectionStore implements CollectionStore {
     if (this.#pending.length > 0) this.#flush();
     await this.#chain;
     for (const collection of this.#collections.values()) {
-      if (collection.changesSinceSnapshot > 0) this.#snapshot(collection);
+      if (collection.changesSinceSnapshot > 0) await this.#snapshot(collection);
     }
     this.#db.close();
   }

@@ -1,26 +1,45 @@
-import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
+import { closeSync, openSync, readSync, rmSync } from "node:fs";
+import { type FileHandle, open, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import { crc32 } from "node:zlib";
 import { Index, type MetricKind, type ScalarKind } from "usearch";
 import type { CollectionSpec, Metric } from "./types.ts";
 
-const USEARCH_METRIC = { cosine: "cos", l2: "l2sq", ip: "ip" } as const;
 const BYTES_PER_SCALAR = { f32: 4, f16: 2, i8: 1 } as const;
+/** Bytes read per step of a snapshot's checksum. */
+const CRC_CHUNK = 1 << 22;
+
+/**
+ * usearch's metric for a collection. Cosine vectors are normalised before they reach the index
+ * (the vectors in SQLite stay as given), so cosine is a dot product there: usearch's `cos` kernel
+ * computes two norms per distance, `ip` none. i8 keeps `cos`: its integer dot product is not
+ * rescaled to [-1, 1]. (A snapshot records its own metric, and usearch's `load` takes it from the
+ * file: an index saved as `cos` ranks normalised vectors the same.)
+ */
+function usearchMetric(spec: CollectionSpec): MetricKind {
+  if (spec.metric === "l2") return "l2sq" as MetricKind;
+  if (spec.metric === "ip" || spec.quantization !== "i8") return "ip" as MetricKind;
+  return "cos" as MetricKind;
+}
 
 /** One HNSW graph in RAM (usearch), keyed by the integer key the store gives each document id. */
 export class VectorIndex {
   readonly #index: Index;
   readonly #spec: CollectionSpec;
+  readonly #normalize: boolean;
 
   constructor(spec: CollectionSpec) {
     this.#spec = spec;
+    this.#normalize = spec.metric === "cosine";
     this.#index = new Index({
       dimensions: spec.dimension,
-      metric: USEARCH_METRIC[spec.metric] as MetricKind,
+      metric: usearchMetric(spec),
       quantization: spec.quantization as ScalarKind,
       connectivity: spec.index.M,
       expansion_add: spec.index.ef_construction,
-      expansion_search: spec.index.ef_search,
+      // usearch's beam is max(this, the results asked for), fixed at construction; 1 lets each
+      // search set it exactly by the number of results it asks for (see `search`).
+      expansion_search: 1,
       multi: false,
     });
   }
@@ -36,7 +55,7 @@ export class VectorIndex {
   set(key: number, vector: Float32Array): void {
     const k = BigInt(key);
     if (this.#index.contains(k)) this.#index.remove(k);
-    this.#index.add(k, vector, 1);
+    this.#index.add(k, this.#prepared(vector), 1);
   }
 
   remove(key: number): void {
@@ -44,13 +63,35 @@ export class VectorIndex {
     if (this.#index.contains(k)) this.#index.remove(k);
   }
 
-  /** Up to `k` nearest keys with their scores, best first. The beam is max(k, ef_search): a larger `k` widens it. */
-  search(vector: Float32Array, k: number): Array<{ key: number; score: number }> {
-    if (this.#index.size() === 0) return [];
-    const found = this.#index.search(vector, Math.min(k, this.#index.size()), 1);
+  /** The vector as the index holds it: unit length for cosine (a zero vector stays zero). */
+  #prepared(vector: Float32Array): Float32Array {
+    if (!this.#normalize) return vector;
+    let norm = 0;
+    for (let i = 0; i < vector.length; i++) norm += vector[i]! * vector[i]!;
+    if (norm === 0) return vector;
+    const scale = 1 / Math.sqrt(norm);
+    const unit = new Float32Array(vector.length);
+    for (let i = 0; i < vector.length; i++) unit[i] = vector[i]! * scale;
+    return unit;
+  }
+
+  /**
+   * The nearest keys with their scores, best first: the graph is searched with a beam of `beam`
+   * (hnswlib's `ef`), and of the keys it returns, the first `limit` that `keep` admits are kept.
+   */
+  search(
+    vector: Float32Array,
+    beam: number,
+    limit: number,
+    keep: (key: number) => boolean,
+  ): Array<{ key: number; score: number }> {
+    const size = this.#index.size();
+    if (size === 0) return [];
+    const found = this.#index.search(this.#prepared(vector), Math.min(Math.max(beam, limit), size), 1);
     const hits: Array<{ key: number; score: number }> = [];
-    for (let i = 0; i < found.keys.length; i++) {
-      hits.push({ key: Number(found.keys[i]), score: scoreOf(this.#spec.metric, found.distances[i]!) });
+    for (let i = 0; i < found.keys.length && hits.length < limit; i++) {
+      const key = Number(found.keys[i]);
+      if (keep(key)) hits.push({ key, score: scoreOf(this.#spec.metric, found.distances[i]!) });
     }
     return hits;
   }
@@ -64,25 +105,28 @@ export class VectorIndex {
 
   /**
    * Writes the index to `path` atomically (a temp file, fsync, rename, fsync of the directory) and
-   * returns the file's checksum, which `load` checks: a torn or foreign file is never loaded.
+   * returns the file's checksum, which `load` checks: a torn or foreign file is never loaded. Only
+   * usearch's `save` holds the event loop (it has no asynchronous form); the fsyncs and the
+   * checksum's read-back run on libuv's thread pool.
    */
-  saveAtomically(path: string): { checksum: string; bytes: number } {
+  async saveAtomically(path: string): Promise<{ checksum: string; bytes: number }> {
     const temp = `${path}.tmp`;
     this.#index.save(temp);
-    const fd = openSync(temp, "r+");
+    const file = await open(temp, "r+");
+    let checksum: string;
     try {
-      fsyncSync(fd);
+      await file.sync();
+      checksum = await crc32Handle(file);
     } finally {
-      closeSync(fd);
+      await file.close();
     }
-    const checksum = crc32File(temp);
-    const bytes = statSync(temp).size;
-    renameSync(temp, path);
-    const dirFd = openSync(dirname(path), "r");
+    const bytes = Number(checksum.split(":")[1]);
+    await rename(temp, path);
+    const dir = await open(dirname(path), "r");
     try {
-      fsyncSync(dirFd);
+      await dir.sync();
     } finally {
-      closeSync(dirFd);
+      await dir.close();
     }
     return { checksum, bytes };
   }
@@ -113,7 +157,7 @@ export class VectorIndex {
 
 /** CRC-32 of a file and its size, e.g. `1a2b3c4d:1048576` (CRC-32 runs at GB/s, so a snapshot check is cheap). */
 function crc32File(path: string): string {
-  const buffer = Buffer.alloc(1 << 22);
+  const buffer = Buffer.alloc(CRC_CHUNK);
   const fd = openSync(path, "r");
   let crc = 0;
   let size = 0;
@@ -125,10 +169,28 @@ function crc32File(path: string): string {
   } finally {
     closeSync(fd);
   }
+  return checksumString(crc, size);
+}
+
+/** `crc32File` of an open file, read asynchronously: the loop holds only one chunk's CRC at a time. */
+async function crc32Handle(file: FileHandle): Promise<string> {
+  const buffer = Buffer.alloc(CRC_CHUNK);
+  let crc = 0;
+  let size = 0;
+  for (;;) {
+    const { bytesRead } = await file.read(buffer, 0, CRC_CHUNK, size);
+    if (bytesRead === 0) break;
+    crc = crc32(buffer.subarray(0, bytesRead), crc);
+    size += bytesRead;
+  }
+  return checksumString(crc, size);
+}
+
+function checksumString(crc: number, size: number): string {
   return `${crc.toString(16).padStart(8, "0")}:${size}`;
 }
 
-/** cosine: similarity; ip: dot product; l2: Euclidean distance. usearch returns distances. */
+/** cosine: similarity (the dot product of unit vectors); ip: dot product; l2: Euclidean distance. usearch returns distances. */
 function scoreOf(metric: Metric, distance: number): number {
   if (metric === "l2") return Math.sqrt(Math.max(0, distance));
   return 1 - distance;
