@@ -3,7 +3,7 @@ AkiDB's ONNX Runtime backend (each weight precision), AkiDB's MLX backend on the
 sentence-transformers' pipeline on torch (CPU, float32) and plain ONNX Runtime configured as
 fastembed configures it (a torch.onnx export, ORT_ENABLE_ALL, default threads, float32).
 
-    inference/.venv/bin/python bench/backends.py [--quick] [--only minilm|qwen3|gemma]
+    inference/.venv/bin/python bench/backends.py [--quick] [--only minilm|qwen3|gemma] [--engine E]
 
 Models: the real all-MiniLM-L6-v2 weights, and random weights in the real Qwen3-Embedding-0.6B and
 EmbeddingGemma-300m shapes (the `--real-size` fixtures; AkiDB-ONNX dequantizes their MLX 4-bit
@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from bench.report import write_section  # noqa: E402
 
 FIXTURES = ROOT / ".cache" / "fixtures"
 RESULTS = ROOT / "bench" / "results" / "backends.json"
+INFERENCE_RESULTS = ROOT / "bench" / "results" / "inference.json"
 BATCH_SIZES = (1, 8, 32)
 # The text bench/inference.py uses: ~17 tokens, a typical retrieval passage sentence.
 TEXT = "Edge devices keep embeddings close to the data so that search stays private and fast."
@@ -53,6 +55,7 @@ ENGINES = (
     "akidb-mlx-cpu",
     "torch",
     "fastembed-ort",
+    "interleaved",
 )
 ENGINE_NAMES = {
     "akidb-onnx-f32": "AkiDB ONNX f32",
@@ -61,6 +64,7 @@ ENGINE_NAMES = {
     "akidb-mlx-cpu": "AkiDB MLX CPU (f32 / 4-bit)",
     "torch": "sentence-transformers pipeline, torch CPU f32",
     "fastembed-ort": "ONNX Runtime as fastembed configures it, f32",
+    "interleaved": "AkiDB ONNX f32 / fastembed-style f32, alternating in one process",
 }
 
 
@@ -131,7 +135,7 @@ def torch_model(model: str) -> tuple[Any, Any, str]:
         config = json.loads((directory / "config.json").read_text())
         for key in ("quantization", "quantization_config"):
             config.pop(key, None)
-        network = AutoModel.from_config(AutoConfig.for_model(**config), torch_dtype=torch.float32)  # type: ignore[no-untyped-call]
+        network = AutoModel.from_config(AutoConfig.for_model(**config), dtype=torch.float32)  # type: ignore[no-untyped-call]
         tokenizer = AutoTokenizer.from_pretrained(str(directory))
         pooling = "mean" if model == "gemma" else "last_token"
         if model == "qwen3":
@@ -160,9 +164,10 @@ def run_torch(model: str, repeats: dict[int, int]) -> dict[str, Any]:
     return {"load_seconds": load_seconds, "batches": timed(embed, repeats)}
 
 
-def run_fastembed_style(model: str, repeats: dict[int, int]) -> dict[str, Any]:
+def fastembed_style(model: str) -> tuple[Callable[[list[str]], np.ndarray], float]:
     """A torch.onnx export of the transformers model (as the ONNX files fastembed downloads are
-    made), run with fastembed's session options: ORT_ENABLE_ALL, ONNX Runtime's default threads."""
+    made), run with fastembed's session options: ORT_ENABLE_ALL, ONNX Runtime's default threads.
+    Returns its embed function and the export's seconds."""
     import onnxruntime as ort
     import torch
 
@@ -205,7 +210,43 @@ def run_fastembed_style(model: str, repeats: dict[int, int]) -> dict[str, Any]:
         result: np.ndarray = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
         return result
 
+    return embed, export_seconds
+
+
+def run_fastembed_style(model: str, repeats: dict[int, int]) -> dict[str, Any]:
+    embed, export_seconds = fastembed_style(model)
     return {"export_seconds": export_seconds, "batches": timed(embed, repeats)}
+
+
+def run_interleaved(model: str, repeats: dict[int, int]) -> dict[str, Any]:
+    """AkiDB ONNX at each precision and the fastembed-style session in one process, runs
+    alternating, so all see the same machine load: the fairest comparison on a shared machine."""
+    from akidb_inference.engine import BackendOptions, load_embedder
+
+    engines: dict[str, Callable[[list[str]], object]] = {}
+    for precision in ("f32", "int8", "int4"):
+        options = BackendOptions(name="onnx", onnx_precision=precision)
+        embedder = load_embedder(model_dir(model), device="cpu", backend=options)
+        engines[f"akidb_{precision}"] = partial(embedder.embed, input_type="document")
+    try:
+        engines["peer"], _ = fastembed_style(model)
+    except RuntimeError as error:  # the torch.onnx export of some architectures fails
+        print(f"no fastembed-style peer: {error}", file=sys.stderr)
+    batches: dict[str, dict[str, float]] = {}
+    for batch_size, count in repeats.items():
+        batch = texts(batch_size)
+        latencies: dict[str, list[float]] = {name: [] for name in engines}
+        for run in engines.values():
+            run(batch)
+        for _ in range(max(count, 3)):
+            for name, run in engines.items():
+                started = time.perf_counter()
+                run(batch)
+                latencies[name].append(time.perf_counter() - started)
+        batches[str(batch_size)] = {
+            f"{name}_texts_per_s": batch_size / float(np.median(values)) for name, values in latencies.items()
+        }
+    return {"batches": batches}
 
 
 def measure(model: str, engine: str, quick: bool) -> dict[str, Any]:
@@ -219,6 +260,8 @@ def measure(model: str, engine: str, quick: bool) -> dict[str, Any]:
         result = akidb(model, engine, repeats)
     elif engine == "torch":
         result = run_torch(model, repeats)
+    elif engine == "interleaved":
+        result = run_interleaved(model, repeats)
     else:
         result = run_fastembed_style(model, repeats)
     # Other processes share the CPU: the 1-minute load average when the measurement ended.
@@ -280,11 +323,14 @@ def matmul_peak_gflops() -> dict[str, float]:
 
 def render(results: dict[str, Any]) -> str:
     peak = results["peak_gflops"]
+    quiet = results["quiet_f32_peak_gflops"]
     lines = [
-        f"Machine: {results['machine']}. Measured {results['date']}, load average at start "
-        f"{results['load_average']:.1f} (other work was running: compare rows within this run).",
-        f"Measured matmul limits (n = 1024): float32 {peak['f32_numpy']:.0f} GFLOP/s (numpy/OpenBLAS),"
-        f" int8 {peak['int8_onnxruntime']:.0f} GOP/s (ONNX Runtime MatMulInteger).",
+        f"Machine: {results['machine']}. Last run {results['date']}, load average at its start"
+        f" {results['load_average']:.1f}; each row is from the run that last measured it.",
+        f"Matmul limits (n = 1024) measured at the start of this run: float32 {peak['f32_numpy']:.0f}"
+        f" GFLOP/s (numpy/OpenBLAS), int8 {peak['int8_onnxruntime']:.0f} GOP/s (ONNX Runtime"
+        f" MatMulInteger); on a quiet machine (bench/inference.py) float32 reaches {quiet:.0f} GFLOP/s,"
+        " the peak the FLOP/s column is divided by.",
         "",
         "| model | engine | batch 1 texts/s | batch 8 texts/s | batch 32 texts/s | batch 32 GFLOP/s |"
         " / f32 peak | load average |",
@@ -295,7 +341,7 @@ def render(results: dict[str, Any]) -> str:
         tokens = per_engine.get("tokens_per_text", 0.0)
         for engine in ENGINES:
             row = per_engine.get(engine)
-            if row is None:
+            if row is None or engine == "interleaved":
                 continue
             if "error" in row:
                 lines.append(f"| {MODELS[model][0]} | {ENGINE_NAMES[engine]} | {row['error']} | | | | | |")
@@ -306,7 +352,31 @@ def render(results: dict[str, Any]) -> str:
             load = f"{row['load_average']:.1f}" if "load_average" in row else ""
             lines.append(
                 f"| {MODELS[model][0]} | {ENGINE_NAMES[engine]}{source} | {rates[0]:.1f} | {rates[1]:.1f} |"
-                f" {rates[2]:.1f} | {achieved:.1f} | {achieved / peak['f32_numpy']:.0%} | {load} |"
+                f" {rates[2]:.1f} | {achieved:.1f} | {achieved / quiet:.0%} | {load} |"
+            )
+    lines += [
+        "",
+        "All in one process with their runs alternating, so all see the same load (texts/s; in"
+        " brackets, AkiDB f32 over the fastembed-style peer, the same precision):",
+        "",
+        "| model | batch | AkiDB ONNX f32 | AkiDB ONNX int8 | AkiDB ONNX int4 | ONNX Runtime as fastembed"
+        " configures it, f32 | load average |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model, per_engine in results["models"].items():
+        row = per_engine.get("interleaved")
+        if row is None or "error" in row:
+            continue
+        for batch_size in BATCH_SIZES:
+            rates = row["batches"][str(batch_size)]
+            cells = [f"{rates[f'akidb_{p}_texts_per_s']:.1f}" for p in ("f32", "int8", "int4")]
+            peer = rates.get("peer_texts_per_s")
+            ratio = f" ({rates['akidb_f32_texts_per_s'] / peer:.2f}x)" if peer else ""
+            cells[0] += ratio
+            peer_cell = f"{peer:.1f}" if peer else "export fails"
+            lines.append(
+                f"| {MODELS[model][0]} | {batch_size} | {' | '.join(cells)} | {peer_cell} |"
+                f" {row['load_average']:.1f} |"
             )
     return "\n".join(lines)
 
@@ -321,6 +391,12 @@ def main() -> None:
         choices=list(MODELS),
         action="append",
         help="models to measure (default all)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        action="append",
+        help="engines to measure (default all); the others keep their recorded results",
     )
     parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -341,13 +417,19 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
         "load_average": os.getloadavg()[0],
         "peak_gflops": matmul_peak_gflops(),
+        "quiet_f32_peak_gflops": max(
+            row["numpy"] for row in json.loads(INFERENCE_RESULTS.read_text())["matmul_f32_gflops"].values()
+        ),
         "models": json.loads(RESULTS.read_text())["models"] if RESULTS.exists() else {},
     }
-    inference_results = json.loads((ROOT / "bench" / "results" / "inference.json").read_text())["models"]
+    inference_results = json.loads(INFERENCE_RESULTS.read_text())["models"]
     for model in options.only or list(MODELS):
         config = json.loads((model_dir(model) / "config.json").read_text())
-        per_engine: dict[str, Any] = {"flops_per_token": flops_per_token(config)}
-        for engine in ENGINES:
+        per_engine: dict[str, Any] = {
+            **results["models"].get(model, {}),
+            "flops_per_token": flops_per_token(config),
+        }
+        for engine in options.engine or ENGINES:
             if engine == "akidb-mlx-cpu" and model != "minilm":
                 saved = inference_results[MODELS[model][1]]["batches"]
                 per_engine[engine] = {
