@@ -16,7 +16,7 @@ from mlx.utils import tree_flatten
 from tokenizers import Tokenizer
 
 from akidb_inference.architectures import ARCHITECTURES
-from akidb_inference.backends.mlx import select_device
+from akidb_inference.backends.mlx import gpu_available, select_device
 from akidb_inference.backends.mlx.loader import load_model, read_weights
 from akidb_inference.backends.mlx.models import gemma3_text, qwen3
 from akidb_inference.checkpoint import read_checkpoint
@@ -213,11 +213,11 @@ def test_per_layer_quantization_settings_override_the_default(tmp_path: Path) ->
     assert float(vector @ np.array(entry.embedding)) > 0.9
 
 
-def test_auto_device_falls_back_to_the_cpu_without_metal() -> None:
-    if mx.metal.is_available():
+def test_auto_device_is_the_gpu_where_mlx_has_one_else_the_cpu() -> None:
+    if gpu_available():
         assert select_device("auto") == select_device("gpu") == mx.gpu
     else:
         assert select_device("auto") == mx.cpu
-        with pytest.raises(ModelLoadError, match="Metal is not available"):
+        with pytest.raises(ModelLoadError, match="neither Metal nor CUDA"):
             select_device("gpu")
     assert select_device("cpu") == mx.cpu

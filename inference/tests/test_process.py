@@ -156,22 +156,30 @@ def test_the_model_card_describes_the_checkpoint(processes: dict[str, InferenceP
 def test_health_answers_quickly_while_a_batch_computes(processes: dict[str, InferenceProcess]) -> None:
     process = processes["qwen3-f32"]
     long_text = " ".join(f"token{i}" for i in range(600))
-    result: list[httpx.Response] = []
-    batch = threading.Thread(
-        target=lambda: result.append(process.client.post("/v1/embeddings", json={"input": [long_text] * 8}))
-    )
-    batch.start()
-    latencies = []
-    with httpx.Client(base_url=process.url) as health:
-        while batch.is_alive():
-            started = time.perf_counter()
-            response = health.get("/health")
-            latencies.append(time.perf_counter() - started)
-            assert response.status_code == 200
-    batch.join()
+    statuses: list[int] = []
+    stop = threading.Event()
 
-    assert result[0].status_code == 200, result[0].text
-    assert len(latencies) >= 20, f"the batch ended too soon to measure ({len(latencies)} polls)"
+    def send_batches() -> None:
+        # Back to back, so the polls below overlap computation however fast the backend is.
+        while not stop.is_set():
+            response = process.client.post("/v1/embeddings", json={"input": [long_text] * 8})
+            statuses.append(response.status_code)
+
+    sender = threading.Thread(target=send_batches)
+    sender.start()
+    latencies: list[float] = []
+    try:
+        with httpx.Client(base_url=process.url) as health:
+            while len(latencies) < 200 or len(statuses) < 2:
+                started = time.perf_counter()
+                response = health.get("/health")
+                latencies.append(time.perf_counter() - started)
+                assert response.status_code == 200
+    finally:
+        stop.set()
+        sender.join()
+
+    assert set(statuses) == {200}
     # A blocked event loop would hold a poll for the whole batch (seconds). On this shared 2-core
     # machine the OS scheduler alone can delay a poll past the budget now and then, so 1% may.
     slow = sorted(latency for latency in latencies if latency >= HEALTH_BUDGET_SECONDS)
