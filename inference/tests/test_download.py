@@ -28,7 +28,12 @@ NEEDED = {
     "1_Pooling/config.json": b'{"pooling_mode_lasttoken": true}',
     "2_Dense/model.safetensors": b"dense weights",
 }
-NOT_NEEDED = {"README.md": b"# model", "pytorch_model.bin": b"torch weights", "onnx/model.onnx": b"onnx"}
+NOT_NEEDED = {
+    "README.md": b"# model",
+    "pytorch_model.bin": b"torch weights",
+    "onnx/model.onnx": b"onnx",
+    "onnx/model.onnx_data": b"onnx external weights",
+}
 
 
 @pytest.fixture
@@ -100,7 +105,9 @@ def test_downloads_only_the_files_the_model_needs_into_the_cache(
 
 
 @pytest.mark.parametrize(
-    ("backend", "also"), [("mlx", set()), ("onnx", {"onnx/model.onnx"})], ids=["mlx", "onnx"]
+    ("backend", "also"),
+    [("mlx", set()), ("onnx", {"onnx/model.onnx", "onnx/model.onnx_data"})],
+    ids=["mlx", "onnx"],
 )
 def test_each_backend_gets_the_weight_files_it_declares(
     hub: HubServer, tmp_path: Path, backend: BackendName, also: set[str]

@@ -18,9 +18,10 @@ from .. import BackendOptions, Device
 from .convert import PRECISIONS, READY_EXPORTS, graph_file, read_head, ready_export
 from .weights import read_safetensors
 
-WEIGHT_FILES = (*SAFETENSORS_FILES, *READY_EXPORTS)
+WEIGHT_FILES = (*SAFETENSORS_FILES, *(f"{name}*" for name in READY_EXPORTS))
 """What `download` fetches for this backend: the safetensors it writes graphs from, and a
-checkpoint's own ONNX export, used as it is when present."""
+checkpoint's own ONNX export with its external-data file (`model.onnx_data`, as optimum writes a
+graph over 2 GB), used as it is when present."""
 
 
 def default_threads() -> int:
