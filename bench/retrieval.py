@@ -311,7 +311,7 @@ AkiDB through {result["through"]}, backend {result["akidb_backend"]}.
 {rows}
 
 AkiDB's vectors (/v1/embeddings) against sentence-transformers': mean cosine
-{agreement["mean_cosine"]:.6f}, lowest {agreement["min_cosine"]:.6f} over {agreement["texts"]} texts
+{agreement["mean_cosine"]:.7f}, lowest {agreement["min_cosine"]:.7f} over {agreement["texts"]} texts
 (documents and queries).
 {result["interpretation"]}
 """
