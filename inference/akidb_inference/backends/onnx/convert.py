@@ -111,14 +111,14 @@ def _write(checkpoint: Checkpoint, weights: Precision, directory: Path) -> None:
         raise ModelLoadError(
             f"{checkpoint.directory / 'config.json'} ({checkpoint.model_type}): {error}"
         ) from error
-    tensors = _ReadTracked(module.sanitize(read_weights(checkpoint)))
+    tensors = _ReadOnce(module.sanitize(read_weights(checkpoint)))
     mismatch = f"the weights in {checkpoint.directory} do not match its {checkpoint.model_type} config"
     try:
         built = module.build(args, tensors)
     except KeyError as error:
         raise ModelLoadError(f"{mismatch}: missing {error.args[0]}") from error
     # As strict as the MLX loader: weights the config has no place for mean the wrong config.
-    if unread := sorted(set(tensors) - tensors.read):
+    if unread := sorted(tensors):
         raise ModelLoadError(
             f"{mismatch}: unexpected {', '.join(unread[:5])}" + (" ..." if unread[5:] else "")
         )
@@ -148,20 +148,15 @@ def read_head(graph: Path) -> tuple[list[np.ndarray], int | None]:
         return head, int(stored["dimension"])
 
 
-class _ReadTracked(dict[str, np.ndarray]):
-    """A writer's weights, remembering which ones it read."""
-
-    def __init__(self, weights: dict[str, np.ndarray]) -> None:
-        super().__init__(weights)
-        self.read: set[str] = set()
+class _ReadOnce(dict[str, np.ndarray]):
+    """A writer's weights, each handed out once and then dropped, so that a weight's memory is freed
+    as soon as the graph holds its copy; what is left at the end was never read."""
 
     def __getitem__(self, key: str) -> np.ndarray:
-        self.read.add(key)
-        return super().__getitem__(key)
+        return self.pop(key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        self.read.add(key)
-        return super().get(key, default)
+        return self.pop(key, default)
 
 
 def _save(graph: onnx.ModelProto, path: Path) -> None:

@@ -26,12 +26,14 @@ _DTYPES = {
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Every tensor of one file; bfloat16 comes back as float32 (numpy has no bfloat16)."""
+    """Every tensor of one file; bfloat16 comes back as float32 (numpy has no bfloat16). The others
+    are read-only views of the memory-mapped file: file-backed pages the OS can drop, not a copy
+    (a 2.4 GB checkpoint would otherwise sit in memory beside the graph written from it)."""
     try:
         with path.open("rb") as file:
             (header_size,) = struct.unpack("<Q", file.read(8))
             header = json.loads(file.read(header_size))
-            data = np.fromfile(file, dtype=np.uint8)
+        data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_size)
     except (OSError, ValueError, struct.error) as error:
         raise ModelLoadError(f"{path} cannot be read: {error}") from error
     tensors = {}
@@ -64,7 +66,8 @@ def read_weights(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
     if checkpoint.quantization is not None:
         weights = _dequantized(weights, checkpoint)
     return {
-        key: value.astype(np.float32) if value.dtype.kind == "f" else value for key, value in weights.items()
+        key: value.astype(np.float32, copy=False) if value.dtype.kind == "f" else value
+        for key, value in weights.items()
     }
 
 
