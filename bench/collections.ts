@@ -285,7 +285,7 @@ async function main() {
     >;
     await server.stop();
     server = undefined;
-    const engine = await engineSweeps(dataDir, queries, dim, truth);
+    const engine = await engineSweeps(dataDir, base, queries, dim, truth);
     log(`akidb engine in-process: ${JSON.stringify(engine)}`);
 
     let started = performance.now();
@@ -371,9 +371,13 @@ async function main() {
   }
 }
 
-/** The same sweeps through LocalCollectionStore in this process (no HTTP, no JSON): the engine hnswlib compares with. */
+/**
+ * The same sweeps through LocalCollectionStore in this process (no HTTP, no JSON): the engine
+ * hnswlib compares with. Then the same data in an f16 index (ingested in-process), swept too.
+ */
 async function engineSweeps(
   dataDir: string,
+  base: Float32Array,
   queries: Float32Array,
   dim: number,
   truth: { plain: number[][]; filtered: number[][] },
@@ -391,14 +395,14 @@ async function engineSweeps(
   const q = queries.length / dim;
   const include = { vector: false, text: false, metadata: false };
   const filter = parseFilter({ bucket: FILTER_BUCKET });
-  const sweep = async (filtered: boolean) => {
+  const sweep = async (collection: string, filtered: boolean) => {
     const points = [];
     for (const ef of EFS) {
       const results: number[][] = [];
       const t = performance.now();
       for (let i = 0; i < q; i++) {
         const query = { vector: row(queries, dim, i), k: K, ef, include, ...(filtered ? { filter } : {}) };
-        const [hits] = await store.search("bench", [query]);
+        const [hits] = await store.search(collection, [query]);
         results.push(hits!.map((hit) => Number(hit.id)));
       }
       const seconds = (performance.now() - t) / 1000;
@@ -408,7 +412,25 @@ async function engineSweeps(
     return points;
   };
   try {
-    return { open_s: openS, search: await sweep(false), filtered_search: await sweep(true) };
+    const search = await sweep("bench", false);
+    const filteredSearch = await sweep("bench", true);
+    const { dimension, metric, index, model } = await store.get("bench");
+    await store.create({ name: "bench_f16", dimension, metric, quantization: "f16", index, model });
+    const n = base.length / dim;
+    for (let start = 0; start < n; start += BATCH) {
+      const documents = [];
+      for (let i = start; i < Math.min(n, start + BATCH); i++) {
+        documents.push({
+          id: String(i),
+          vector: row(base, dim, i),
+          text: null,
+          metadata: { bucket: bucketOf(i) },
+        });
+      }
+      await store.upsert("bench_f16", documents);
+    }
+    const f16 = { search: await sweep("bench_f16", false), filtered_search: await sweep("bench_f16", true) };
+    return { open_s: openS, search, filtered_search: filteredSearch, f16 };
   } finally {
     await store.close();
   }
@@ -457,7 +479,7 @@ interface Results {
     start_from_snapshot_s: number;
     start_rebuild_s: number;
     disk_bytes_after_update_rounds: { documents: number; bytes: number[] };
-    engine_in_process: EngineResult & { open_s: number };
+    engine_in_process: EngineResult & { open_s: number; f16?: EngineResult };
   };
   hnswlib?: EngineResult;
   chroma?: EngineResult;
@@ -476,6 +498,7 @@ function render(r: Results) {
   const engines: Array<[string, EngineResult | undefined]> = [
     ["AkiDB (HTTP, 1 client)", r.akidb],
     ["AkiDB engine (in-process, no HTTP)", r.akidb.engine_in_process],
+    ["AkiDB engine, f16 index (in-process, no HTTP)", r.akidb.engine_in_process.f16],
     ["hnswlib (in-process, 1 thread)", r.hnswlib],
     ["Chroma PersistentClient (in-process)", r.chroma],
   ];

@@ -38,8 +38,9 @@ const APPLY_CHUNK = 8;
 /** Vectors read from SQLite per page while an index is rebuilt. */
 const REBUILD_PAGE = 1024;
 /**
- * A due snapshot waits until its collection has had no write for this long: saving an index is
- * one synchronous call (hundreds of ms for 100k vectors), which would stall requests mid-ingest.
+ * A due snapshot waits until its collection has had no write for this long (each write restarts
+ * the wait): saving an index is one synchronous call (hundreds of ms for 100k vectors), which would
+ * stall requests mid-ingest.
  */
 const SNAPSHOT_IDLE_MS = 1000;
 /** ...unless writes never pause: at this many times `snapshotEveryOps` it is written anyway, bounding the log. */
@@ -72,6 +73,8 @@ interface Collection {
   /** The last log position whose change is in `index`. */
   appliedSeq: number;
   changesSinceSnapshot: number;
+  /** Committed writes whose index changes are not applied yet. */
+  unapplied: number;
   /** The idle snapshot waiting for writes to pause. */
   snapshotTimer: NodeJS.Timeout | null;
   snapshotBytes: number;
@@ -157,6 +160,7 @@ export class LocalCollectionStore implements CollectionStore {
       nextKey: row.next_key,
       appliedSeq: row.snapshot_seq,
       changesSinceSnapshot: 0,
+      unapplied: 0,
       snapshotTimer: null,
       snapshotBytes: loaded ? statSync(path).size : 0,
       dropped: false,
@@ -244,6 +248,7 @@ export class LocalCollectionStore implements CollectionStore {
       nextKey: 0,
       appliedSeq: 0,
       changesSinceSnapshot: 0,
+      unapplied: 0,
       snapshotTimer: null,
       snapshotBytes: 0,
       dropped: false,
@@ -298,6 +303,8 @@ export class LocalCollectionStore implements CollectionStore {
     if (this.#pending.length === 0) return;
     const batch = this.#pending;
     this.#pending = [];
+    // A due snapshot waits for writes to pause: every write restarts its wait.
+    for (const { collection } of batch) collection.snapshotTimer?.refresh();
     const undo: Array<() => void> = [];
     const outcomes: Array<
       { changes: IndexChange[]; seq: number; result: UpsertResult | number } | AkidbError
@@ -325,9 +332,14 @@ export class LocalCollectionStore implements CollectionStore {
         pending.reject(outcome);
         return;
       }
+      pending.collection.unapplied++;
       this.#chain = this.#chain
         .then(async () => {
-          await this.#applyChanges(pending.collection, outcome.changes);
+          try {
+            await this.#applyChanges(pending.collection, outcome.changes);
+          } finally {
+            pending.collection.unapplied--;
+          }
           pending.collection.appliedSeq = Math.max(pending.collection.appliedSeq, outcome.seq);
           pending.collection.changesSinceSnapshot += outcome.changes.length;
           await this.#considerSnapshot(pending.collection);
@@ -423,6 +435,8 @@ export class LocalCollectionStore implements CollectionStore {
     }
     collection.snapshotTimer = setTimeout(() => {
       collection.snapshotTimer = null;
+      // Writes still being applied: the last one's `#considerSnapshot` starts a new wait.
+      if (collection.unapplied > 0) return;
       this.#chain = this.#chain.then(async () => {
         if (!this.#closed && collection.changesSinceSnapshot >= every) await this.#snapshot(collection);
       });
