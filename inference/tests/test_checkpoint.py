@@ -21,6 +21,8 @@ from akidb_inference.backends.mlx.loader import load_model, read_weights
 from akidb_inference.backends.mlx.models import gemma3_text, qwen3
 from akidb_inference.checkpoint import read_checkpoint
 from akidb_inference.engine import BackendOptions, ModelLoadError, load_embedder
+from akidb_inference.model_args import gemma3_text as gemma3_args
+from akidb_inference.model_args import qwen3 as qwen3_args
 
 from .fixtures import fixture_dir, load_reference
 from .test_models import GEMMA3_TINY, QWEN3_TINY
@@ -43,7 +45,7 @@ def read_json(path: Path) -> Any:
 
 
 def test_qwen3_sanitize_accepts_keys_with_and_without_the_model_prefix() -> None:
-    model = qwen3.Model(qwen3.ModelArgs.from_dict(QWEN3_TINY))
+    model = qwen3.Model(qwen3_args.ModelArgs.from_dict(QWEN3_TINY))
     bare = {
         "embed_tokens.weight": mx.zeros(1),
         "layers.0.mlp.up_proj.weight": mx.zeros(1),
@@ -56,7 +58,7 @@ def test_qwen3_sanitize_accepts_keys_with_and_without_the_model_prefix() -> None
 
 
 def test_gemma3_sanitize_names_the_dense_head_from_either_layout() -> None:
-    model = gemma3_text.Model(gemma3_text.ModelArgs.from_dict(GEMMA3_TINY))
+    model = gemma3_text.Model(gemma3_args.ModelArgs.from_dict(GEMMA3_TINY))
     sentence_transformers = {
         "norm.weight": mx.zeros(1),
         "3_Dense.linear.weight": mx.full((1,), 3.0),

@@ -110,6 +110,7 @@ QWEN3_TINY = {
     "rms_norm_eps": 1e-6,
     "vocab_size": 500,
     "rope_theta": 10000.0,
+    "max_position_embeddings": 128,
     "unknown_key_ignored": True,
 }
 
@@ -138,6 +139,7 @@ GEMMA3_TINY = {
     "sliding_window": 6,
     "sliding_window_pattern": 2,
     "rope_theta": 1e6,
+    "max_position_embeddings": 128,
     "use_bidirectional_attention": True,
 }
 

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
-from typing import Any, Literal, Self
+from typing import Literal
 
 import mlx.core as mx
 
 Mask = mx.array | Literal["causal"] | None
 """What `mx.fast.scaled_dot_product_attention` takes as `mask`."""
-
-
-@dataclass
-class BaseModelArgs:
-    @classmethod
-    def from_dict(cls, params: Mapping[str, Any]) -> Self:
-        """Keep the fields this class declares; a missing required one raises ValueError."""
-        declared = fields(cls)
-        missing = [
-            f.name
-            for f in declared
-            if f.name not in params and f.default is MISSING and f.default_factory is MISSING
-        ]
-        if missing:
-            raise ValueError(f"config lacks {', '.join(missing)}")
-        return cls(**{f.name: params[f.name] for f in declared if f.name in params})
 
 
 def attention_mask(padding_mask: mx.array, *, causal: bool, window: int | None = None) -> Mask:

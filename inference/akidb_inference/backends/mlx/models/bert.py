@@ -4,12 +4,12 @@ token type embeddings, post-LayerNorm blocks, bidirectional attention."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import mlx.core as mx
 import mlx.nn as nn
 
-from .base import BaseModelArgs, Mask, attention_mask
+from ....model_args.bert import ModelArgs
+from .base import Mask, attention_mask
 
 _ACTIVATIONS: dict[str, Callable[[mx.array], mx.array]] = {
     "gelu": nn.gelu,
@@ -17,31 +17,6 @@ _ACTIVATIONS: dict[str, Callable[[mx.array], mx.array]] = {
     "gelu_pytorch_tanh": nn.gelu_approx,
     "relu": nn.relu,
 }
-
-
-@dataclass
-class ModelArgs(BaseModelArgs):
-    model_type: str
-    hidden_size: int
-    num_hidden_layers: int
-    intermediate_size: int
-    num_attention_heads: int
-    vocab_size: int
-    max_position_embeddings: int
-    type_vocab_size: int = 2
-    layer_norm_eps: float = 1e-12
-    hidden_act: str = "gelu"
-    position_embedding_type: str = "absolute"
-
-    def __post_init__(self) -> None:
-        if self.hidden_act not in _ACTIVATIONS:
-            raise ValueError(
-                f"hidden_act {self.hidden_act!r} is not supported; supported: {sorted(_ACTIVATIONS)}"
-            )
-        if self.position_embedding_type != "absolute":
-            raise ValueError(f"position_embedding_type {self.position_embedding_type!r}; supported: absolute")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError("hidden_size is not a multiple of num_attention_heads")
 
 
 class Embeddings(nn.Module):

@@ -4,54 +4,12 @@ mixed with full layers, and a Dense head (hidden -> 4 * hidden -> hidden) after 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import mlx.core as mx
 import mlx.nn as nn
 
-from .base import BaseModelArgs, Mask, attention_mask
-
-_SLIDING, _FULL = "sliding_attention", "full_attention"
-
-
-@dataclass
-class ModelArgs(BaseModelArgs):
-    model_type: str
-    hidden_size: int
-    num_hidden_layers: int
-    intermediate_size: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    head_dim: int
-    rms_norm_eps: float
-    vocab_size: int
-    query_pre_attn_scalar: float
-    sliding_window: int
-    rope_theta: float
-    """RoPE base of the full-attention layers."""
-    use_bidirectional_attention: bool
-    rope_local_base_freq: float = 10_000.0
-    """RoPE base of the sliding-window layers."""
-    layer_types: list[str] | None = None
-    sliding_window_pattern: int = 6
-    """Every n-th layer is a full-attention one, when `layer_types` is absent."""
-
-    def __post_init__(self) -> None:
-        if not self.use_bidirectional_attention:
-            raise ValueError("only use_bidirectional_attention=true (EmbeddingGemma) is supported")
-        if self.layer_types is None:
-            pattern = self.sliding_window_pattern
-            self.layer_types = [
-                _FULL if (i + 1) % pattern == 0 else _SLIDING for i in range(self.num_hidden_layers)
-            ]
-        if unknown := set(self.layer_types) - {_SLIDING, _FULL}:
-            raise ValueError(f"layer_types has {sorted(unknown)}; supported: {_SLIDING}, {_FULL}")
-
-    @property
-    def window_radius(self) -> int:
-        """Sliding layers attend |i - j| < radius. transformers turns the configured window into
-        an exclusive bound on both sides: window // 2 + 1 (257 for EmbeddingGemma's 512)."""
-        return self.sliding_window // 2 + 1
+from ....model_args.gemma3_text import SLIDING, ModelArgs
+from .base import Mask, attention_mask
 
 
 class RMSNorm(nn.Module):
@@ -128,7 +86,7 @@ class Gemma3Model(nn.Module):
         self.args = args
         self.embed_tokens = nn.Embedding(args.vocab_size, args.hidden_size)
         self.layers = [
-            TransformerBlock(args, is_sliding=layer_type == _SLIDING) for layer_type in args.layer_types or []
+            TransformerBlock(args, is_sliding=layer_type == SLIDING) for layer_type in args.layer_types or []
         ]
         self.norm = RMSNorm(args.hidden_size, eps=args.rms_norm_eps)
 

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import mlx.core as mx
 import mlx.nn as nn
 
-from .base import BaseModelArgs, Mask, attention_mask
-
-
-@dataclass
-class ModelArgs(BaseModelArgs):
-    model_type: str
-    hidden_size: int
-    num_hidden_layers: int
-    intermediate_size: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    head_dim: int
-    rms_norm_eps: float
-    vocab_size: int
-    rope_theta: float
-    attention_bias: bool = False
+from ....model_args.qwen3 import ModelArgs
+from .base import Mask, attention_mask
 
 
 class Attention(nn.Module):

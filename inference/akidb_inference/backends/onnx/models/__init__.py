@@ -1,5 +1,5 @@
-"""ONNX graph writers, one module per checkpoint `model_type`, each with `ModelArgs`, `sanitize`
-and `build` (as the MLX model files): adding an architecture is adding a file."""
+"""ONNX graph writers, one module per checkpoint `model_type`, each with `ModelArgs` (imported from
+`akidb_inference.model_args`, shared with the MLX model files), `sanitize` and `build`."""
 
 from __future__ import annotations
 

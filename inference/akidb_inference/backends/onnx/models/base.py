@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
-from typing import Any, Self
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-
-
-@dataclass
-class BaseModelArgs:
-    @classmethod
-    def from_dict(cls, params: Mapping[str, Any]) -> Self:
-        """Keep the fields this class declares; a missing required one raises ValueError."""
-        declared = fields(cls)
-        missing = [
-            f.name
-            for f in declared
-            if f.name not in params and f.default is MISSING and f.default_factory is MISSING
-        ]
-        if missing:
-            raise ValueError(f"config lacks {', '.join(missing)}")
-        return cls(**{f.name: params[f.name] for f in declared if f.name in params})
 
 
 @dataclass(frozen=True)

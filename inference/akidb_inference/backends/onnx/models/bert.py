@@ -3,40 +3,14 @@ position and token type embeddings, post-LayerNorm blocks, bidirectional attenti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from ....model_args.bert import ModelArgs
 from ..graph import INPUTS, GraphWriter, attention_mask
-from .base import BaseModelArgs, Built
+from .base import Built
 
 _ACTIVATIONS = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "relu": None}
 """hidden_act -> the ONNX Gelu's `approximate` (None: Relu)."""
-
-
-@dataclass
-class ModelArgs(BaseModelArgs):
-    model_type: str
-    hidden_size: int
-    num_hidden_layers: int
-    intermediate_size: int
-    num_attention_heads: int
-    vocab_size: int
-    max_position_embeddings: int
-    type_vocab_size: int = 2
-    layer_norm_eps: float = 1e-12
-    hidden_act: str = "gelu"
-    position_embedding_type: str = "absolute"
-
-    def __post_init__(self) -> None:
-        if self.hidden_act not in _ACTIVATIONS:
-            raise ValueError(
-                f"hidden_act {self.hidden_act!r} is not supported; supported: {sorted(_ACTIVATIONS)}"
-            )
-        if self.position_embedding_type != "absolute":
-            raise ValueError(f"position_embedding_type {self.position_embedding_type!r}; supported: absolute")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError("hidden_size is not a multiple of num_attention_heads")
 
 
 def sanitize(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
+from ....model_args.gemma3_text import FULL, SLIDING, ModelArgs
 from ..graph import (
     INPUTS,
     GraphWriter,
@@ -20,50 +20,7 @@ from ..graph import (
     rope_cache,
     split_heads,
 )
-from .base import BaseModelArgs, Built
-
-_SLIDING, _FULL = "sliding_attention", "full_attention"
-
-
-@dataclass
-class ModelArgs(BaseModelArgs):
-    model_type: str
-    hidden_size: int
-    num_hidden_layers: int
-    intermediate_size: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    head_dim: int
-    rms_norm_eps: float
-    vocab_size: int
-    query_pre_attn_scalar: float
-    sliding_window: int
-    rope_theta: float
-    """RoPE base of the full-attention layers."""
-    use_bidirectional_attention: bool
-    max_position_embeddings: int
-    rope_local_base_freq: float = 10_000.0
-    """RoPE base of the sliding-window layers."""
-    layer_types: list[str] | None = None
-    sliding_window_pattern: int = 6
-    """Every n-th layer is a full-attention one, when `layer_types` is absent."""
-
-    def __post_init__(self) -> None:
-        if not self.use_bidirectional_attention:
-            raise ValueError("only use_bidirectional_attention=true (EmbeddingGemma) is supported")
-        if self.layer_types is None:
-            pattern = self.sliding_window_pattern
-            self.layer_types = [
-                _FULL if (i + 1) % pattern == 0 else _SLIDING for i in range(self.num_hidden_layers)
-            ]
-        if unknown := set(self.layer_types) - {_SLIDING, _FULL}:
-            raise ValueError(f"layer_types has {sorted(unknown)}; supported: {_SLIDING}, {_FULL}")
-
-    @property
-    def window_radius(self) -> int:
-        """Sliding layers attend |i - j| < radius: transformers turns the configured window into an
-        exclusive bound on both sides, window // 2 + 1 (257 for EmbeddingGemma's 512)."""
-        return self.sliding_window // 2 + 1
+from .base import Built
 
 
 def sanitize(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -135,12 +92,12 @@ def build(args: ModelArgs, w: dict[str, np.ndarray]) -> Built:
     eps = args.rms_norm_eps
     positions = args.max_position_embeddings
     ropes = {
-        _SLIDING: rope_cache(graph, args.head_dim, args.rope_local_base_freq, positions, "rope_local"),
-        _FULL: rope_cache(graph, args.head_dim, args.rope_theta, positions, "rope_global"),
+        SLIDING: rope_cache(graph, args.head_dim, args.rope_local_base_freq, positions, "rope_local"),
+        FULL: rope_cache(graph, args.head_dim, args.rope_theta, positions, "rope_global"),
     }
     masks = {
-        _SLIDING: attention_mask(graph, causal=False, window=args.window_radius),
-        _FULL: attention_mask(graph, causal=False),
+        SLIDING: attention_mask(graph, causal=False, window=args.window_radius),
+        FULL: attention_mask(graph, causal=False),
     }
     shared = {"positions": position_ids(graph)}
     # Gemma scales embeddings by sqrt(hidden); scaling the table gives the same products.

@@ -3,10 +3,9 @@ key/value heads."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from ....model_args.qwen3 import ModelArgs
 from ..graph import (
     INPUTS,
     GraphWriter,
@@ -17,23 +16,7 @@ from ..graph import (
     rope_cache,
     split_heads,
 )
-from .base import BaseModelArgs, Built
-
-
-@dataclass
-class ModelArgs(BaseModelArgs):
-    model_type: str
-    hidden_size: int
-    num_hidden_layers: int
-    intermediate_size: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    head_dim: int
-    rms_norm_eps: float
-    vocab_size: int
-    rope_theta: float
-    max_position_embeddings: int
-    attention_bias: bool = False
+from .base import Built
 
 
 def sanitize(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
