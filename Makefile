@@ -50,7 +50,7 @@ test: setup-test
 	@$(MAKE) --no-print-directory _lint _typecheck
 	@$(MAKE) --no-print-directory test-python test-ts
 
-bench: bench-inference bench-backends bench-load bench-retrieval
+bench: bench-inference bench-backends bench-load bench-collections bench-retrieval
 
 bench-inference: setup-test
 	$(PY) bench/inference.py
@@ -61,9 +61,14 @@ bench-backends: setup-test
 bench-load: fixtures
 	node bench/load.ts
 
-# Needs hnswlib and chromadb in a throwaway venv (never the project lock); see docs/benchmarks.md.
-BENCH_PYTHON ?= /tmp/bench-venv/bin/python
-bench-collections: setup-test
+# The peers (hnswlib, Chroma) get a venv of their own, never the project lock; see docs/benchmarks.md.
+BENCH_PEERS := .tools/bench-peers
+BENCH_PYTHON ?= $(BENCH_PEERS)/bin/python
+$(BENCH_PEERS)/bin/python:
+	python3 -m venv $(BENCH_PEERS)
+	$(BENCH_PEERS)/bin/pip install --quiet hnswlib==0.8.0 chromadb==1.5.9 numpy
+
+bench-collections: setup-test $(BENCH_PEERS)/bin/python
 	node bench/collections.ts --python $(BENCH_PYTHON)
 
 # Needs apt's English long descriptions: `apt-get update -o Acquire::Languages=en` once (as root).

@@ -53,7 +53,7 @@ const { values: args } = parseArgs({
     n: { type: "string", default: "100000" },
     dim: { type: "string", default: "384" },
     queries: { type: "string", default: "500" },
-    python: { type: "string", default: "/tmp/bench-venv/bin/python" },
+    python: { type: "string", default: ".tools/bench-peers/bin/python" },
     render: { type: "boolean", default: false },
     "ram-child": { type: "string" },
   },
