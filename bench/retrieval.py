@@ -376,6 +376,8 @@ def main() -> None:
         raise SystemExit(f"{options.data} is missing: run bench/retrieval_data.py first")
     examples = load(options.data)
     print(f"{len(examples)} packages from {options.data}", flush=True)
+    # SIGTERM (a timeout, a CI cancel) unwinds like Ctrl-C, so the server below is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
     reference, ref_documents, ref_queries = run_reference(examples)
     print(reference, flush=True)
