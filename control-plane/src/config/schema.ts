@@ -271,8 +271,9 @@ const storageSchema = z.strictObject({
   data_dir: z.string().min(1).default("./data"),
   /**
    * Index changes after which a collection's index is snapshotted (written atomically) and its log
-   * up to the snapshot deleted. The snapshot waits for a 1 s pause in writes (saving is one
-   * synchronous call that would stall requests), or is written anyway at 8 times this many changes.
+   * up to the snapshot deleted. The snapshot waits until no write has arrived or been applied for
+   * 1 s (saving is one synchronous call that would stall requests), or is written anyway at 8 times
+   * this many changes.
    * Lower makes restarts replay less and keeps the log small, at the price of writing the whole
    * index more often. Default 10000.
    */
