@@ -186,6 +186,12 @@ export const errorRegistry = {
     type: "not_found_error",
     message: (p) => `Collection \`${p.collection}\` has no document with id \`${p.id}\`.`,
   }),
+  AKIDB_ERR_DIMENSION_REQUIRED: spec<{ mode: string }>({
+    status: 400,
+    type: "invalid_request_error",
+    message: (p) =>
+      `dimension is required: embedding.mode is ${p.mode}, so vectors come from the client and the dimension must be given.`,
+  }),
   AKIDB_ERR_DIMENSION_MISMATCH: spec<{ param: string; expected: number; got: number }>({
     status: 400,
     type: "invalid_request_error",

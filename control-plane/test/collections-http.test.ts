@@ -312,6 +312,14 @@ describe("/api/v1/collections", () => {
     const data = tempDataDir();
     cleanups.push(data.remove);
     const first = await build("user_provided", data.dir);
+    const sizeless = await call(first.app, "POST", "/api/v1/collections", { name: "u" });
+    expect(sizeless.status).toBe(400);
+    expect(sizeless.body.error).toMatchObject({
+      code: "AKIDB_ERR_DIMENSION_REQUIRED",
+      type: "invalid_request_error",
+      param: "dimension",
+    });
+    expect(sizeless.body.error.message).toMatch(/vectors come from the client.*dimension must be given/);
     const created = await call(first.app, "POST", "/api/v1/collections", {
       name: "u",
       dimension: DIMENSION,

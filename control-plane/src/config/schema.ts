@@ -196,8 +196,6 @@ const embeddingSchema = z.strictObject({
 });
 
 const collectionSchema = z.strictObject({
-  /** Dimension of a collection created without one in `user_provided` mode. Default 1024 (Qwen3's). */
-  default_dimension: positiveInt.max(65_536).default(1024),
   /** Similarity of a collection created without one. Default `cosine`. */
   default_metric: z.enum(["cosine", "l2", "ip"]).default("cosine"),
   /** Most collections one server holds; creating another is 409. Default 1000. */

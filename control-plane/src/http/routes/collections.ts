@@ -122,7 +122,14 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
     let dimension: number;
     if (embedding.kind === "none") {
       model = body.model ?? null;
-      dimension = body.dimension ?? limits.default_dimension;
+      if (body.dimension === undefined) {
+        throw new AkidbError(
+          "AKIDB_ERR_DIMENSION_REQUIRED",
+          { mode: embedding.mode },
+          { param: "dimension" },
+        );
+      }
+      dimension = body.dimension;
     } else {
       const served = embedding.modelNames();
       if (body.model !== undefined && !served.includes(body.model)) {
