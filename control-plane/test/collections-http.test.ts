@@ -38,9 +38,13 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function build(mode: "mock" | "user_provided" = "mock", dataDir?: string) {
+async function build(mode: "mock" | "user_provided" = "mock", dataDir?: string, maxInputChars?: number) {
   const config = configSchema.parse({
-    embedding: { mode, mock: { dimension: DIMENSION } },
+    embedding: {
+      mode,
+      mock: { dimension: DIMENSION },
+      ...(maxInputChars === undefined ? {} : { queue: { max_input_chars: maxInputChars } }),
+    },
     collection: {
       max_documents_per_request: 5,
       max_metadata_depth: 2,
@@ -263,6 +267,67 @@ describe("/api/v1/collections", () => {
     expect((await call(app, "GET", "/api/v1/collections/c")).body.count).toBe(0);
     const unknown = await call(app, "POST", "/api/v1/collections/nope/upsert", { documents: [ok] });
     expect([unknown.status, unknown.body.error.code]).toEqual([404, "AKIDB_ERR_COLLECTION_NOT_FOUND"]);
+  });
+
+  it("applies /v1/embeddings' text rules (lone surrogate 422, max_input_chars 413) to collection text", async () => {
+    const { app, store } = await build("mock", undefined, 10);
+    await call(app, "POST", "/api/v1/collections", { name: "c" });
+    const lone = "ok \uD83D here";
+    const long = "x".repeat(11);
+    const cases: Array<[string, unknown, number, string, string]> = [
+      [
+        "upsert",
+        { documents: [{ text: "a" }, { vector: unit(1) }, { text: "b" }, { vector: unit(2), text: lone }] },
+        422,
+        "AKIDB_ERR_INVALID_REQUEST",
+        "documents[3].text",
+      ],
+      [
+        "upsert",
+        { documents: [{ text: "a" }, { text: long }] },
+        413,
+        "AKIDB_ERR_LIMIT_EXCEEDED",
+        "documents[1].text",
+      ],
+      ["search", { text: lone }, 422, "AKIDB_ERR_INVALID_REQUEST", "text"],
+      ["search", { text: long }, 413, "AKIDB_ERR_LIMIT_EXCEEDED", "text"],
+      [
+        "search/batch",
+        { queries: [{ text: "a" }, { text: lone }] },
+        422,
+        "AKIDB_ERR_INVALID_REQUEST",
+        "queries[1].text",
+      ],
+      [
+        "search/batch",
+        { queries: [{ vector: unit(1) }, { text: long }] },
+        413,
+        "AKIDB_ERR_LIMIT_EXCEEDED",
+        "queries[1].text",
+      ],
+    ];
+    for (const [route, body, status, code, param] of cases) {
+      const response = await call(app, "POST", `/api/v1/collections/c/${route}`, body);
+      expect([route, response.status, response.body.error.code, response.body.error.param]).toEqual([
+        route,
+        status,
+        code,
+        param,
+      ]);
+      expect(response.body.error.message).toContain(param);
+      if (status === 413)
+        expect(response.body.error.message).toContain(
+          "11 characters, more than embedding.queue.max_input_chars (10)",
+        );
+    }
+    expect((await store.get("c")).count).toBe(0);
+    // The same function answers /v1/embeddings, with the same codes.
+    const embeddings = await call(app, "POST", "/v1/embeddings", { input: ["fine", long] });
+    expect([embeddings.status, embeddings.body.error.param]).toEqual([413, "input[1]"]);
+    const ok = await call(app, "POST", "/api/v1/collections/c/upsert", {
+      documents: [{ text: "x".repeat(10) }],
+    });
+    expect(ok.status).toBe(200);
   });
 
   it("answers a text upsert 503 with Retry-After while the model is down, writing nothing; vectors still work", async () => {

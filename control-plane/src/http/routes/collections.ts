@@ -25,6 +25,7 @@ import {
   searchSchema,
   upsertSchema,
 } from "../collection-schemas.ts";
+import { checkInputTexts } from "../input-text.ts";
 import { type AppEnv, readJson } from "../middleware.ts";
 
 type Schemas = components["schemas"];
@@ -211,6 +212,13 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
       if (doc.vector !== undefined) checkDimension(`${at}.vector`, doc.vector.length, collection.dimension);
       if (doc.metadata !== undefined) checkMetadata(`${at}.metadata`, doc.metadata, limits);
     });
+    // The rules /v1/embeddings applies to its inputs, for every text (embedded now or stored).
+    checkInputTexts(
+      documents.flatMap((doc, i) =>
+        doc.text === undefined ? [] : [{ param: `documents[${i}].text`, text: doc.text }],
+      ),
+      config,
+    );
     const toEmbed = documents.flatMap((doc, i) => (doc.vector === undefined ? [i] : []));
     const { vectors, tokens } = await embedTexts(
       collection,
@@ -327,6 +335,10 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
       return { query, k, filter: optionalFilter(query.filter, `${at}filter`) };
     });
     const textIndexes = parsed.flatMap(({ query }, i) => (query.text === undefined ? [] : [i]));
+    checkInputTexts(
+      textIndexes.map((i) => ({ param: `${prefix(i)}text`, text: parsed[i]!.query.text! })),
+      config,
+    );
     const { vectors, tokens } = await embedTexts(
       collection,
       textIndexes.map((i) => parsed[i]!.query.text!),

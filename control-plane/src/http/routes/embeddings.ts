@@ -10,6 +10,7 @@ import type {
 import { AkidbError } from "../../errors.ts";
 import { failureCause, type Metrics } from "../../metrics.ts";
 import { allowsDimension, describeDimensions, type ModelRegistry } from "../../models/registry.ts";
+import { checkInputTexts } from "../input-text.ts";
 import { type AppEnv, readJson } from "../middleware.ts";
 import { type EmbeddingRequest, embeddingRequestSchema } from "../schemas.ts";
 import { servingFallback } from "./health.ts";
@@ -98,9 +99,6 @@ export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
   return app;
 }
 
-/** A surrogate code unit without its other half (with the u flag, a valid pair is one code point). */
-const LONE_SURROGATE = /\p{Cs}/u;
-
 /** A request the batcher can take: every limit checked, defaults from the config filled in. */
 function validate(
   body: EmbeddingRequest,
@@ -134,33 +132,10 @@ function validate(
     );
   }
   // One rule in every mode: text must be well-formed Unicode (a tokenizer cannot read half a pair).
-  const broken = texts.findIndex((text) => LONE_SURROGATE.test(text));
-  if (broken >= 0) {
-    const param = `input[${broken}]`;
-    throw new AkidbError(
-      "AKIDB_ERR_INVALID_REQUEST",
-      {
-        param,
-        problem: "contains a lone UTF-16 surrogate (half of a \\uD83D\\uDE00 pair), which is not text",
-      },
-      { param },
-    );
-  }
-  const maxChars = config.embedding.queue.max_input_chars;
-  const long = texts.findIndex((text) => text.length > maxChars);
-  if (long >= 0) {
-    const param = `input[${long}]`;
-    throw new AkidbError(
-      "AKIDB_ERR_LIMIT_EXCEEDED",
-      {
-        param,
-        what: `${texts[long]!.length} characters`,
-        limit: maxChars,
-        key: "embedding.queue.max_input_chars",
-      },
-      { param },
-    );
-  }
+  checkInputTexts(
+    texts.map((text, i) => ({ param: `input[${i}]`, text })),
+    config,
+  );
   const limits = embedding.limits();
   const { dimensions } = body;
   if (dimensions !== undefined && !allowsDimension(limits.matryoshka_dimensions, dimensions)) {
