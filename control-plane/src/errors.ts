@@ -190,7 +190,7 @@ export const errorRegistry = {
     status: 400,
     type: "invalid_request_error",
     message: (p) =>
-      `dimension is required: embedding.mode is ${p.mode}, so vectors come from the client and the dimension must be given.`,
+      `dimension is required: embedding.mode is ${p.mode}, so vectors come from the client and the dimension must be given (or set collection.default_dimension).`,
   }),
   AKIDB_ERR_DIMENSION_MISMATCH: spec<{ param: string; expected: number; got: number }>({
     status: 400,

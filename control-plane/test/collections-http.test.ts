@@ -38,7 +38,12 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function build(mode: "mock" | "user_provided" = "mock", dataDir?: string, maxInputChars?: number) {
+async function build(
+  mode: "mock" | "user_provided" = "mock",
+  dataDir?: string,
+  maxInputChars?: number,
+  defaultDimension?: number,
+) {
   const config = configSchema.parse({
     embedding: {
       mode,
@@ -50,6 +55,7 @@ async function build(mode: "mock" | "user_provided" = "mock", dataDir?: string, 
       max_metadata_depth: 2,
       max_k: 50,
       exact_search_max_matches: 3,
+      ...(defaultDimension === undefined ? {} : { default_dimension: defaultDimension }),
     },
   });
   const data = dataDir ? { dir: dataDir, remove: () => {} } : tempDataDir();
@@ -371,6 +377,13 @@ describe("/api/v1/collections", () => {
       documents: [{ vector: unit(2) }],
     });
     expect(vector.status).toBe(200);
+  });
+
+  it("takes the spec's collection.default_dimension in user_provided mode when it is set", async () => {
+    const { app } = await build("user_provided", undefined, undefined, 7);
+    const created = await call(app, "POST", "/api/v1/collections", { name: "d" });
+    expect(created.status).toBe(201);
+    expect(created.body.dimension).toBe(7);
   });
 
   it("needs vectors in user_provided mode, and keeps collections across a restart", async () => {

@@ -196,6 +196,12 @@ const embeddingSchema = z.strictObject({
 });
 
 const collectionSchema = z.strictObject({
+  /**
+   * Dimension of a collection created without one in `user_provided` mode (the spec's key). Unset
+   * (the default), such a create is a 400 naming `dimension`: vectors come from the client, so
+   * only it knows their size.
+   */
+  default_dimension: positiveInt.max(65_536).optional(),
   /** Similarity of a collection created without one. Default `cosine`. */
   default_metric: z.enum(["cosine", "l2", "ip"]).default("cosine"),
   /** Most collections one server holds; creating another is 409. Default 1000. */

@@ -106,7 +106,7 @@ export interface paths {
          * Create a collection
          * @description The collection records the embedding model its text is embedded with (the served model, at
          *     `dimension` when that is a Matryoshka size of it). In `user_provided` mode there is no model:
-         *     documents and queries must carry vectors, and `dimension` is required (400 `AKIDB_ERR_DIMENSION_REQUIRED` without it). At most `collection.max_collections` collections exist.
+         *     documents and queries must carry vectors, and `dimension` is required (400 `AKIDB_ERR_DIMENSION_REQUIRED` without it) unless `collection.default_dimension` is set. At most `collection.max_collections` collections exist.
          */
         post: operations["createCollection"];
         delete?: never;
@@ -755,8 +755,9 @@ export interface components {
             name: components["schemas"]["CollectionName"];
             /**
              * @description Vector size; at most `collection.max_dimension`. Default: the served model's dimension.
-             *     Required in `user_provided` mode: vectors come from the client, so the server cannot
-             *     know their size (a create without it is 400 with `param: dimension`). With a model it must be one of
+             *     Required in `user_provided` mode unless `collection.default_dimension` is set: vectors
+             *     come from the client, so the server cannot know their size (a create without it is 400
+             *     with `param: dimension`). With a model it must be one of
              *     the model's Matryoshka sizes; text is then embedded at that size.
              * @example 384
              */

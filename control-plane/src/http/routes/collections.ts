@@ -123,14 +123,15 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
     let dimension: number;
     if (embedding.kind === "none") {
       model = body.model ?? null;
-      if (body.dimension === undefined) {
+      const given = body.dimension ?? limits.default_dimension;
+      if (given === undefined) {
         throw new AkidbError(
           "AKIDB_ERR_DIMENSION_REQUIRED",
           { mode: embedding.mode },
           { param: "dimension" },
         );
       }
-      dimension = body.dimension;
+      dimension = given;
     } else {
       const served = embedding.modelNames();
       if (body.model !== undefined && !served.includes(body.model)) {
