@@ -150,6 +150,6 @@ def test_auto_is_mlx_where_metal_is_available_and_onnx_elsewhere() -> None:
 
 
 def test_reference_fixtures_exist_for_every_architecture_the_onnx_backend_writes() -> None:
-    from akidb_inference.backends.onnx.models import SUPPORTED
+    from akidb_inference.backends.onnx.models import MODEL_FILES
 
-    assert {load_reference(name).model_type for name in FIXTURES} == set(SUPPORTED)
+    assert {load_reference(name).model_type for name in FIXTURES} == set(MODEL_FILES.supported())

@@ -12,7 +12,7 @@ from . import models
 
 
 class EmbeddingModel(Protocol):
-    """What every model file (`models.find`) defines as `Model`."""
+    """What every model file (`models.MODEL_FILES`) defines as `Model`."""
 
     @property
     def dimension(self) -> int: ...
@@ -30,18 +30,7 @@ class EmbeddingModel(Protocol):
 
 def load_model(checkpoint: Checkpoint) -> EmbeddingModel:
     """Build the model its config describes and load its weights, cast to float32 activations."""
-    module = models.find(checkpoint.model_type)
-    if module is None:
-        raise ModelLoadError(
-            f"{checkpoint.directory / 'config.json'}: model_type {checkpoint.model_type!r} is not supported "
-            f"by the MLX backend; supported: {', '.join(models.supported())}"
-        )
-    try:
-        args = module.ModelArgs.from_dict(checkpoint.config)
-    except (TypeError, ValueError) as error:
-        raise ModelLoadError(
-            f"{checkpoint.directory / 'config.json'} ({checkpoint.model_type}): {error}"
-        ) from error
+    module, args = models.MODEL_FILES.load(checkpoint)
     model: EmbeddingModel = module.Model(args)
     weights = model.sanitize(read_weights(checkpoint))
     if checkpoint.quantization is not None:

@@ -99,18 +99,7 @@ def _checkpoint_files(checkpoint: Checkpoint) -> Iterable[Path]:
 
 
 def _write(checkpoint: Checkpoint, weights: Precision, directory: Path) -> None:
-    module = models.find(checkpoint.model_type)
-    if module is None:
-        raise ModelLoadError(
-            f"{checkpoint.directory / 'config.json'}: model_type {checkpoint.model_type!r} is not supported "
-            f"by the ONNX backend; supported: {', '.join(models.SUPPORTED)}"
-        )
-    try:
-        args = module.ModelArgs.from_dict(checkpoint.config)
-    except (TypeError, ValueError) as error:
-        raise ModelLoadError(
-            f"{checkpoint.directory / 'config.json'} ({checkpoint.model_type}): {error}"
-        ) from error
+    module, args = models.MODEL_FILES.load(checkpoint)
     tensors = _ReadOnce(module.sanitize(read_weights(checkpoint)))
     mismatch = f"the weights in {checkpoint.directory} do not match its {checkpoint.model_type} config"
     try:
