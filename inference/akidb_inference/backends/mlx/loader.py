@@ -73,9 +73,14 @@ def _load_file(path: Any) -> dict[str, mx.array]:
     return loaded
 
 
-def single_group_matmul_is_wrong() -> bool:
-    """Whether the layers load on CUDA, where `mx.quantized_matmul` is wrong for an input of one
-    quantization group (K = group_size; MLX 0.32.4)."""
+def linear_layers_load_dequantized() -> bool:
+    """Whether a quantized checkpoint's Linear layers load as float32 ones: on CUDA. There
+    `mx.quantized_matmul` is wrong for an input of one quantization group (K = group_size; MLX
+    0.32.4, bench/cuda_quantized_matmul.py) and slower than the float matmul at the many-token
+    batches embedding runs (docs/benchmarks.md, "GPU"); a GPU holds the float weights of these
+    models easily (Qwen3-0.6B: 2.4 GB). Embedding tables stay quantized (they are gathered, not
+    multiplied). On Metal and the CPU the quantized layers stay: there the 4-bit weights are what
+    makes the model fit and run fast."""
     return mx.default_device() == mx.gpu and bool(mx.cuda.is_available())
 
 
@@ -83,15 +88,13 @@ def _quantize(model: EmbeddingModel, checkpoint: Checkpoint, weights: dict[str, 
     """Swap in quantized layers wherever the checkpoint has `.scales`; per-layer settings in the
     config's `quantization` (keyed by module path, as mlx-lm writes them) override the default.
 
-    On CUDA, a Linear layer whose input is a single quantization group is dequantized to a plain
-    Linear instead: `mx.quantized_matmul` on CUDA returns wrong values there (MLX 0.32.4; see
-    bench/cuda_quantized_matmul.py and docs/inference.md). Real models are not affected (their
-    inputs are 384+ wide); only tiny test models have such layers.
+    Where `linear_layers_load_dequantized()` (on CUDA), the Linear layers are dequantized to plain
+    float Linear layers instead.
     """
     assert checkpoint.quantization is not None
     default = checkpoint.quantization
     overrides = checkpoint.config["quantization"]
-    single_group_is_wrong = single_group_matmul_is_wrong()
+    dequantize_linears = linear_layers_load_dequantized()
     dequantize: dict[str, dict[str, Any]] = {}
 
     def predicate(path: str, module: nn.Module) -> bool | dict[str, Any]:
@@ -100,7 +103,7 @@ def _quantize(model: EmbeddingModel, checkpoint: Checkpoint, weights: dict[str, 
         override = overrides.get(path)
         settings = override if isinstance(override, dict) else {}
         group_size = settings.get("group_size", default.group_size)
-        if single_group_is_wrong and isinstance(module, nn.Linear) and module.weight.shape[-1] <= group_size:
+        if dequantize_linears and isinstance(module, nn.Linear):
             dequantize[path] = {
                 "group_size": group_size,
                 "bits": settings.get("bits", default.bits),
