@@ -5,8 +5,12 @@
 #           than one call may carry)
 #   test  : assemble and install the wheels (.whl2/), unpack the tokenizers, build the fixtures,
 #           run the quantized_matmul reproduction, the workaround before/after and the GPU tests
-#   bench : (after test, machine still warm) the engine without/with shape buckets and with
-#           mx.compile, the inference process over HTTP, transformers on torch CUDA
+#   serve MODEL : (after test) the spec's serving table through the control plane
+#           (bench/serving.ts) for one real-size fixture; carries .gpucp/ (Node 24 as node.xz and the
+#           control plane's runtime node_modules as node_modules.tar.xz, made here by the `bundle` stage)
+#   bundle : (here, not on the GPU machine) writes .gpucp/ for `serve`
+#   bench : (after test, machine still warm) the engine at the real shapes: dequantized (the
+#           default on CUDA) and 4-bit Linear layers, and mx.compile of the layers
 # Each stage fits one 10-minute call; a call must follow the previous one within the machine's
 # 30 s warm window, or the installed wheels are gone.
 # Everything it reports lands under $OUT.
@@ -15,6 +19,13 @@ cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 AKIDB_FIXTURES_DIR=/tmp/akidb-fixtures
 stage="$1"
 case "$stage" in
+bundle)
+  mkdir -p .gpucp
+  xz -T0 -c "$(scripts/node-path.sh)/node" >.gpucp/node.xz
+  PATH="$(scripts/node-path.sh):$PATH" npm ls --omit=dev --workspace control-plane --all --parseable |
+    grep /node_modules/ | grep -v /node_modules/@akidb/ | sed "s|^$PWD/||" | sort -u >.gpucp/files
+  tar -cJf .gpucp/node_modules.tar.xz -T .gpucp/files
+  ;;
 stash)
   mkdir -p /tmp/akidb-wheel && cp .whl/mlx_cuda_13.part-* /tmp/akidb-wheel/
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/device.txt"
@@ -38,11 +49,23 @@ for name in ["qwen3-f32", "qwen3-4bit", "gemma3-f32", "gemma3-4bit", *build.REAL
   (cd inference && timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_models.py -k "not bert" -rs) 2>&1 |
     tail -30 | tee -a "$OUT/test.txt"
   ;;
+serve)
+  mkdir -p /tmp/node/bin inference/.venv/bin
+  [[ -x /tmp/node/bin/node ]] || xz -dc .gpucp/node.xz >/tmp/node/bin/node && chmod +x /tmp/node/bin/node
+  tar -xJf .gpucp/node_modules.tar.xz
+  # The control plane starts inference/.venv/bin/python; here the machine's Python is that environment.
+  printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)" >inference/.venv/bin/python
+  chmod +x inference/.venv/bin/python
+  export PATH="/tmp/node/bin:$PATH"
+  model="$2"
+  node bench/serving.ts --model "$AKIDB_FIXTURES_DIR/$model" --device gpu --backend mlx \
+    --out "$OUT/serving-$model.json" 2>&1 | tee "$OUT/serving-$model.txt"
+  ;;
 bench)
-  # The engine on the real shapes without and with shape buckets (each run a fresh kernel cache),
-  # then the inference process over HTTP and transformers on torch CUDA (one shared cache).
-  python3 bench/gpu.py --out "$OUT" --only engine --modes plain buckets buckets+compile 2>&1 | tee "$OUT/engine.txt"
-  AKIDB_BENCH_PTX_DIR=/tmp/ptx-shared python3 bench/gpu.py --out "$OUT" --only server --only torch 2>&1 |
-    tee "$OUT/server-torch.txt"
+  # The engine on the real shapes: the default (Linear layers dequantized on CUDA), the 4-bit layers
+  # kept, and mx.compile of the layers; one kernel cache for all three (warm-up times after the
+  # first are not cold: bench/serving.ts measures the cold start).
+  AKIDB_BENCH_PTX_DIR=/tmp/ptx-bench python3 bench/gpu.py --out "$OUT" --only engine \
+    --modes buckets buckets+quantized buckets+compile 2>&1 | tee "$OUT/engine.txt"
   ;;
 esac

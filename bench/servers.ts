@@ -11,13 +11,15 @@ import { isAlive, waitFor } from "../control-plane/test/helpers.ts";
 const ROOT = path.resolve(import.meta.dirname, "..");
 const PYTHON = path.join(ROOT, "inference", ".venv", "bin", "python");
 const STOP_GRACE_MS = 15_000;
-const START_TIMEOUT_MS = 120_000;
+const START_TIMEOUT_MS = 300_000;
 
 export interface RunningProcess {
   /** Base URL, e.g. `http://127.0.0.1:40123`. */
   url: string;
   /** Processes whose CPU time is worth sampling, by role. */
   pids: Record<string, number>;
+  /** Everything the process group wrote so far (JSON log lines). */
+  log(): string;
   stop(): Promise<void>;
 }
 
@@ -149,7 +151,7 @@ export async function startControlPlane(config: Record<string, unknown>): Promis
   inferencePid = status.inference?.pid ?? undefined;
   const pids: Record<string, number> = { control_plane: spawned.child.pid! };
   if (inferencePid !== undefined) pids.inference = inferencePid;
-  return { url, pids, stop };
+  return { url, pids, log: spawned.log, stop };
 }
 
 /** `python -m akidb_inference --model DIR` on a free port, with `token` required; returned once ready. */
@@ -169,5 +171,5 @@ export async function startInference(model: string, token: string): Promise<Runn
   await started(spawned, "the inference process to be ready", async () => {
     return (await fetch(`${url}/health`)).ok || undefined;
   });
-  return { url, pids: { inference: spawned.child.pid! }, stop };
+  return { url, pids: { inference: spawned.child.pid! }, log: spawned.log, stop };
 }

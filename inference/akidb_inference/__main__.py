@@ -195,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pid": os.getpid(),
         },
     )
+    # MLX's CUDA build compiles its kernels on first use, and caches them where this says: beside
+    # the models, so that a restart's warm-up finds them compiled (docs/inference.md, "NVIDIA GPUs").
+    os.environ.setdefault("MLX_PTX_CACHE_DIR", str(settings.cache_dir / "mlx-kernels"))
     model_dir = partial(
         resolve_model_dir,
         settings.model,
