@@ -3,7 +3,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import type { Logger } from "pino";
-import { LocalCollectionStore } from "./collections/local-store.ts";
+import { WorkerCollectionStore } from "./collections/worker-store.ts";
 import type { AkidbConfig } from "./config/schema.ts";
 import { createEmbeddingService } from "./embedding/service.ts";
 import { createApp } from "./http/app.ts";
@@ -49,8 +49,9 @@ export async function startServer(config: AkidbConfig, logger: Logger): Promise<
   const metrics = createMetrics();
   const registry = buildRegistry(config);
   const embedding = createEmbeddingService({ config, registry, metrics, logger });
-  // Loads every collection (snapshot + log replay) before the port opens.
-  const collections = await LocalCollectionStore.open({
+  // Loads every collection (snapshot + log replay) before the port opens. The store runs in a worker
+  // thread: its commits, index inserts and snapshot saves never hold this event loop.
+  const collections = await WorkerCollectionStore.open({
     dataDir: config.storage.data_dir,
     snapshotEveryOps: config.storage.snapshot_every_ops,
     exactSearchMaxMatches: config.collection.exact_search_max_matches,

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "pino";
 import { AkidbError } from "../errors.ts";
 import { Database } from "./database.ts";
 import { type Filter, matches } from "./filter.ts";
@@ -21,6 +20,11 @@ import type {
 } from "./types.ts";
 import { better, exactScore, VectorIndex } from "./vector-index.ts";
 
+/** Where the store reports loads and snapshots (a pino logger fits; the worker thread forwards to one). */
+export interface StoreLogger {
+  info(fields: Record<string, unknown>, message: string): void;
+}
+
 export interface LocalStoreOptions {
   /** `storage.data_dir`. */
   dataDir: string;
@@ -30,7 +34,7 @@ export interface LocalStoreOptions {
   exactSearchMaxMatches: number;
   /** `collection.max_collections`. */
   maxCollections: number;
-  logger?: Logger;
+  logger?: StoreLogger;
 }
 
 /** Index changes applied between two yields to the event loop (a usearch add is synchronous). */
