@@ -24,7 +24,7 @@ from huggingface_hub import constants
 from .app import create_app
 from .architectures import ARCHITECTURES
 from .backends import BackendOptions, weight_files
-from .download import resolve_model_dir
+from .download import PACKAGE_PREFIX, resolve_model_dir
 from .logs import configure_logging, log
 from .settings import DEFAULT_CACHE_DIR, Settings
 from .worker import ModelWorker
@@ -79,7 +79,8 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         "--onnx-cache-dir",
         type=Path,
         default=None,
-        help="where written ONNX graphs are cached (default: .akidb-onnx/ in the checkpoint directory)",
+        help="where written ONNX graphs are cached (default: .akidb-onnx/ in the checkpoint directory; "
+        "for a package: model, akidb-onnx/<package>/ in --cache-dir)",
     )
     add(
         "--log-level",
@@ -148,7 +149,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
             name=args.backend,
             onnx_precision=args.onnx_precision,
             onnx_threads=args.onnx_threads,
-            onnx_cache_dir=args.onnx_cache_dir,
+            onnx_cache_dir=args.onnx_cache_dir or package_graph_cache(args.model, args.cache_dir),
         ),
         log_level=args.log_level,
         offline=args.offline,
@@ -171,6 +172,15 @@ class _Server(uvicorn.Server):
             for listener in server.sockets:
                 host, port = listener.getsockname()[:2]
                 log.info("listening", extra={"host": host, "port": port, "url": f"http://{host}:{port}"})
+
+
+def package_graph_cache(model: str, cache_dir: Path) -> Path | None:
+    """Where the ONNX graphs of a `package:NAME/PATH` model are cached: under the model cache, not
+    beside the checkpoint, which lies inside site-packages (read-only for some installs, and wiped
+    by every reinstall). None for other models: their graphs stay beside the checkpoint."""
+    if not model.startswith(PACKAGE_PREFIX):
+        return None
+    return cache_dir / "akidb-onnx" / model.removeprefix(PACKAGE_PREFIX).replace("/", "--")
 
 
 def _stop_at_stdin_eof(server: uvicorn.Server) -> None:

