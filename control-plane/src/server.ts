@@ -56,6 +56,7 @@ export async function startServer(config: AkidbConfig, logger: Logger): Promise<
     snapshotEveryOps: config.storage.snapshot_every_ops,
     exactSearchMaxMatches: config.collection.exact_search_max_matches,
     maxCollections: config.collection.max_collections,
+    insertThreads: config.collection.insert_threads,
     logger: logger.child({ component: "collections" }),
   });
   let closing = false;

@@ -63,6 +63,8 @@ export function openStore(
     snapshotEveryOps: 10_000,
     exactSearchMaxMatches: 2048,
     maxCollections: 1000,
+    // As the server's default (collection.insert_threads), so the property test covers threaded inserts.
+    insertThreads: 2,
     ...options,
   });
 }

@@ -79,4 +79,61 @@ describe("VectorIndex", () => {
     expect(hits.map((hit) => hit.key)).toEqual([1, 3, 5]);
     expect(hits.map((hit) => hit.score)).toEqual([1, 3, 5]);
   });
+
+  it("replaces vectors in a threaded batch like one at a time", () => {
+    const index = new VectorIndex(spec({ metric: "l2" }));
+    index.setMany(
+      [0, 1, 2].map((key) => ({ key, vector: new Float32Array([key, 0]) })),
+      2,
+    );
+    index.setMany([{ key: 1, vector: new Float32Array([9, 9]) }], 2);
+    index.setMany(
+      [1, 3].map((key) => ({ key, vector: new Float32Array([key + 10, 0]) })),
+      2,
+    );
+    expect(index.size).toBe(4);
+    const hits = index.search(new Float32Array([11, 0]), 10, 1, () => true);
+    expect(hits).toEqual([{ key: 1, score: 0 }]);
+  });
+
+  // usearch issue #735: concurrent inserts can leave a node no search reaches. Four threads insert
+  // batches of 64 (as the store does); recall and the nodes found by their own vector must match a
+  // build that inserts one vector at a time.
+  it("keeps recall and reachability after threaded inserts (usearch #735)", () => {
+    const n = 4000;
+    const dim = 24;
+    const random = generator(11);
+    const vectors = Array.from({ length: n }, () => Float32Array.from({ length: dim }, random));
+    const queries = Array.from({ length: 100 }, () => Float32Array.from({ length: dim }, random));
+    const indexSpec = spec({ dimension: dim, index: { M: 16, ef_construction: 64, ef_search: 64 } });
+    const single = new VectorIndex(indexSpec);
+    vectors.forEach((vector, key) => single.set(key, vector));
+    const threaded = new VectorIndex(indexSpec);
+    for (let start = 0; start < n; start += 64) {
+      const batch = vectors.slice(start, start + 64).map((vector, i) => ({ key: start + i, vector }));
+      threaded.setMany(batch, 4);
+    }
+    expect(threaded.size).toBe(n);
+    const measure = (index: VectorIndex) => {
+      let hits = 0;
+      for (const query of queries) {
+        const exact = vectors
+          .map((vector, key) => ({ key, score: exactScore("cosine", query, vector) }))
+          .sort((a, b) => b.score - a.score)
+          .slice(0, 10)
+          .map((hit) => hit.key);
+        const found = new Set(index.search(query, 64, 10, () => true).map((hit) => hit.key));
+        hits += exact.filter((key) => found.has(key)).length;
+      }
+      const unreachable = vectors.filter(
+        (vector, key) => !index.search(vector, 64, 64, () => true).some((hit) => hit.key === key),
+      ).length;
+      return { recall: hits / (queries.length * 10), unreachable };
+    };
+    const alone = measure(single);
+    const together = measure(threaded);
+    expect(together.recall).toBeGreaterThanOrEqual(0.95);
+    expect(together.recall).toBeGreaterThanOrEqual(alone.recall - 0.02);
+    expect(together.unreachable).toBeLessThanOrEqual(alone.unreachable);
+  });
 });

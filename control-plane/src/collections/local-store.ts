@@ -34,11 +34,17 @@ export interface LocalStoreOptions {
   exactSearchMaxMatches: number;
   /** `collection.max_collections`. */
   maxCollections: number;
+  /** `collection.insert_threads`: threads one batch of index inserts runs on. Default 1. */
+  insertThreads?: number;
   logger?: StoreLogger;
 }
 
-/** Index changes applied between two yields to the event loop (a usearch add is synchronous). */
+/**
+ * Index changes applied between two yields to the event loop (a usearch add is synchronous, and
+ * searches wait behind it): with one insert thread, few; with several, enough to keep them busy.
+ */
 const APPLY_CHUNK = 8;
+const THREADED_APPLY_CHUNK = 64;
 /** Vectors read from SQLite per page while an index is rebuilt. */
 const REBUILD_PAGE = 1024;
 /**
@@ -417,13 +423,23 @@ export class LocalCollectionStore implements CollectionStore {
 
   /** Applies index changes in chunks, yielding to the event loop between them. Serving and recovery share it. */
   async #applyChanges(collection: Collection, changes: IndexChange[]): Promise<void> {
-    for (let start = 0; start < changes.length; start += APPLY_CHUNK) {
+    const threads = this.#options.insertThreads ?? 1;
+    const chunk = threads > 1 ? THREADED_APPLY_CHUNK : APPLY_CHUNK;
+    for (let start = 0; start < changes.length; start += chunk) {
       if (start > 0) await yieldToLoop();
       if (collection.dropped) return;
-      for (const { key, vector } of changes.slice(start, start + APPLY_CHUNK)) {
-        if (vector) collection.index.set(key, vector);
+      // A key changed twice in one chunk (an id repeated in one upsert) keeps its last change.
+      const last = new Map<number, Float32Array | null>();
+      for (const { key, vector } of changes.slice(start, start + chunk)) {
+        last.delete(key);
+        last.set(key, vector);
+      }
+      const sets: Array<{ key: number; vector: Float32Array }> = [];
+      for (const [key, vector] of last) {
+        if (vector) sets.push({ key, vector });
         else collection.index.remove(key);
       }
+      collection.index.setMany(sets, threads);
     }
   }
 
