@@ -70,16 +70,11 @@ def compile_layers(model: Any) -> None:
 
 
 def engine_run(model: str, mode: str) -> dict[str, Any]:
-    """One configuration in this process. mode: plain | buckets | buckets+compile |
-    buckets+quantized (the Linear layers kept 4-bit, as before CUDA loaded them dequantized)."""
+    """One configuration in this process. mode: plain | buckets | buckets+compile."""
     import mlx.core as mx
 
-    from akidb_inference.backends.mlx import loader
     from akidb_inference.engine import BackendOptions, load_embedder
     from tests.fixtures import fixture_dir
-
-    if mode == "buckets+quantized":
-        loader.linear_layers_load_dequantized = lambda: False
 
     directory = fixture_dir(model)
     started = time.perf_counter()
@@ -251,22 +246,21 @@ def torch_run(model: str) -> dict[str, Any]:
 
 
 def workaround_run() -> dict[str, Any]:
-    """The 4-bit fixtures on CUDA with quantized and with dequantized Linear layers (the default on
-    CUDA), against transformers: the quantized ones hit MLX's single-group `quantized_matmul` bug."""
+    """The 4-bit fixtures on CUDA without and with the single-group workaround, against transformers."""
     from akidb_inference.backends.mlx import loader
     from akidb_inference.engine import BackendOptions, NonFiniteEmbedding, load_embedder
     from tests.fixtures import fixture_dir, load_reference
 
     result: dict[str, Any] = {}
-    original = loader.linear_layers_load_dequantized
+    original = loader.single_group_matmul_is_wrong
     for fixture in ("qwen3-4bit", "gemma3-4bit"):
         reference = load_reference(fixture)
         entries = [entry for entry in reference.texts if entry.input_type == "document"]
         expected = np.array([entry.embedding for entry in entries], dtype=np.float32)
         for workaround in (False, True):
-            loader.linear_layers_load_dequantized = original if workaround else (lambda: False)
+            loader.single_group_matmul_is_wrong = original if workaround else (lambda: False)
             embedder = load_embedder(fixture_dir(fixture), backend=BackendOptions(name="mlx"))
-            key = f"{fixture} {'dequantized' if workaround else 'quantized'} Linear layers"
+            key = f"{fixture} {'with' if workaround else 'without'} workaround"
             try:
                 vectors = embedder.embed([entry.text for entry in entries], "document").vectors
                 result[key] = {
@@ -275,7 +269,7 @@ def workaround_run() -> dict[str, Any]:
                 }
             except NonFiniteEmbedding as error:
                 result[key] = {"error": str(error)}
-    loader.linear_layers_load_dequantized = original
+    loader.single_group_matmul_is_wrong = original
     return result
 
 

@@ -3,10 +3,11 @@
 # no network). docs/inference.md ("GPU tests") and docs/benchmarks.md ("GPU") say how to call it.
 #   stash : keep the first half of the mlx-cuda-13 wheel (.whl/) in /tmp (the wheel is larger
 #           than one call may carry)
-#   test  : assemble and install the wheels (.whl2/), unpack the tokenizers, build the fixtures,
-#           run the quantized_matmul reproduction, the workaround before/after and the GPU tests
+#   test  : assemble and install the wheels (.whl2/), unpack the tokenizers, build the four test
+#           fixtures, run the quantized_matmul reproduction, the workaround before/after and the
+#           GPU tests
 #   serve MODEL : (after test) the spec's serving table through the control plane
-#           (bench/serving.ts) for one real-size fixture; carries .gpucp/ (Node 24 as node.xz and the
+#           (bench/serving.ts) for one real-size fixture (built first); carries .gpucp/ (Node 24 as node.xz and the
 #           control plane's runtime node_modules as node_modules.tar.xz, made here by the `bundle` stage)
 #   bundle : (here, not on the GPU machine) writes .gpucp/ for `serve`
 #   bench : (after test, machine still warm) the engine at the real shapes: dequantized (the
@@ -42,7 +43,7 @@ test)
   tar -xJf .whl2/tokenizers.tar.xz
   python3 -c 'import mlx.core as mx; print(mx.__version__, mx.cuda.is_available(), mx.device_info(mx.gpu))' | tee "$OUT/test.txt"
   (cd inference && python3 -c 'from tests.fixtures import build
-for name in ["qwen3-f32", "qwen3-4bit", "gemma3-f32", "gemma3-4bit", *build.REAL_SIZE]:
+for name in ["qwen3-f32", "qwen3-4bit", "gemma3-f32", "gemma3-4bit"]:
     build.ensure(name, build.default_root())') 2>&1 | tail -5
   python3 bench/cuda_quantized_matmul.py 2>&1 | tee -a "$OUT/test.txt"
   (cd inference && python3 ../bench/gpu.py --workaround) 2>&1 | tee -a "$OUT/test.txt"
@@ -54,18 +55,18 @@ serve)
   [[ -x /tmp/node/bin/node ]] || xz -dc .gpucp/node.xz >/tmp/node/bin/node && chmod +x /tmp/node/bin/node
   tar -xJf .gpucp/node_modules.tar.xz
   # The control plane starts inference/.venv/bin/python; here the machine's Python is that environment.
-  printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)" >inference/.venv/bin/python
+  printf '#!/bin/sh\nPYTHONPATH=%s/inference exec %s "$@"\n' "$PWD" "$(command -v python3)" >inference/.venv/bin/python
   chmod +x inference/.venv/bin/python
   export PATH="/tmp/node/bin:$PATH"
   model="$2"
+  (cd inference && python3 -c "from tests.fixtures import build; build.ensure('$model', build.default_root())")
   node bench/serving.ts --model "$AKIDB_FIXTURES_DIR/$model" --device gpu --backend mlx \
     --out "$OUT/serving-$model.json" 2>&1 | tee "$OUT/serving-$model.txt"
   ;;
 bench)
-  # The engine on the real shapes: the default (Linear layers dequantized on CUDA), the 4-bit layers
-  # kept, and mx.compile of the layers; one kernel cache for all three (warm-up times after the
-  # first are not cold: bench/serving.ts measures the cold start).
+  # The engine on the real shapes (built by `serve`), with shape buckets and with mx.compile of the
+  # layers; one kernel cache for both (bench/serving.ts measures the cold start).
   AKIDB_BENCH_PTX_DIR=/tmp/ptx-bench python3 bench/gpu.py --out "$OUT" --only engine \
-    --modes buckets buckets+quantized buckets+compile 2>&1 | tee "$OUT/engine.txt"
+    --modes buckets buckets+compile 2>&1 | tee "$OUT/engine.txt"
   ;;
 esac

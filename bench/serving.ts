@@ -118,6 +118,13 @@ function summary(run: RunResult) {
     p99_ms: l && round(l.p99),
     errors: run.statuses,
     mean_batch: run.server && round(run.server.batch_size),
+    /** The control plane's own means (its /metrics): an input's wait for its batch, the batch's
+     * call to the inference process, the whole request inside the control plane. */
+    server_ms: run.server && {
+      queue: round(run.server.queue_ms),
+      inference: round(run.server.inference_ms),
+      total: round(run.server.total_ms),
+    },
   };
 }
 

@@ -21,11 +21,15 @@ MIN_COSINE = 0.9999
 # Observed differences are ~2e-7; a radius off by one at EmbeddingGemma's real window moves
 # components by ~1e-4 while the cosine stays above MIN_COSINE.
 MAX_ABS_DIFF = 1e-5
+MAX_HIDDEN_DIFF = MAX_ABS_DIFF
+"""The same text's raw (unnormalised) hidden states and projections alone and in a padded batch."""
 if mx.cuda.is_available():
     # MLX's CUDA float32 matmuls run on TF32 (10-bit mantissa): 4-bit fixtures measured up to
     # 5.4e-4 on an H200 (docs/inference.md, "GPU tests"); the cosine bound stays, and the CPU
-    # run (CI) keeps catching an off-by-one window radius.
+    # run (CI) keeps catching an off-by-one window radius. Raw hidden states (|h| up to ~1.5 in
+    # the fixtures) measured up to 2.6e-3 between a padded batch and the text alone.
     MAX_ABS_DIFF = 2e-3
+    MAX_HIDDEN_DIFF = 5e-3
 
 
 def check_shapes_and_padding(module: ModuleType, config: dict[str, Any], pooling: str) -> None:
@@ -49,11 +53,11 @@ def check_shapes_and_padding(module: ModuleType, config: dict[str, Any], pooling
 
     for row, n in enumerate(lengths):
         alone = np.array(model(mx.array(ids[row : row + 1, :n]), mx.array(np.ones((1, n), np.int32))))
-        np.testing.assert_allclose(hidden[row, :n], alone[0], atol=MAX_ABS_DIFF)
-        np.testing.assert_allclose(hidden_left[row, 11 - n :], alone[0], atol=MAX_ABS_DIFF)
+        np.testing.assert_allclose(hidden[row, :n], alone[0], atol=MAX_HIDDEN_DIFF)
+        np.testing.assert_allclose(hidden_left[row, 11 - n :], alone[0], atol=MAX_HIDDEN_DIFF)
         vector = np.array(model.project(mx.array(POOLING[pooling](alone, np.ones((1, n), np.int32)))))[0]
-        np.testing.assert_allclose(projected[row], vector, atol=MAX_ABS_DIFF)
-        np.testing.assert_allclose(projected_left[row], vector, atol=MAX_ABS_DIFF)
+        np.testing.assert_allclose(projected[row], vector, atol=MAX_HIDDEN_DIFF)
+        np.testing.assert_allclose(projected_left[row], vector, atol=MAX_HIDDEN_DIFF)
 
 
 def check_reference(fixture: str, embedder: Embedder, batched: Embedder) -> None:

@@ -73,14 +73,9 @@ def _load_file(path: Any) -> dict[str, mx.array]:
     return loaded
 
 
-def linear_layers_load_dequantized() -> bool:
-    """Whether a quantized checkpoint's Linear layers load as float32 ones: on CUDA. There
-    `mx.quantized_matmul` is wrong for an input of one quantization group (K = group_size; MLX
-    0.32.4, bench/cuda_quantized_matmul.py) and slower than the float matmul at the many-token
-    batches embedding runs (docs/benchmarks.md, "GPU"); a GPU holds the float weights of these
-    models easily (Qwen3-0.6B: 2.4 GB). Embedding tables stay quantized (they are gathered, not
-    multiplied). On Metal and the CPU the quantized layers stay: there the 4-bit weights are what
-    makes the model fit and run fast."""
+def single_group_matmul_is_wrong() -> bool:
+    """Whether the layers load on CUDA, where `mx.quantized_matmul` is wrong for an input of one
+    quantization group (K = group_size; MLX 0.32.4, bench/cuda_quantized_matmul.py)."""
     return mx.default_device() == mx.gpu and bool(mx.cuda.is_available())
 
 
@@ -88,13 +83,15 @@ def _quantize(model: EmbeddingModel, checkpoint: Checkpoint, weights: dict[str, 
     """Swap in quantized layers wherever the checkpoint has `.scales`; per-layer settings in the
     config's `quantization` (keyed by module path, as mlx-lm writes them) override the default.
 
-    Where `linear_layers_load_dequantized()` (on CUDA), the Linear layers are dequantized to plain
-    float Linear layers instead.
+    On CUDA, a Linear layer whose input is a single quantization group is dequantized to a plain
+    Linear instead (`single_group_matmul_is_wrong`). Real models are not affected (their inputs are
+    384+ wide); only tiny test models have such layers. Dequantizing every Linear layer on CUDA was
+    measured and bought no speed (docs/benchmarks.md, "GPU"), at 7x the weights' memory.
     """
     assert checkpoint.quantization is not None
     default = checkpoint.quantization
     overrides = checkpoint.config["quantization"]
-    dequantize_linears = linear_layers_load_dequantized()
+    single_group_is_wrong = single_group_matmul_is_wrong()
     dequantize: dict[str, dict[str, Any]] = {}
 
     def predicate(path: str, module: nn.Module) -> bool | dict[str, Any]:
@@ -103,7 +100,7 @@ def _quantize(model: EmbeddingModel, checkpoint: Checkpoint, weights: dict[str, 
         override = overrides.get(path)
         settings = override if isinstance(override, dict) else {}
         group_size = settings.get("group_size", default.group_size)
-        if dequantize_linears and isinstance(module, nn.Linear):
+        if single_group_is_wrong and isinstance(module, nn.Linear) and module.weight.shape[-1] <= group_size:
             dequantize[path] = {
                 "group_size": group_size,
                 "bits": settings.get("bits", default.bits),
