@@ -26,8 +26,7 @@ afterAll(async () => {
 async function start(env: Record<string, string>, ready?: (health: HealthBody) => boolean) {
   const server = await startAkiDB(
     { ...NO_HUB, AKIDB_SERVER_API_KEYS: API_KEY, AKIDB_SERVER_ADMIN_TOKEN: ADMIN_TOKEN, ...env },
-    180_000,
-    ready,
+    { readyTimeoutMs: 180_000, ready },
   );
   servers.push(server);
   current = server;

@@ -10,10 +10,16 @@ export const REPO = path.resolve(import.meta.dirname, "..");
 
 export interface RunningAkiDB {
   url: string;
-  /** Everything the server wrote to stdout (JSON lines). */
+  /** The control plane's process id. */
+  pid: number;
+  /** Everything the server wrote to stdout (JSON lines) and stderr. */
   output(): string;
-  /** SIGTERM, then the exit code. */
-  stop(): Promise<number | undefined>;
+  /** Stops reading the server's stdout: once the pipe is full, its writes find no room. */
+  pauseOutput(): void;
+  /** Reads its stdout again. */
+  resumeOutput(): void;
+  /** Sends `signal` (default SIGTERM), then the exit code (undefined when a signal ended it). */
+  stop(signal?: NodeJS.Signals): Promise<number | undefined>;
 }
 
 /** The control plane's own "listening" line (the inference process's is re-logged with a component). */
@@ -32,12 +38,19 @@ export interface HealthBody {
   embedder?: { status: string; reason?: string } | null;
 }
 
-/** Starts the server and resolves once /health answers 200 and `ready` holds (default: status `ok`). */
+export interface StartOptions {
+  /** How long /health may take to say ready (default 120 s). */
+  readyTimeoutMs?: number;
+  /** When the server counts as ready (default: /health status `ok`). */
+  ready?: (health: HealthBody) => boolean;
+}
+
+/** Starts the server and resolves once /health answers 200 and `options.ready` holds. */
 export async function startAkiDB(
   env: Record<string, string>,
-  readyTimeoutMs = 120_000,
-  ready: (health: HealthBody) => boolean = (health) => health.status === "ok",
+  options: StartOptions = {},
 ): Promise<RunningAkiDB> {
+  const { readyTimeoutMs = 120_000, ready = (health) => health.status === "ok" } = options;
   const home = mkdtempSync(path.join(tmpdir(), "akidb-test-"));
   const server: ResultPromise<{ reject: false; buffer: false }> = execa(
     path.join(REPO, "bin/akidb"),
@@ -61,8 +74,8 @@ export async function startAkiDB(
   server.stderr?.on("data", (chunk: Buffer) => {
     output += chunk.toString();
   });
-  const stop = async () => {
-    server.kill("SIGTERM"); // a no-op when it has exited
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
+    server.kill(signal); // a no-op when it has exited
     const result = await server;
     rmSync(home, { recursive: true, force: true });
     return result.exitCode;
@@ -86,7 +99,14 @@ export async function startAkiDB(
       ),
       exited,
     ]);
-    return { url, output: () => output, stop };
+    return {
+      url,
+      pid: server.pid!,
+      output: () => output,
+      pauseOutput: () => server.stdout?.pause(),
+      resumeOutput: () => server.stdout?.resume(),
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

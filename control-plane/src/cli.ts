@@ -5,7 +5,7 @@ import { ConfigError } from "./config/errors.ts";
 import { type LoadedConfig, loadConfig } from "./config/load.ts";
 import { embeddingKind, modelSettings } from "./config/model-settings.ts";
 import { redactConfig } from "./config/redact.ts";
-import { createLogger } from "./log.ts";
+import { createLogger, LogOutput } from "./log.ts";
 import { buildRegistry } from "./models/registry.ts";
 import { type RunningServer, startServer } from "./server.ts";
 
@@ -60,7 +60,8 @@ function load(values: { config?: string; host?: string; port?: string }): Loaded
 
 async function serve(loaded: LoadedConfig): Promise<void> {
   const { config } = loaded;
-  const logger = createLogger(config.server.log_level);
+  const logOutput = new LogOutput(process.stdout, config.server.log_queue_bytes);
+  const logger = createLogger(config.server.log_level, logOutput);
   for (const warning of loaded.warnings) logger.warn(warning);
   let server: RunningServer | undefined;
   let stopping = false;
@@ -84,7 +85,7 @@ async function serve(loaded: LoadedConfig): Promise<void> {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  server = await startServer(config, logger);
+  server = await startServer(config, logger, logOutput);
   if (stopping) void shutdown(server);
 }
 

@@ -28,6 +28,8 @@ export interface Metrics {
   collectionVectors: Gauge<"collection">;
   /** Estimated RAM of each collection's vector index. */
   collectionIndexBytes: Gauge<"collection">;
+  /** Log lines dropped because stdout's reader lagged by more than `server.log_queue_bytes`. */
+  logLinesDropped: Counter<never>;
 }
 
 /** 1 ms .. ~65 s, doubling: batching waits are milliseconds, cold CPU batches tens of seconds. */
@@ -104,6 +106,11 @@ export function createMetrics(): Metrics {
       name: `${METRIC_PREFIX}collection_index_bytes`,
       help: "Estimated RAM of each collection's vector index, in bytes.",
       labelNames: ["collection"],
+      registers,
+    }),
+    logLinesDropped: new Counter({
+      name: `${METRIC_PREFIX}log_lines_dropped_total`,
+      help: "Log lines dropped because stdout was not read fast enough (server.log_queue_bytes).",
       registers,
     }),
   };

@@ -7,6 +7,7 @@ import { WorkerCollectionStore } from "./collections/worker-store.ts";
 import type { AkidbConfig } from "./config/schema.ts";
 import { createEmbeddingService } from "./embedding/service.ts";
 import { createApp } from "./http/app.ts";
+import type { LogOutput } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { buildRegistry } from "./models/registry.ts";
 
@@ -42,11 +43,17 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 
 /**
  * Wires config -> registry -> embedding service + collection store -> app, and listens. Rejects when
- * another server holds `storage.data_dir` or the port is taken.
+ * another server holds `storage.data_dir` or the port is taken. `logOutput`, where `logger` writes
+ * through one, has its dropped lines counted in the metrics.
  */
-export async function startServer(config: AkidbConfig, logger: Logger): Promise<RunningServer> {
+export async function startServer(
+  config: AkidbConfig,
+  logger: Logger,
+  logOutput?: LogOutput,
+): Promise<RunningServer> {
   const startedAt = new Date();
   const metrics = createMetrics();
+  logOutput?.onDrop(() => metrics.logLinesDropped.inc());
   const registry = buildRegistry(config);
   const embedding = createEmbeddingService({ config, registry, metrics, logger });
   // Loads every collection (snapshot + log replay) before the port opens. The store runs in a worker

@@ -275,6 +275,13 @@ const serverSchema = z.strictObject({
   shutdown_timeout_ms: positiveInt.default(10_000),
   /** Least severe log level written (pino levels). Default `info`. */
   log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+  /**
+   * Log bytes held in memory while stdout's reader lags (a pipe nobody reads). Past this, lines are
+   * dropped and counted (`akidb_log_lines_dropped_total`, and a warning once lines get through
+   * again) rather than wait: a write that waited would stop the server. Higher rides out longer
+   * stalls of the reader, with that much more memory. Default 1048576 (1 MiB).
+   */
+  log_queue_bytes: positiveInt.default(1024 * 1024),
 });
 
 const storageSchema = z.strictObject({
