@@ -6,7 +6,7 @@
 #   test  : assemble and install the wheels (.whl2/), unpack the tokenizers, build the four test
 #           fixtures, run the quantized_matmul reproduction, the workaround before/after and the
 #           GPU tests
-#   serve MODEL : (after test) the spec's serving table through the control plane
+#   serve MODEL [ARGS] : (after test) the spec's serving table through the control plane
 #           (bench/serving.ts) for one real-size fixture (built first); carries .gpucp/ (Node 24 as node.xz and the
 #           control plane's runtime node_modules as node_modules.tar.xz, made here by the `bundle` stage)
 #   bundle : (here, not on the GPU machine) writes .gpucp/ for `serve`
@@ -59,8 +59,9 @@ serve)
   chmod +x inference/.venv/bin/python
   export PATH="/tmp/node/bin:$PATH"
   model="$2"
+  shift 2  # the rest goes to bench/serving.ts (e.g. --batch-timeout-ms 0)
   (cd inference && python3 -c "from tests.fixtures import build; build.ensure('$model', build.default_root())")
-  node bench/serving.ts --model "$AKIDB_FIXTURES_DIR/$model" --device gpu --backend mlx \
+  node bench/serving.ts --model "$AKIDB_FIXTURES_DIR/$model" --device gpu --backend mlx "$@" \
     --out "$OUT/serving-$model.json" 2>&1 | tee "$OUT/serving-$model.txt"
   ;;
 bench)

@@ -2,7 +2,8 @@
 // one device, measured from a client's side. bench/gpu_device.sh runs it on the GPU machine for
 // the real-size Qwen3 and Gemma shapes ("GPU" in docs/benchmarks.md); it runs anywhere.
 //
-//   node bench/serving.ts --model DIR [--device gpu|cpu|auto] [--backend mlx|onnx|auto] [--out FILE]
+//   node bench/serving.ts --model DIR [--device gpu|cpu|auto] [--backend mlx|onnx|auto]
+//                         [--batch-timeout-ms N] [--out FILE]
 //
 // Measured, in order: start-up until /health says ok (load and warm-up included), the first
 // single-text request after ready (cold) and the median of 30 more (warm), a batch of 10 and of
@@ -143,6 +144,7 @@ async function main(): Promise<void> {
       model: { type: "string" },
       device: { type: "string", default: "auto" },
       backend: { type: "string", default: "auto" },
+      "batch-timeout-ms": { type: "string" },
       out: { type: "string" },
     },
   });
@@ -154,7 +156,15 @@ async function main(): Promise<void> {
       embedding: {
         mode: "mlx",
         backend: values.backend,
-        mlx: { model: values.model, device: values.device, offline: true, cache_dir: cacheDir },
+        mlx: {
+          model: values.model,
+          device: values.device,
+          offline: true,
+          cache_dir: cacheDir,
+          ...(values["batch-timeout-ms"] === undefined
+            ? {}
+            : { batch_timeout_ms: Number(values["batch-timeout-ms"]) }),
+        },
         queue: { request_timeout_ms: REQUEST_TIMEOUT_MS },
       },
     });
@@ -165,7 +175,10 @@ async function main(): Promise<void> {
     };
   };
   const { server, readyS, ready } = await start();
-  const result: Record<string, unknown> = { model: values.model };
+  const result: Record<string, unknown> = {
+    model: values.model,
+    batch_timeout_ms: values["batch-timeout-ms"] ?? "default",
+  };
   try {
     result.ready_s = readyS;
     result.load_s = ready?.load_seconds;
