@@ -1,5 +1,6 @@
-"""Each architecture's hyper-parameters, read from the checkpoint's config.json: one module per
-`model_type`, shared by every backend's model file (MLX modules, ONNX graph writers)."""
+"""Each architecture's hyper-parameters, read from the checkpoint's config.json, and the names of
+its weights (`sanitize`): one module per `model_type`, shared by every backend's model file (MLX
+modules, ONNX graph writers)."""
 
 from __future__ import annotations
 

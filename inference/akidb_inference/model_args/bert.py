@@ -1,10 +1,14 @@
-"""bert hyper-parameters (config.json fields the model files read)."""
+"""bert hyper-parameters (config.json fields the model files read) and weight names."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from . import BaseModelArgs
+
+T = TypeVar("T")
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
 """`hidden_act` values every backend implements."""
@@ -33,3 +37,17 @@ class ModelArgs(BaseModelArgs):
             raise ValueError(f"position_embedding_type {self.position_embedding_type!r}; supported: absolute")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError("hidden_size is not a multiple of num_attention_heads")
+
+
+def sanitize(weights: Mapping[str, T]) -> dict[str, T]:
+    """Strip the `bert.` (BertFor* heads) or `model.` (MLX conversions) prefix; drop the pooler and
+    task heads (mean pooling uses neither) and the stored position_ids buffer. Every backend's
+    rename is this one."""
+    sanitized = {}
+    for key, value in weights.items():
+        for prefix in ("bert.", "model."):
+            key = key.removeprefix(prefix)
+        if key.startswith(("pooler.", "cls.")) or key == "embeddings.position_ids":
+            continue
+        sanitized[key] = value
+    return sanitized

@@ -1,10 +1,15 @@
-"""gemma3_text hyper-parameters (config.json fields the model files read)."""
+"""gemma3_text hyper-parameters (config.json fields the model files read) and weight names."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from . import BaseModelArgs
+
+T = TypeVar("T")
 
 SLIDING, FULL = "sliding_attention", "full_attention"
 """The two kinds of layer in `layer_types`."""
@@ -49,3 +54,26 @@ class ModelArgs(BaseModelArgs):
         """Sliding layers attend |i - j| < radius: transformers turns the configured window into an
         exclusive bound on both sides, window // 2 + 1 (257 for EmbeddingGemma's 512)."""
         return self.sliding_window // 2 + 1
+
+
+def sanitize(weights: Mapping[str, T], prefix: str = "") -> dict[str, T]:
+    """Name the transformer as Gemma3TextModel does, under `prefix` (`model.` where a backend's module
+    tree has it; Gemma3TextModel checkpoints lack `model.`), and the Dense head `dense.{i}`:
+    sentence-transformers stores it as `{n}_Dense.linear` in module directories (read as
+    `{n}_Dense.linear.weight`), MLX conversions as `dense.{i}` in the main file, which wins when both
+    are present. Every backend's rename is this one."""
+    st_dense = re.compile(r"^(\d+)_Dense\.linear\.")
+    has_dense = any(key.startswith("dense.") for key in weights)
+    modules = sorted({int(m[1]) for key in weights if (m := st_dense.match(key))})
+    sanitized = {}
+    for key, value in weights.items():
+        if key.startswith("lm_head.") or "rotary_emb" in key:
+            continue
+        if match := st_dense.match(key):
+            if has_dense:
+                continue
+            key = f"dense.{modules.index(int(match[1]))}.{key[match.end() :]}"
+        elif not key.startswith("dense."):
+            key = prefix + key.removeprefix("model.")
+        sanitized[key] = value
+    return sanitized

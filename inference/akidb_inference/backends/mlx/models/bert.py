@@ -8,7 +8,7 @@ from collections.abc import Callable
 import mlx.core as mx
 import mlx.nn as nn
 
-from ....model_args.bert import ModelArgs
+from ....model_args.bert import ModelArgs, sanitize
 from .base import Mask, attention_mask
 
 _ACTIVATIONS: dict[str, Callable[[mx.array], mx.array]] = {
@@ -133,13 +133,4 @@ class Model(nn.Module):
         return pooled
 
     def sanitize(self, weights: dict[str, mx.array]) -> dict[str, mx.array]:
-        """Strip the `bert.` (BertFor* heads) or `model.` (MLX conversions) prefix; drop the
-        pooler and task heads (mean pooling uses neither) and the stored position_ids buffer."""
-        sanitized = {}
-        for key, value in weights.items():
-            for prefix in ("bert.", "model."):
-                key = key.removeprefix(prefix)
-            if key.startswith(("pooler.", "cls.")) or key == "embeddings.position_ids":
-                continue
-            sanitized[key] = value
-        return sanitized
+        return sanitize(weights)

@@ -3,12 +3,10 @@ mixed with full layers, and a Dense head (hidden -> 4 * hidden -> hidden) after 
 
 from __future__ import annotations
 
-import re
-
 import mlx.core as mx
 import mlx.nn as nn
 
-from ....model_args.gemma3_text import SLIDING, ModelArgs
+from ....model_args.gemma3_text import SLIDING, ModelArgs, sanitize
 from .base import Mask, attention_mask
 
 
@@ -123,21 +121,4 @@ class Model(nn.Module):
         return pooled
 
     def sanitize(self, weights: dict[str, mx.array]) -> dict[str, mx.array]:
-        """Name the Dense head `dense.{i}`: sentence-transformers stores it as `{n}_Dense.linear`
-        in module directories (read as `{n}_Dense.linear.weight`), MLX conversions as `dense.{i}`
-        in the main file, which wins when both are present. Gemma3TextModel checkpoints lack `model.`."""
-        st_dense = re.compile(r"^(\d+)_Dense\.linear\.")
-        has_dense = any(key.startswith("dense.") for key in weights)
-        modules = sorted({int(m[1]) for key in weights if (m := st_dense.match(key))})
-        sanitized = {}
-        for key, value in weights.items():
-            if key.startswith("lm_head.") or "rotary_emb" in key:
-                continue
-            if match := st_dense.match(key):
-                if has_dense:
-                    continue
-                key = f"dense.{modules.index(int(match[1]))}.{key[match.end() :]}"
-            elif not key.startswith(("model.", "dense.")):
-                key = f"model.{key}"
-            sanitized[key] = value
-        return sanitized
+        return sanitize(weights, prefix="model.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-from ....model_args.qwen3 import ModelArgs
+from ....model_args.qwen3 import ModelArgs, sanitize
 from .base import Mask, attention_mask
 
 
@@ -93,9 +93,4 @@ class Model(nn.Module):
         return pooled
 
     def sanitize(self, weights: dict[str, mx.array]) -> dict[str, mx.array]:
-        """Drop the language-model head (embeddings only); Qwen3Model checkpoints lack `model.`."""
-        return {
-            key if key.startswith("model.") else f"model.{key}": value
-            for key, value in weights.items()
-            if not key.startswith("lm_head.") and "rotary_emb.inv_freq" not in key
-        }
+        return sanitize(weights, prefix="model.")
