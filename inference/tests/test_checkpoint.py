@@ -17,8 +17,11 @@ from tokenizers import Tokenizer
 
 from akidb_inference.architectures import ARCHITECTURES
 from akidb_inference.backends.mlx import gpu_available, select_device
+from akidb_inference.backends.mlx import models as mlx_models
 from akidb_inference.backends.mlx.loader import load_model, read_weights
 from akidb_inference.backends.mlx.models import gemma3_text, qwen3
+from akidb_inference.backends.onnx import models as onnx_models
+from akidb_inference.backends.onnx.weights import read_weights as read_onnx_weights
 from akidb_inference.checkpoint import read_checkpoint
 from akidb_inference.engine import BackendOptions, ModelLoadError, load_embedder
 from akidb_inference.model_args import gemma3_text as gemma3_args
@@ -74,6 +77,19 @@ def test_gemma3_sanitize_names_the_dense_head_from_either_layout() -> None:
         "dense.0.weight": mx.zeros(1),
     }
     assert set(model.sanitize(mlx_layout | sentence_transformers)) == set(mlx_layout)
+
+
+@pytest.mark.parametrize("fixture", ["bert-f32", "gemma3-f32", "qwen3-f32"])
+def test_both_backends_name_the_weights_alike(fixture: str) -> None:
+    """One renaming (model_args' sanitize) for both: the ONNX graph's names are the MLX module tree's
+    without its `model.`, and Gemma's norm scales are the only values the ONNX side changes."""
+    checkpoint = read_checkpoint(fixture_dir(fixture))
+    mlx_module, args = mlx_models.MODEL_FILES.load(checkpoint)
+    mlx_names = set(mlx_module.Model(args).sanitize(read_weights(checkpoint)))
+    onnx_module, _ = onnx_models.MODEL_FILES.load(checkpoint)
+    onnx_weights = onnx_module.sanitize(read_onnx_weights(checkpoint))
+    assert set(onnx_weights) == {name.removeprefix("model.") for name in mlx_names}
+    assert any(name.startswith("dense.") for name in onnx_weights) == (fixture == "gemma3-f32")
 
 
 def test_the_hub_layout_reads_its_dense_modules() -> None:

@@ -1,6 +1,6 @@
 """ONNX graph writers, one module per checkpoint `model_type` (`model_files.ModelFiles`), each with
-`ModelArgs` (imported from `akidb_inference.model_args`, shared with the MLX model files),
-`sanitize` and `build`."""
+`ModelArgs` and `sanitize` (from `akidb_inference.model_args`, shared with the MLX model files) and
+`build`."""
 
 from __future__ import annotations
 

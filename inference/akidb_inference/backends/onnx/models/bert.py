@@ -6,24 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from ....model_args.bert import ModelArgs
+from ....model_args.bert import sanitize as sanitize
 from ..graph import INPUTS, GraphWriter, attention_mask
 from .base import Built
 
 _ACTIVATIONS = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "relu": None}
 """hidden_act -> the ONNX Gelu's `approximate` (None: Relu)."""
-
-
-def sanitize(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Strip the `bert.` (BertFor* heads) or `model.` (MLX conversions) prefix; drop the pooler, task
-    heads and the stored position_ids buffer."""
-    sanitized = {}
-    for key, value in weights.items():
-        for prefix in ("bert.", "model."):
-            key = key.removeprefix(prefix)
-        if key.startswith(("pooler.", "cls.")) or key == "embeddings.position_ids":
-            continue
-        sanitized[key] = value
-    return sanitized
 
 
 def layer_norm(graph: GraphWriter, x: str, args: ModelArgs, w: dict[str, np.ndarray], p: str) -> str:

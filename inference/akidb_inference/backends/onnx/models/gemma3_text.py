@@ -5,10 +5,10 @@ returned for the backend to apply after pooling. Activations stay float32 (float
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 
+from ....model_args import gemma3_text as gemma3_args
 from ....model_args.gemma3_text import FULL, SLIDING, ModelArgs
 from ..graph import (
     INPUTS,
@@ -24,24 +24,12 @@ from .base import Built
 
 
 def sanitize(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Name the transformer as Gemma3TextModel does (no `model.` prefix) and the Dense head
-    `dense.{i}` (sentence-transformers stores it as `{n}_Dense.linear` in module directories, MLX
-    conversions as `dense.{i}` in the main file, which wins when both are present). Gemma's
-    RMSNorm scales by (1 + weight): stored here as the scale itself."""
-    st_dense = re.compile(r"^(\d+)_Dense\.linear\.")
-    has_dense = any(key.startswith("dense.") for key in weights)
-    modules = sorted({int(m[1]) for key in weights if (m := st_dense.match(key))})
-    sanitized = {}
-    for key, value in weights.items():
-        if key.startswith("lm_head.") or "rotary_emb" in key:
-            continue
-        if match := st_dense.match(key):
-            if has_dense:
-                continue
-            key = f"dense.{modules.index(int(match[1]))}.{key[match.end() :]}"
-        key = key.removeprefix("model.")
-        sanitized[key] = 1.0 + value if key.endswith("norm.weight") else value
-    return sanitized
+    """The shared names (`model_args.gemma3_text.sanitize`); Gemma's RMSNorm scales by
+    (1 + weight): stored here as the scale itself."""
+    return {
+        key: 1.0 + value if key.endswith("norm.weight") else value
+        for key, value in gemma3_args.sanitize(weights).items()
+    }
 
 
 def attention(

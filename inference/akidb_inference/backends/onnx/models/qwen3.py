@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ....model_args.qwen3 import ModelArgs
+from ....model_args.qwen3 import sanitize as sanitize
 from ..graph import (
     INPUTS,
     GraphWriter,
@@ -17,15 +18,6 @@ from ..graph import (
     split_heads,
 )
 from .base import Built
-
-
-def sanitize(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Drop the language-model head; name everything as Qwen3Model does (no `model.` prefix)."""
-    return {
-        key.removeprefix("model."): value
-        for key, value in weights.items()
-        if not key.startswith("lm_head.") and "rotary_emb.inv_freq" not in key
-    }
 
 
 def attention(
