@@ -65,8 +65,8 @@ def test_single_group_workaround_keeps_fidelity(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_shape_buckets_change_no_vector() -> None:
-    """The bucketing CUDA uses, run on the CPU: every warmed shape stays within the token budget,
-    and padded widths and rows change no vector."""
+    """The bucketing CUDA uses: every warmed shape stays within the token budget, and padded widths
+    and rows change no vector (beyond TF32 rounding on CUDA: 2.5e-4 measured on an H200)."""
     texts = ["short", "a somewhat longer text about vectors " * 9, "x " * 70, "y " * 400] * 3
     plain = load_embedder(fixture_dir("gemma3-4bit"), backend=MLX, max_batch_tokens=600, shape_buckets=False)
     bucketed = load_embedder(
@@ -78,5 +78,7 @@ def test_shape_buckets_change_no_vector() -> None:
     bucketed.warm_up()
     for input_type in ("query", "document"):
         np.testing.assert_allclose(
-            plain.embed(texts, input_type).vectors, bucketed.embed(texts, input_type).vectors, atol=1e-5
+            plain.embed(texts, input_type).vectors,
+            bucketed.embed(texts, input_type).vectors,
+            atol=MAX_ABS_DIFF,
         )
