@@ -44,6 +44,12 @@ export const errorRegistry = {
     message: (p) =>
       `The request body is larger than server.max_body_bytes (${p.limitBytes} bytes); send fewer or shorter inputs.`,
   }),
+  AKIDB_ERR_BODY_TIMEOUT: spec<{ timeoutMs: number }>({
+    status: 408,
+    type: "timeout_error",
+    message: (p) =>
+      `The request body did not arrive within ${p.timeoutMs} ms (server.body_timeout_ms_per_mb per MiB of its content-length); send it faster, or in smaller requests.`,
+  }),
   AKIDB_ERR_INVALID_REQUEST: spec<{ param: string; problem: string }>({
     status: 422,
     type: "invalid_request_error",

@@ -148,7 +148,9 @@ export async function startServer(
 /**
  * How long a client may take to send a request's headers (`server.headers_timeout_ms`), and the
  * whole request: the headers plus `server.body_timeout_ms_per_mb` for each MiB of the largest body
- * allowed (`server.max_body_bytes`), at least one. Past either, Node answers 408 and closes the socket.
+ * allowed (`server.max_body_bytes`), at least one. Past either, Node answers a bare 408 and closes
+ * the socket. For bodies this is a backstop: `receiveBody` (http/middleware.ts) answers first, with
+ * a deadline from the body's own length and an OpenAI-shaped 408.
  */
 export function receiveTimeouts(server: AkidbConfig["server"]): {
   headersTimeout: number;

@@ -262,10 +262,10 @@ const serverSchema = z.strictObject({
    */
   headers_timeout_ms: positiveInt.default(5000),
   /**
-   * Time, in ms, allowed per MiB of `max_body_bytes` to send a body: a request must be complete
-   * within `headers_timeout_ms` plus this times the MiB of the largest allowed body (default 5 s +
-   * 16 x 2 s = 37 s), else 408 and the socket closes. Lower bounds what a slow sender can hold;
-   * higher suits clients on slow links. Default 2000 (0.5 MiB/s).
+   * Time, in ms, a request body may take to arrive per MiB of its content-length, at least one
+   * MiB's worth (a chunked body gets the time of `max_body_bytes`), else 408 and the connection
+   * closes. Lower bounds what a slow sender can hold; higher suits clients on slow links.
+   * Default 2000 (0.5 MiB/s).
    */
   body_timeout_ms_per_mb: positiveInt.default(2000),
   /**

@@ -1,5 +1,4 @@
 import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import type { Logger } from "pino";
 import type { CollectionStore } from "../collections/types.ts";
@@ -9,7 +8,15 @@ import { AkidbError, isAkidbError } from "../errors.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ModelRegistry } from "../models/registry.ts";
 import { errorBody, errorStatus } from "./errors.ts";
-import { type AppEnv, adminAuth, apiKeyAuth, clientWentAway, requestId, requestLog } from "./middleware.ts";
+import {
+  type AppEnv,
+  adminAuth,
+  apiKeyAuth,
+  clientWentAway,
+  receiveBody,
+  requestId,
+  requestLog,
+} from "./middleware.ts";
 import { type AdminRoutesDeps, adminRoutes } from "./routes/admin.ts";
 import { collectionRoutes } from "./routes/collections.ts";
 import { embeddingRoutes } from "./routes/embeddings.ts";
@@ -53,14 +60,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use("/v1/*", apiKeyAuth(config.server.api_keys));
   app.use("/api/*", apiKeyAuth(config.server.api_keys));
   app.use("/admin/*", adminAuth(config.server.admin_token));
-  const maxBodyBytes = config.server.max_body_bytes;
   app.use(
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: () => {
-        throw new AkidbError("AKIDB_ERR_BODY_TOO_LARGE", { limitBytes: maxBodyBytes });
-      },
-    }),
+    receiveBody({ maxBytes: config.server.max_body_bytes, msPerMiB: config.server.body_timeout_ms_per_mb }),
   );
 
   app.route("/", healthRoutes(deps));

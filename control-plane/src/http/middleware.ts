@@ -80,6 +80,68 @@ export function adminAuth(adminToken: string | undefined): MiddlewareHandler<App
   };
 }
 
+const MIB = 2 ** 20;
+
+export interface BodyLimits {
+  /** `server.max_body_bytes`: larger is 413. */
+  maxBytes: number;
+  /** `server.body_timeout_ms_per_mb`: per MiB of the body's declared length, at least one MiB's worth. */
+  msPerMiB: number;
+}
+
+/**
+ * How long a body of `declaredBytes` (undefined: chunked, so the largest allowed) may take to arrive.
+ * A small body gets a short deadline, so a slow sender cannot hold a socket for the largest body's.
+ */
+export function bodyDeadlineMs(limits: BodyLimits, declaredBytes: number | undefined): number {
+  return limits.msPerMiB * Math.max(1, Math.ceil((declaredBytes ?? limits.maxBytes) / MIB));
+}
+
+/**
+ * Reads the whole request body before any route sees it (routes then read it from memory), within
+ * both limits: 413 for a body larger than `maxBytes` (before reading, when content-length says so),
+ * 408 when it has not all arrived by `bodyDeadlineMs`. The 408 closes the connection: the rest of
+ * the body is never read.
+ */
+export function receiveBody(limits: BodyLimits): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const body = c.req.raw.body;
+    if (!body) return next();
+    const length = c.req.header("content-length");
+    const declared = length !== undefined && !c.req.header("transfer-encoding") ? Number(length) : undefined;
+    if (declared !== undefined && declared > limits.maxBytes) {
+      throw new AkidbError("AKIDB_ERR_BODY_TOO_LARGE", { limitBytes: limits.maxBytes });
+    }
+    const timeoutMs = bodyDeadlineMs(limits, declared);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        c.header("connection", "close");
+        reject(new AkidbError("AKIDB_ERR_BODY_TIMEOUT", { timeoutMs }));
+      }, timeoutMs);
+    });
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    const reader = body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await Promise.race([reader.read(), deadline]);
+        if (done) break;
+        size += value.length;
+        if (size > limits.maxBytes) {
+          c.header("connection", "close");
+          throw new AkidbError("AKIDB_ERR_BODY_TOO_LARGE", { limitBytes: limits.maxBytes });
+        }
+        chunks.push(value);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    c.req.raw = new Request(c.req.raw, { body: Buffer.concat(chunks, size) });
+    await next();
+  };
+}
+
 /** `input.2` -> `input[2]`: the OpenAI `param` spelling of a zod issue path. */
 function paramName(path: readonly PropertyKey[]): string {
   return path
@@ -89,8 +151,8 @@ function paramName(path: readonly PropertyKey[]): string {
 
 /**
  * The JSON body validated by `schema`. 415 unless it is application/json, 400 when it does not
- * parse, 422 (or 400 for an empty string) naming the first field at fault. The body size limit
- * is a middleware of its own (`bodyLimit`), applied before this reads anything.
+ * parse, 422 (or 400 for an empty string) naming the first field at fault. The body's size and
+ * time limits are a middleware of their own (`receiveBody`), which has read it before this runs.
  */
 export async function readJson<S extends z.ZodObject>(c: Context, schema: S): Promise<z.infer<S>> {
   const contentType = c.req.header("content-type") ?? "";

@@ -1085,6 +1085,19 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
+        /**
+         * @description The body did not all arrive within `server.body_timeout_ms_per_mb` per MiB of its
+         *     content-length (a chunked body: of `server.max_body_bytes`), at least one MiB's worth. The
+         *     connection is closed.
+         */
+        BodyTimeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"];
+            };
+        };
         /** @description Too many inputs, or a body over `server.max_body_bytes`. */
         TooLarge: {
             headers: {
@@ -1353,6 +1366,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["ModelNotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["BodyTimeout"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -1511,6 +1525,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["ModelNotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["BodyTimeout"];
             409: components["responses"]["CollectionConflict"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -1666,6 +1681,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["BodyTimeout"];
             409: components["responses"]["ModelMismatch"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -1817,6 +1833,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["BodyTimeout"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -1865,6 +1882,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["BodyTimeout"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -1928,6 +1946,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["BodyTimeout"];
             409: components["responses"]["ModelMismatch"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
@@ -1998,6 +2017,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["CollectionNotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            408: components["responses"]["BodyTimeout"];
             409: components["responses"]["ModelMismatch"];
             413: components["responses"]["TooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
