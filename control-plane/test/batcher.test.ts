@@ -55,6 +55,40 @@ describe("Batcher", () => {
     }
   });
 
+  it("waits batch_timeout_ms for company only while requests come closer together than that", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
+    try {
+      const embedder = new GatedEmbedder();
+      embedder.open = true;
+      const dispatchedAt: number[] = [];
+      const embed = embedder.embed.bind(embedder);
+      embedder.embed = (batch) => {
+        dispatchedAt.push(performance.now());
+        return embed(batch);
+      };
+      const limits = { ...LIMITS, batchTimeoutMs: 1000 };
+      const batcher = new Batcher({ embedder, limits, estimateTokens: charTokens });
+      /** How long a lone request waited for its batch. */
+      const wait = async (text: string) => {
+        const arrived = performance.now();
+        const result = submit(batcher, request([text]));
+        await vi.advanceTimersByTimeAsync(1000);
+        await result;
+        return dispatchedAt.at(-1)! - arrived;
+      };
+      // The first request has no history: it waits out the timeout, as dense arrivals do.
+      const waits = [await wait("first")];
+      // Arrivals 5 s apart: the moving average of the gaps (each capped at 2 s) passes 1 s at the fifth.
+      for (const text of ["second", "third", "fourth", "fifth"]) {
+        await vi.advanceTimersByTimeAsync(5000);
+        waits.push(await wait(text));
+      }
+      expect(waits).toEqual([1000, 1000, 1000, 1000, 0]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("splits a request larger than batch_size and reassembles it in order", async () => {
     const embedder = new GatedEmbedder();
     const batcher = new Batcher({ embedder, limits: LIMITS, estimateTokens: charTokens });

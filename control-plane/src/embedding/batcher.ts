@@ -10,7 +10,10 @@ import type { EmbedBatch, Embedder, EmbedResult, InputType } from "./types.ts";
 export interface BatcherLimits {
   /** Most inputs in one batch (model setting `batch_size`). */
   batchSize: number;
-  /** How long the oldest input waits for its batch to fill while the embedder is idle (model setting `batch_timeout_ms`). */
+  /**
+   * How long the oldest input waits for its batch to fill while the embedder is idle (model setting
+   * `batch_timeout_ms`); only while requests arrive closer together than that (see `Batcher`).
+   */
   batchTimeoutMs: number;
   /** Most estimated tokens in one batch (model setting `max_batch_tokens`); a larger single input goes alone. */
   maxBatchTokens: number;
@@ -98,7 +101,10 @@ function compatibilityKey(request: EmbedRequest): string {
  *
  * A batch is sent when the embedder is idle and either the oldest input's group fills a batch
  * or that input has waited `batchTimeoutMs`; while a batch is in flight the next one forms in
- * the queue and is cut the moment the embedder is free.
+ * the queue and is cut the moment the embedder is free. Waiting for company pays only when company
+ * comes: while requests arrive further apart than `batchTimeoutMs` on average (a moving average of
+ * the gaps between arrivals), an idle embedder takes the queue at once, so a lone request at light
+ * load never waits out the timeout for nothing.
  */
 export class Batcher {
   readonly limits: BatcherLimits;
@@ -117,6 +123,9 @@ export class Batcher {
   #exclusiveTail: Promise<unknown> = Promise.resolve();
   #closed = false;
   #batchMsAverage: number | null = null;
+  /** Moving average of the gaps between request arrivals (each gap capped at twice the timeout). */
+  #arrivalGapMs = 0;
+  #lastArrival: number | null = null;
   /** Recent milliseconds of compute per input (batch time over its size), for admission. */
   #inputMsAverage: number | null = null;
 
@@ -222,6 +231,7 @@ export class Batcher {
       };
       const key = compatibilityKey(request);
       const enqueuedAt = performance.now();
+      this.#arrived(enqueuedAt);
       request.texts.forEach((text, index) => {
         const tokens = this.#estimateTokens(text, request.inputType);
         this.#queue.push({ waiter, index, tokens, key, seq: this.#seq++, enqueuedAt });
@@ -281,7 +291,8 @@ export class Batcher {
     const { slots, full } = this.#form(head);
     const waited = performance.now() - head.enqueuedAt;
     const flushing = this.#closed || this.#barriers.length > 0;
-    if (full || flushing || waited >= this.limits.batchTimeoutMs) {
+    const sparse = this.#arrivalGapMs >= this.limits.batchTimeoutMs;
+    if (full || flushing || sparse || waited >= this.limits.batchTimeoutMs) {
       this.#dispatch(slots);
     } else {
       this.#timer = setTimeout(() => {
@@ -289,6 +300,14 @@ export class Batcher {
         this.#schedule();
       }, this.limits.batchTimeoutMs - waited);
     }
+  }
+
+  #arrived(now: number): void {
+    if (this.#lastArrival !== null) {
+      const gap = Math.min(now - this.#lastArrival, 2 * this.limits.batchTimeoutMs);
+      this.#arrivalGapMs = 0.8 * this.#arrivalGapMs + 0.2 * gap;
+    }
+    this.#lastArrival = now;
   }
 
   #eligible(slot: Slot): boolean {
