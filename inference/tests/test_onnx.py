@@ -165,3 +165,21 @@ def test_a_package_models_graphs_are_cached_under_the_model_cache(tmp_path: Path
     assert local.backend.onnx_cache_dir is None
     chosen = ["--model", f"package:{MINILM}", "--onnx-cache-dir", str(tmp_path / "graphs")]
     assert parse_settings(chosen).backend.onnx_cache_dir == tmp_path / "graphs"
+
+
+def test_cuda_runs_where_onnxruntime_gpu_starts_it_and_says_so() -> None:
+    """The choice, checkable without a GPU: CUDA first unless `cpu`; the device named by what the
+    session really runs on (onnxruntime-gpu falls back to the CPU where CUDA does not start)."""
+    from akidb_inference.backends.onnx import CPU, CUDA, _device_name, _providers
+
+    gpu_build = [CUDA, CPU]
+    assert _providers("auto", gpu_build) == [CUDA, CPU]
+    assert _providers("gpu", gpu_build) == [CUDA, CPU]
+    assert _providers("cpu", gpu_build) == [CPU]
+    assert _providers("auto", [CPU]) == [CPU]
+    with pytest.raises(ModelLoadError, match="no CUDA execution provider"):
+        _providers("gpu", [CPU])
+    assert _device_name([CUDA, CPU], "auto", lambda: "NVIDIA H200") == "cuda:NVIDIA H200"
+    assert _device_name([CPU], "auto", lambda: "NVIDIA H200") == "cpu"
+    with pytest.raises(ModelLoadError, match="CUDA provider did not start"):
+        _device_name([CPU], "gpu", lambda: "NVIDIA H200")

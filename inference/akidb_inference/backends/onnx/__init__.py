@@ -9,13 +9,16 @@ sleep rather than spin when idle; inter-op parallelism is off (one branch per gr
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import onnxruntime as ort
 
 from ...checkpoint import SAFETENSORS_FILES, Checkpoint, ModelLoadError
 from .. import BackendOptions, Device
-from .convert import PRECISIONS, READY_EXPORTS, graph_file, read_head, ready_export
+from .convert import READY_EXPORTS, graph_file, read_head, ready_export
+from .precision import PRECISIONS
 from .weights import read_safetensors
 
 WEIGHT_FILES = (*SAFETENSORS_FILES, *(f"{name}*" for name in READY_EXPORTS))
@@ -49,7 +52,7 @@ class ONNXBackend:
 
     @classmethod
     def load(cls, checkpoint: Checkpoint, device: Device, options: BackendOptions) -> ONNXBackend:
-        providers, device_name = _providers(device)
+        providers = _providers(device, ort.get_available_providers())
         ready = ready_export(checkpoint)
         if ready is not None:
             path, chosen = ready, "export"
@@ -80,7 +83,7 @@ class ONNXBackend:
             session = ort.InferenceSession(str(path), session_options, providers=providers)
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ModelLoadError(f"ONNX Runtime cannot load {path}: {error}") from error
-        return cls(session, head, dimension, device_name, chosen)
+        return cls(session, head, dimension, _device_name(session.get_providers(), device), chosen)
 
     @property
     def dimension(self) -> int:
@@ -102,17 +105,48 @@ class ONNXBackend:
         return pooled.astype(np.float32, copy=False)
 
 
-def _providers(device: Device) -> tuple[list[str], str]:
-    """CUDA for "gpu", and for "auto" where onnxruntime-gpu sees a GPU; else the CPU."""
-    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    if device == "gpu" and not cuda:
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+def _providers(device: Device, available: Sequence[str]) -> list[str]:
+    """CUDA first for "gpu", and for "auto" where the installed onnxruntime has the CUDA provider
+    (onnxruntime-gpu); else the CPU. Whether a GPU is really there shows once the session exists."""
+    if device == "gpu" and CUDA not in available:
         raise ModelLoadError(
             "device 'gpu' was requested but ONNX Runtime has no CUDA execution provider "
             "(install onnxruntime-gpu on a machine with an NVIDIA GPU); use 'cpu' or 'auto'"
         )
-    if device != "cpu" and cuda:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda"
-    return ["CPUExecutionProvider"], "cpu"
+    return [CUDA, CPU] if device != "cpu" and CUDA in available else [CPU]
+
+
+def _device_name(providers: Sequence[str], device: Device, gpu_name: Callable[[], str] | None = None) -> str:
+    """`cuda:<GPU name>` when the session runs on CUDA, else `cpu`. onnxruntime-gpu offers its CUDA
+    provider on any machine and falls back to the CPU, with a warning only, where there is no GPU
+    or its CUDA / cuDNN libraries do not load: the session's own providers say which one runs."""
+    if providers and providers[0] == CUDA:
+        return f"cuda:{(gpu_name or _gpu_name)()}"
+    if device == "gpu":
+        raise ModelLoadError(
+            "device 'gpu' was requested but ONNX Runtime's CUDA provider did not start (no NVIDIA "
+            "GPU, or the CUDA and cuDNN libraries onnxruntime-gpu needs are missing); use 'cpu' or 'auto'"
+        )
+    return "cpu"
+
+
+def _gpu_name() -> str:
+    """The name of the GPU the CUDA provider uses (device 0 of CUDA_VISIBLE_DEVICES), by nvidia-smi."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip() or "0"
+    try:
+        answer = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", f"--id={visible}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return answer.stdout.strip().splitlines()[0] if answer.stdout.strip() else "unknown"
 
 
 def _hidden_output(session: ort.InferenceSession) -> str:

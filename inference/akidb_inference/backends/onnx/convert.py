@@ -13,21 +13,22 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime
 
 from ...checkpoint import Checkpoint, ModelLoadError, require_safetensors
-from . import models, precision
+from . import models
+from .graph import GraphWriter
+from .precision import Precision
 from .weights import read_weights
 
-Precision = Literal["f32", "int8", "int4"]
-PRECISIONS: tuple[Precision, ...] = ("f32", "int8", "int4")
 READY_EXPORTS = ("model.onnx", "onnx/model.onnx")
 CACHE_DIR_NAME = ".akidb-onnx"
 GRAPH_FILE = "model.onnx"
+DATA_FILE = f"{GRAPH_FILE}.data"
 HEAD_FILE = "head.npz"
 _SOURCES = Path(__file__).parent
 
@@ -102,27 +103,18 @@ def _write(checkpoint: Checkpoint, weights: Precision, directory: Path) -> None:
     module, args = models.MODEL_FILES.load(checkpoint)
     tensors = _ReadOnce(module.sanitize(read_weights(checkpoint)))
     mismatch = f"the weights in {checkpoint.directory} do not match its {checkpoint.model_type} config"
-    try:
-        built = module.build(args, tensors)
-    except KeyError as error:
-        raise ModelLoadError(f"{mismatch}: missing {error.args[0]}") from error
+    with (directory / DATA_FILE).open("wb") as data:
+        try:
+            built = module.build(args, tensors, GraphWriter(data, DATA_FILE, weights))
+        except KeyError as error:
+            raise ModelLoadError(f"{mismatch}: missing {error.args[0]}") from error
     # As strict as the MLX loader: weights the config has no place for mean the wrong config.
     if unread := sorted(tensors):
         raise ModelLoadError(
             f"{mismatch}: unexpected {', '.join(unread[:5])}" + (" ..." if unread[5:] else "")
         )
-    graph = built.graph
-    if weights == "int4":
-        graph = precision.to_int4(graph)
-    path = directory / GRAPH_FILE
-    if weights == "int8":
-        float_path = directory / "float.onnx"
-        _save(graph, float_path)
-        precision.to_int8(float_path, path)
-        for leftover in (float_path, directory / "float.onnx.data"):
-            leftover.unlink(missing_ok=True)
-    else:
-        _save(graph, path)
+    # The weights are in DATA_FILE already: what is saved here is the graph and their offsets.
+    onnx.save_model(built.graph, str(directory / GRAPH_FILE))
     np.savez(directory / HEAD_FILE, *built.head, dimension=np.int64(built.dimension))
 
 
@@ -146,10 +138,3 @@ class _ReadOnce(dict[str, np.ndarray]):
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.pop(key, default)
-
-
-def _save(graph: onnx.ModelProto, path: Path) -> None:
-    # Graphs above 2 GB cannot be one protobuf: the weights always go to a side file.
-    onnx.save_model(
-        graph, str(path), save_as_external_data=True, location=f"{path.name}.data", size_threshold=1024
-    )

@@ -4,12 +4,12 @@ weights in blocks with a scale and zero point each)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Literal
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
-from onnxruntime.quantization import QuantType, quantize_dynamic
+
+Precision = Literal["f32", "int8", "int4"]
+PRECISIONS: tuple[Precision, ...] = ("f32", "int8", "int4")
 
 INT4_BLOCK_SIZE = 32
 """Inputs per 4-bit block: smaller blocks follow the weights more closely and cost more scales."""
@@ -17,57 +17,25 @@ INT4_ACCURACY_LEVEL = 4
 """MatMulNBits computes with int8 activations (level 4): the fast path of its CPU kernel."""
 
 
-def to_int8(source: Path, target: Path) -> None:
-    """Every MatMul with a constant weight becomes a dynamically quantized one (the embedding table,
-    norms and attention stay float32)."""
-    quantize_dynamic(
-        source,
-        target,
-        op_types_to_quantize=["MatMul"],
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        use_external_data_format=True,
-        extra_options={"MatMulConstBOnly": True},
-    )
+def int8_columns(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An (out, in) float weight as `DynamicQuantizeMatMul` takes it: (in, out) int8 values and one
+    float scale per output column, symmetric (round(w / scale) in -127..127, zero point 0), as
+    `onnxruntime.quantization.quantize_dynamic(per_channel=True, weight_type=QInt8)` rounds them.
+    The activations are quantized per batch at run time (uint8, asymmetric)."""
+    absmax = np.abs(weight).max(axis=1)
+    scales = np.where(absmax > 0, absmax / 127, 1).astype(np.float32)
+    q = np.clip(np.round(weight / scales[:, None]), -127, 127).astype(np.int8)
+    return np.ascontiguousarray(q.T), scales
 
 
-def to_int4(graph: onnx.ModelProto) -> onnx.ModelProto:
-    """Every MatMul with a constant (in, out) weight becomes a `MatMulNBits`, its weight rounded to
-    asymmetric 4-bit blocks of `INT4_BLOCK_SIZE` inputs. An MLX 4-bit checkpoint's weights are
-    rounded again from their dequantized values: its own groups would need float zero points
-    (w = scale * q + bias), which the CPU kernel runs about 5x slower than uint8 ones."""
-    initializers = {tensor.name: tensor for tensor in graph.graph.initializer}
-    nodes = []
-    for node in graph.graph.node:
-        weight = initializers.get(node.input[1]) if node.op_type == "MatMul" else None
-        if weight is None or len(weight.dims) != 2:
-            nodes.append(node)
-            continue
-        layer = weight.name.removesuffix(".weight")
-        k, n = weight.dims
-        packed, scales, zero_points, block = _quantize(numpy_helper.to_array(weight).T, INT4_BLOCK_SIZE)
-        graph.graph.initializer.remove(weight)
-        names = [f"{layer}.q4", f"{layer}.scales", f"{layer}.zero_points"]
-        for name, value in zip(names, (packed, scales, zero_points), strict=True):
-            graph.graph.initializer.append(numpy_helper.from_array(value, name))
-        nodes.append(
-            helper.make_node(
-                "MatMulNBits",
-                [node.input[0], *names],
-                list(node.output),
-                name=node.name,
-                domain="com.microsoft",
-                K=k,
-                N=n,
-                bits=4,
-                block_size=block,
-                accuracy_level=INT4_ACCURACY_LEVEL,
-            )
-        )
-    del graph.graph.node[:]
-    graph.graph.node.extend(nodes)
-    graph.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    return graph
+def int4_blocks(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An (out, in) float weight as `MatMulNBits` takes it: asymmetric 4-bit blocks of
+    `INT4_BLOCK_SIZE` inputs, packed values, float scales and packed uint8 zero points. An MLX
+    4-bit checkpoint's weights are rounded again from their dequantized values: its own groups
+    would need float zero points (w = scale * q + bias), which the CPU kernel runs about 5x slower
+    than uint8 ones."""
+    packed, scales, zero_points, _ = _quantize(weight, INT4_BLOCK_SIZE)
+    return packed, scales, zero_points
 
 
 def _quantize(weight: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

@@ -57,8 +57,7 @@ def mlp(graph: GraphWriter, x: str, args: ModelArgs, w: dict[str, np.ndarray], p
     return residual_output(graph, h, x, args, w, f"{p}.output")
 
 
-def build(args: ModelArgs, w: dict[str, np.ndarray]) -> Built:
-    graph = GraphWriter()
+def build(args: ModelArgs, w: dict[str, np.ndarray], graph: GraphWriter) -> Built:
     # Positions count real tokens only, so a left-padded row gets the positions it has alone; one
     # segment (token type 0), as sentence-transformers embeds a text.
     counts = graph.op("CumSum", INPUTS[1], graph.constant(np.int32(1)))

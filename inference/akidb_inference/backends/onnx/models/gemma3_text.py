@@ -75,8 +75,7 @@ def mlp(graph: GraphWriter, x: str, w: dict[str, np.ndarray], p: str) -> str:
     return graph.linear(graph.op("Mul", gate, up), w[f"{p}.down_proj.weight"], name=f"{p}.down_proj")
 
 
-def build(args: ModelArgs, w: dict[str, np.ndarray]) -> Built:
-    graph = GraphWriter()
+def build(args: ModelArgs, w: dict[str, np.ndarray], graph: GraphWriter) -> Built:
     eps = args.rms_norm_eps
     positions = args.max_position_embeddings
     ropes = {

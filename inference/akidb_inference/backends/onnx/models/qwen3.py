@@ -64,8 +64,7 @@ def mlp(graph: GraphWriter, x: str, w: dict[str, np.ndarray], p: str) -> str:
     )
 
 
-def build(args: ModelArgs, w: dict[str, np.ndarray]) -> Built:
-    graph = GraphWriter()
+def build(args: ModelArgs, w: dict[str, np.ndarray], graph: GraphWriter) -> Built:
     eps = args.rms_norm_eps
     cos, sin = rope_cache(graph, args.head_dim, args.rope_theta, args.max_position_embeddings, "rope")
     shared = {
