@@ -2,12 +2,13 @@
 // hnswlib and Chroma (PersistentClient) on the same clustered synthetic data, in one run.
 //
 //   node bench/collections.ts [--n 100000] [--dim 384] [--queries 500] [--python PATH] [--render]
-//                             [--ingest-only]
+//                             [--ingest-only] [--insert-threads N]
 //
 // --python is an interpreter with hnswlib and chromadb installed (a throwaway venv, never the
 // project's lock: see docs/benchmarks.md). Results go to bench/results/collections.json and the
 // "Collections" section of docs/benchmarks.md; --render rewrites the section from the results.
-// --ingest-only measures the HTTP ingest (and /health meanwhile) alone and records nothing.
+// --ingest-only measures the HTTP ingest (and /health meanwhile) alone and records nothing;
+// --insert-threads sets the server's collection.insert_threads (default: the server's).
 //
 // Measured: ingest throughput (documents/s, 1000 per request, 2 clients) and the worst /health
 // latency meanwhile; search QPS and recall@10 for a sweep of ef, plain and with a 10%-selective
@@ -58,6 +59,7 @@ const { values: args } = parseArgs({
     python: { type: "string", default: ".tools/bench-peers/bin/python" },
     render: { type: "boolean", default: false },
     "ingest-only": { type: "boolean", default: false },
+    "insert-threads": { type: "string" },
     "ram-child": { type: "string" },
   },
 });
@@ -157,7 +159,21 @@ function dirBytes(dir: string): number {
   return total;
 }
 
-async function ingest(url: string, base: Float32Array, dim: number, ids: number[], version: number) {
+/** A vector as a request sends it: a JSON array, or base64 of its little-endian float32 bytes. */
+function vectorField(vector: Float32Array, encoding: "json" | "base64"): number[] | string {
+  if (encoding === "json") return Array.from(vector);
+  return Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString("base64");
+}
+
+async function ingest(
+  url: string,
+  base: Float32Array,
+  dim: number,
+  ids: number[],
+  version: number,
+  collection = "bench",
+  encoding: "json" | "base64" = "json",
+) {
   let next = 0;
   // /health is timed from a thread of its own: this one's event loop is busy building request bodies.
   const health = new Worker(HEALTH_PROBE, { eval: true, workerData: { url } });
@@ -167,10 +183,10 @@ async function ingest(url: string, base: Float32Array, dim: number, ids: number[
       while (next < ids.length) {
         const batch = ids.slice(next, next + BATCH);
         next += BATCH;
-        await post(url, "/api/v1/collections/bench/upsert", {
+        await post(url, `/api/v1/collections/${collection}/upsert`, {
           documents: batch.map((i) => ({
             id: String(i),
-            vector: Array.from(row(base, dim, i)),
+            vector: vectorField(row(base, dim, i), encoding),
             metadata: { bucket: bucketOf(i), version },
           })),
         });
@@ -275,12 +291,20 @@ async function main() {
     const config = {
       embedding: { mode: "user_provided" },
       storage: { data_dir: dataDir },
-      collection: { max_queries_per_search: 100 },
+      collection: {
+        max_queries_per_search: 100,
+        ...(args["insert-threads"] ? { insert_threads: Number(args["insert-threads"]) } : {}),
+      },
     };
     server = await startControlPlane(config);
     await post(server.url, "/api/v1/collections", { name: "bench", dimension: dim, metric: "cosine" });
     const ingestResult = await ingest(server.url, base, dim, all, 0);
     log(`akidb ingest: ${JSON.stringify(ingestResult)}`);
+    // The same documents again with base64 vectors, into a second collection dropped afterwards.
+    await post(server.url, "/api/v1/collections", { name: "bench_b64", dimension: dim, metric: "cosine" });
+    const ingestBase64 = await ingest(server.url, base, dim, all, 0, "bench_b64", "base64");
+    log(`akidb ingest, base64 vectors: ${JSON.stringify(ingestBase64)}`);
+    await fetch(`${server.url}/api/v1/collections/bench_b64`, { method: "DELETE" });
     if (args["ingest-only"]) return;
     const plain = await searchSweep(server.url, queries, dim, truth.plain, false);
     log(`akidb search: ${JSON.stringify(plain)}`);
@@ -358,6 +382,7 @@ async function main() {
       k: K,
       akidb: {
         ingest: ingestResult,
+        ingest_base64: ingestBase64,
         search: plain,
         filtered_search: withFilter,
         bytes_in_ram: statsBefore.bytes_in_ram,

@@ -204,6 +204,12 @@ export const errorRegistry = {
     message: (p) =>
       `${p.param}: expected ${p.expected} dimensions, got ${p.got}; the collection's dimension is fixed at creation.`,
   }),
+  /** A vector the contract admits but float32 cannot hold (a JSON number past its range, NaN bits, a partial float). */
+  AKIDB_ERR_INVALID_VECTOR: spec<{ param: string; problem: string }>({
+    status: 400,
+    type: "invalid_request_error",
+    message: (p) => `${p.param}: ${p.problem}; send finite float32 values, as numbers or as base64 float32.`,
+  }),
   AKIDB_ERR_LIMIT_EXCEEDED: spec<{ param: string; what: string; limit: number; key: string }>({
     status: 413,
     type: "invalid_request_error",

@@ -102,6 +102,8 @@ async function call(app: Hono<AppEnv>, method: string, path: string, body?: unkn
 }
 
 const unit = (i: number) => Array.from({ length: DIMENSION }, (_, j) => (j === i % DIMENSION ? 1 : 0.01 * j));
+/** A vector as the base64 of its little-endian float32 bytes. */
+const base64 = (values: number[]) => Buffer.from(new Float32Array(values).buffer).toString("base64");
 
 describe("/api/v1/collections", () => {
   it("creates, lists, gets by name or id, refuses a taken name, deletes", async () => {
@@ -248,6 +250,28 @@ describe("/api/v1/collections", () => {
       ["upsert", '{"documents": [{"vector": [1e999, 0, 0, 0, 0, 0, 0, 0]}]}', 422, "documents[0].vector[0]"],
       [
         "upsert",
+        '{"documents": [{"vector": [0, 1e39, 0, 0, 0, 0, 0, 0]}]}',
+        400,
+        "documents[0].vector[1]",
+        /float32's range/,
+      ],
+      [
+        "upsert",
+        { documents: [ok, { vector: base64([1, 2]) }] },
+        400,
+        "documents[1].vector",
+        /expected 8 dimensions, got 2/,
+      ],
+      ["upsert", { documents: [{ vector: "not base64!" }] }, 422, "documents[0].vector", /base64/],
+      ["upsert", { documents: [{ vector: "AAAAAAA=" }] }, 400, "documents[0].vector", /5 bytes/],
+      [
+        "upsert",
+        { documents: [{ vector: base64([0, 0, 0, Number.NaN, 0, 0, 0, 0]) }] },
+        400,
+        "documents[0].vector[3]",
+      ],
+      [
+        "upsert",
         { documents: [ok, ok, ok, ok, ok, ok] },
         413,
         "documents",
@@ -263,6 +287,7 @@ describe("/api/v1/collections", () => {
       ["search", { vector: unit(0), filter: { $or: [] } }, 400, "filter.$or"],
       ["search", { vector: unit(0), filter: { n: { $regex: "x" } } }, 400, "filter.n.$regex"],
       ["search/batch", { queries: [{ vector: unit(0) }, { vector: [1] }] }, 400, "queries[1].vector"],
+      ["search/batch", { queries: [{ vector: base64([1]) }] }, 400, "queries[0].vector"],
       ["delete", {}, 422, "ids"],
     ];
     for (const [route, body, status, param, message] of cases) {
@@ -273,6 +298,24 @@ describe("/api/v1/collections", () => {
     expect((await call(app, "GET", "/api/v1/collections/c")).body.count).toBe(0);
     const unknown = await call(app, "POST", "/api/v1/collections/nope/upsert", { documents: [ok] });
     expect([unknown.status, unknown.body.error.code]).toEqual([404, "AKIDB_ERR_COLLECTION_NOT_FOUND"]);
+  });
+
+  it("takes vectors as base64 of little-endian float32, in upserts and searches", async () => {
+    const { app } = await build("user_provided");
+    await call(app, "POST", "/api/v1/collections", { name: "b", dimension: DIMENSION });
+    const upsert = await call(app, "POST", "/api/v1/collections/b/upsert", {
+      documents: [
+        { id: "json", vector: unit(2) },
+        { id: "b64", vector: base64(unit(5)), metadata: { form: "base64" } },
+      ],
+    });
+    expect(upsert.body.inserted).toBe(2);
+    const stored = await call(app, "GET", "/api/v1/collections/b/documents/b64");
+    expect(stored.body.vector).toEqual(unit(5).map((x) => Math.fround(x)));
+    const hits = await call(app, "POST", "/api/v1/collections/b/search", { vector: base64(unit(5)), k: 1 });
+    expect(hits.body.results).toEqual([
+      { id: "b64", score: expect.closeTo(1, 5), metadata: { form: "base64" }, text: null },
+    ]);
   });
 
   it("applies /v1/embeddings' text rules (lone surrogate 422, max_input_chars 413) to collection text", async () => {

@@ -8,13 +8,26 @@ type Schemas = components["schemas"];
 // the config; these schemas check shape and type.
 
 const id = z.string({ error: "must be a string" }).min(1, { error: "must not be empty" });
+/** Padded standard base64 (openapi.yaml's Vector pattern). */
+export const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
 /**
- * A vector: a non-empty array of finite numbers. Checked by one loop rather than a zod schema per
- * element, which costs ~75 ms of event-loop time for a 1000 x 384 upsert.
+ * A vector: a non-empty array of finite numbers, or a base64 string of little-endian float32 bytes
+ * (decoded, and its numbers checked, by the route: `decodeVector`). An array is checked by one loop
+ * rather than a zod schema per element, which costs ~75 ms of event-loop time for a 1000 x 384 upsert.
  */
 const vector = z
-  .custom<number[]>((value) => Array.isArray(value), { error: "must be an array of numbers" })
+  .custom<number[] | string>((value) => Array.isArray(value) || typeof value === "string", {
+    error: "must be an array of numbers or a base64 string of float32",
+  })
   .superRefine((values, context) => {
+    if (typeof values === "string") {
+      if (values.length === 0 || !BASE64.test(values)) {
+        const message = "must be padded base64 of little-endian float32 bytes";
+        context.addIssue({ code: "custom", input: values, message });
+      }
+      return;
+    }
     if (values.length === 0) {
       context.addIssue({ code: "custom", input: values, message: "must not be empty" });
       return;

@@ -197,7 +197,7 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
       limits.max_documents_per_request,
       "collection.max_documents_per_request",
     );
-    documents.forEach((doc, i) => {
+    const given: Array<Float32Array | undefined> = documents.map((doc, i) => {
       const at = `documents[${i}]`;
       if (doc.text === undefined && doc.vector === undefined) {
         throw new AkidbError(
@@ -210,8 +210,10 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
         checkBytes(`${at}.id`, doc.id, limits.max_id_length, "collection.max_id_length");
       if (doc.text !== undefined)
         checkBytes(`${at}.text`, doc.text, limits.max_text_bytes, "collection.max_text_bytes");
-      if (doc.vector !== undefined) checkDimension(`${at}.vector`, doc.vector.length, collection.dimension);
       if (doc.metadata !== undefined) checkMetadata(`${at}.metadata`, doc.metadata, limits);
+      return doc.vector === undefined
+        ? undefined
+        : vectorOf(`${at}.vector`, doc.vector, collection.dimension);
     });
     // The rules /v1/embeddings applies to its inputs, for every text (embedded now or stored).
     checkInputTexts(
@@ -231,7 +233,7 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
     const embedded = new Map(toEmbed.map((docIndex, i) => [docIndex, vectors[i]!]));
     const writes: DocumentWrite[] = documents.map((doc, i) => ({
       id: doc.id ?? randomUUID(),
-      vector: embedded.get(i) ?? Float32Array.from(doc.vector!),
+      vector: embedded.get(i) ?? given[i]!,
       text: doc.text ?? null,
       metadata: (doc.metadata as Metadata | undefined) ?? null,
     }));
@@ -326,14 +328,14 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
       }
       if (query.text !== undefined)
         checkBytes(`${at}text`, query.text, limits.max_text_bytes, "collection.max_text_bytes");
-      if (query.vector !== undefined)
-        checkDimension(`${at}vector`, query.vector.length, collection.dimension);
+      const vector =
+        query.vector === undefined ? undefined : vectorOf(`${at}vector`, query.vector, collection.dimension);
       const k = query.k ?? DEFAULT_K;
       if (k > limits.max_k) {
         const problem = `must be at most collection.max_k (${limits.max_k})`;
         throw new AkidbError("AKIDB_ERR_INVALID_REQUEST", { param: `${at}k`, problem }, { param: `${at}k` });
       }
-      return { query, k, filter: optionalFilter(query.filter, `${at}filter`) };
+      return { query, vector, k, filter: optionalFilter(query.filter, `${at}filter`) };
     });
     const textIndexes = parsed.flatMap(({ query }, i) => (query.text === undefined ? [] : [i]));
     checkInputTexts(
@@ -350,8 +352,8 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
     const embedded = new Map(textIndexes.map((queryIndex, i) => [queryIndex, vectors[i]!]));
     const results = await store.search(
       collection.id,
-      parsed.map(({ query, k, filter }, i) => ({
-        vector: embedded.get(i) ?? Float32Array.from(query.vector!),
+      parsed.map(({ query, vector, k, filter }, i) => ({
+        vector: embedded.get(i) ?? vector!,
         k,
         ...filter,
         ...(query.ef === undefined ? {} : { ef: query.ef }),
@@ -442,6 +444,35 @@ function checkBytes(param: string, value: string, limit: number, key: string): v
       { param },
     );
   }
+}
+
+/**
+ * A request's vector as float32: a JSON array, or base64 of little-endian float32 bytes. Checked
+ * against the collection's dimension, and for numbers float32 cannot hold (NaN, infinite, or a
+ * JSON number beyond float32's range).
+ */
+function vectorOf(param: string, value: number[] | string, dimension: number): Float32Array {
+  let vector: Float32Array;
+  if (Array.isArray(value)) {
+    checkDimension(param, value.length, dimension);
+    vector = Float32Array.from(value);
+  } else {
+    const bytes = Buffer.from(value, "base64");
+    if (bytes.length % 4 !== 0) {
+      const problem = `decodes to ${bytes.length} bytes, not a whole number of float32 (4 bytes each)`;
+      throw new AkidbError("AKIDB_ERR_INVALID_VECTOR", { param, problem }, { param });
+    }
+    checkDimension(param, bytes.length / 4, dimension);
+    vector = new Float32Array(bytes.length / 4);
+    new Uint8Array(vector.buffer).set(bytes);
+  }
+  const bad = vector.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) {
+    const at = `${param}[${bad}]`;
+    const problem = `${vector[bad]} is not a finite float32 (NaN, infinite, or past float32's range)`;
+    throw new AkidbError("AKIDB_ERR_INVALID_VECTOR", { param: at, problem }, { param: at });
+  }
+  return vector;
 }
 
 function checkDimension(param: string, got: number, expected: number): void {
