@@ -22,6 +22,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { exactSearch, MetricKind } from "usearch";
+import { clustered, LATENT, row } from "./collections_data.ts";
 import { type RunningProcess, startControlPlane } from "./servers.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -64,53 +65,6 @@ const { values: args } = parseArgs({
   },
 });
 
-/** Seeded uniform [0, 1). */
-function generator(seed: number) {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Latent dimensions of the synthetic data: embeddings of real text have a low intrinsic dimension. */
-const LATENT = 32;
-
-/**
- * `n` unit vectors: 100 Gaussian clusters in a LATENT-dimensional space, projected to `dim` by one
- * fixed random matrix, plus a little full-rank noise. (Clusters drawn directly in 384 dimensions
- * make every neighbour almost equidistant, which no embedding model produces.)
- */
-function clustered(n: number, dim: number, seed: number): Float32Array {
-  const projection = generator(1234);
-  const gaussFrom = (random: () => number) => () =>
-    Math.sqrt(-2 * Math.log(random() + 1e-12)) * Math.cos(2 * Math.PI * random());
-  const fixed = gaussFrom(projection);
-  const matrix = Float32Array.from({ length: LATENT * dim }, fixed);
-  const centres = Array.from({ length: 100 }, () => Float32Array.from({ length: LATENT }, fixed));
-  const gauss = gaussFrom(generator(seed));
-  const random = generator(seed + 1);
-  const out = new Float32Array(n * dim);
-  const latent = new Float32Array(LATENT);
-  for (let i = 0; i < n; i++) {
-    const centre = centres[Math.floor(random() * centres.length)]!;
-    for (let l = 0; l < LATENT; l++) latent[l] = centre[l]! + 0.5 * gauss();
-    let norm = 0;
-    for (let j = 0; j < dim; j++) {
-      let x = 0.05 * gauss();
-      for (let l = 0; l < LATENT; l++) x += latent[l]! * matrix[l * dim + j]!;
-      out[i * dim + j] = x;
-      norm += x * x;
-    }
-    norm = Math.sqrt(norm);
-    for (let j = 0; j < dim; j++) out[i * dim + j]! /= norm;
-  }
-  return out;
-}
-
-const row = (data: Float32Array, dim: number, i: number) => data.subarray(i * dim, (i + 1) * dim);
 const bucketOf = (i: number) => i % 10;
 const FILTER_BUCKET = 3;
 

@@ -194,7 +194,14 @@ export class LocalCollectionStore implements CollectionStore {
     }
     collection.appliedSeq = log.lastSeq;
     this.#collections.set(row.id, collection);
-    if (!loaded || log.entries > 0) await this.#snapshot(collection);
+    if (!loaded) {
+      await this.#snapshot(collection);
+    } else if (log.entries > 0) {
+      // The replayed changes count toward the next snapshot like served ones: it is written after
+      // the store opens (when due), so a restart does not wait for a save of the whole index.
+      collection.changesSinceSnapshot = log.entries;
+      this.#chain = this.#chain.then(() => this.#considerSnapshot(collection));
+    }
     this.#options.logger?.info(
       {
         collection: row.spec.name,

@@ -1,0 +1,152 @@
+// Start-up and recovery of a large collection (issue 8's goal: < 10 s for 1M vectors).
+//
+//   node bench/collections_recovery.ts [--n 1000000] [--dim 384] [--tail 20000] [--no-rebuild]
+//
+// Builds one collection of n clustered vectors through the store in-process (no HTTP: the HTTP
+// ingest is bench/collections.ts's), closes it (the snapshot is written), then measures:
+// * the server (`bin/akidb serve`) starting from that snapshot, until `/health` answers;
+// * the server starting after a crash with `tail` updates in the log after the snapshot (they are
+//   upserted over HTTP with snapshots held off, then the server is SIGKILLed): load + replay;
+// * the store opening with the snapshot deleted, so the index is rebuilt from SQLite (in-process,
+//   as it may take minutes; --no-rebuild skips it).
+// The snapshot file was just written, so it is read from the page cache: a cold disk adds its read
+// time. Results go to bench/results/collections-recovery-<n>x<dim>.json.
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { LocalCollectionStore } from "../control-plane/src/collections/local-store.ts";
+import { clustered, row } from "./collections_data.ts";
+import { startControlPlane } from "./servers.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const BATCH = 1000;
+const { values: args } = parseArgs({
+  options: {
+    n: { type: "string", default: "1000000" },
+    dim: { type: "string", default: "384" },
+    tail: { type: "string", default: "20000" },
+    "no-rebuild": { type: "boolean", default: false },
+  },
+});
+
+const seconds = (since: number) => Math.round((performance.now() - since) / 10) / 100;
+const log = (line: string) => process.stderr.write(`bench/collections_recovery: ${line}\n`);
+
+const storeOptions = (dataDir: string) => ({
+  dataDir,
+  // No snapshot while building: the one written at close is the one measured.
+  snapshotEveryOps: 1e9,
+  exactSearchMaxMatches: 2048,
+  maxCollections: 10,
+  insertThreads: 2,
+});
+
+async function main() {
+  const n = Number(args.n);
+  const dim = Number(args.dim);
+  const tail = Math.min(Number(args.tail), n);
+  const work = mkdtempSync(path.join(os.tmpdir(), "akidb-bench-recovery-"));
+  const dataDir = path.join(work, "data");
+  const results: Record<string, unknown> = {
+    n,
+    dim,
+    tail,
+    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? "unknown", loadavg: os.loadavg() },
+  };
+  try {
+    let started = performance.now();
+    const base = clustered(n, dim, 1);
+    log(`data: ${n} x ${dim} in ${seconds(started)} s`);
+
+    started = performance.now();
+    const store = await LocalCollectionStore.open(storeOptions(dataDir));
+    await store.create({
+      name: "big",
+      dimension: dim,
+      metric: "cosine",
+      quantization: "f32",
+      index: { M: 16, ef_construction: 128, ef_search: 64 },
+      model: null,
+    });
+    for (let start = 0; start < n; start += BATCH) {
+      const documents = [];
+      for (let i = start; i < Math.min(n, start + BATCH); i++) {
+        documents.push({
+          id: String(i),
+          vector: row(base, dim, i),
+          text: null,
+          metadata: { bucket: i % 10 },
+        });
+      }
+      await store.upsert("big", documents);
+      if (start % 100_000 === 0 && start > 0) log(`built ${start} in ${seconds(started)} s`);
+    }
+    results.build_in_process_s = seconds(started);
+    results.build_docs_per_s = Math.round(n / (seconds(started) || 1));
+    started = performance.now();
+    await store.close();
+    results.close_with_snapshot_s = seconds(started);
+    const snapshot = path.join(dataDir, "indexes");
+    results.data_dir_bytes = {
+      sqlite: statSync(path.join(dataDir, "akidb.sqlite")).size,
+      snapshot: readdirSync(snapshot).reduce((sum, f) => sum + statSync(path.join(snapshot, f)).size, 0),
+    };
+    log(`built: ${JSON.stringify(results)}`);
+
+    // Snapshots held off while the tail is written, so it stays in the log for the restart to replay.
+    const config = {
+      embedding: { mode: "user_provided" },
+      storage: { data_dir: dataDir, snapshot_every_ops: 1e9 },
+    };
+    started = performance.now();
+    let server = await startControlPlane(config);
+    results.server_start_from_snapshot_s = seconds(started);
+    log(`server start from snapshot: ${results.server_start_from_snapshot_s} s`);
+    for (let start = 0; start < tail; start += BATCH) {
+      const documents = [];
+      for (let i = start; i < Math.min(tail, start + BATCH); i++) {
+        const vector = row(base, dim, (i + 7919) % n);
+        documents.push({
+          id: String(i),
+          vector: Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString("base64"),
+          metadata: { bucket: i % 10, version: 1 },
+        });
+      }
+      const response = await fetch(`${server.url}/api/v1/collections/big/upsert`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ documents }),
+      });
+      if (!response.ok) throw new Error(`upsert: ${response.status} ${await response.text()}`);
+    }
+    // A crash: no snapshot at shutdown, the tail stays in the log.
+    process.kill(-server.pids.control_plane!, "SIGKILL");
+    await server.stop();
+    started = performance.now();
+    server = await startControlPlane(config);
+    results.server_start_with_log_tail_s = seconds(started);
+    log(
+      `server start after a crash with ${tail} updates in the log: ${results.server_start_with_log_tail_s} s`,
+    );
+    await server.stop();
+
+    if (!args["no-rebuild"]) {
+      rmSync(snapshot, { recursive: true, force: true });
+      started = performance.now();
+      const rebuilt = await LocalCollectionStore.open(storeOptions(dataDir));
+      results.rebuild_from_sqlite_s = seconds(started);
+      log(`rebuild from SQLite (snapshot deleted): ${results.rebuild_from_sqlite_s} s`);
+      await rebuilt.close();
+    }
+    results.machine = { ...(results.machine as object), loadavg_after: os.loadavg() };
+    const out = path.join(ROOT, "bench", "results", `collections-recovery-${n}x${dim}.json`);
+    mkdirSync(path.dirname(out), { recursive: true });
+    writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(results)}\n`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
