@@ -26,11 +26,14 @@ import { clustered, LATENT, row } from "./collections_data.ts";
 import { type RunningProcess, startControlPlane } from "./servers.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
-const RESULTS = path.join(ROOT, "bench", "results", "collections.json");
+/** 384 dimensions (the default) writes collections.json and the main section; another size its own. */
+const resultsPath = (dim: number) =>
+  path.join(ROOT, "bench", "results", dim === 384 ? "collections.json" : `collections-${dim}.json`);
 const DOCS = path.join(ROOT, "docs", "benchmarks.md");
 const K = 10;
 const EFS = [16, 32, 64, 128, 256, 512];
-const BATCH = 1000;
+/** Documents per upsert: 1000 at 384 dimensions, fewer above so a JSON body stays ~7.6 MB. */
+let BATCH = 1000;
 const CLIENTS = 2;
 const RAM_N = 20_000;
 const UPDATE_N = 20_000;
@@ -223,12 +226,14 @@ async function main() {
   const dim = Number(args.dim);
   const q = Number(args.queries);
   if (args["ram-child"]) return ramChild(args["ram-child"], dim);
-  if (args.render) return render(JSON.parse(readFileSync(RESULTS, "utf8")));
+  BATCH = Math.min(1000, Math.floor(384_000 / dim));
+  if (args.render) return render(JSON.parse(readFileSync(resultsPath(dim), "utf8")));
 
   const work = mkdtempSync(path.join(os.tmpdir(), "akidb-bench-collections-"));
   const dataDir = path.join(work, "data");
   let server: RunningProcess | undefined;
   try {
+    const loadBefore = os.loadavg();
     const base = clustered(n, dim, 1);
     const queries = clustered(q, dim, 2);
     writeFileSync(path.join(work, "base.f32"), base);
@@ -318,6 +323,7 @@ async function main() {
         String(dim),
         String(q),
         EFS.join(","),
+        String(BATCH),
       ],
       { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
     );
@@ -334,6 +340,8 @@ async function main() {
       dim,
       queries: q,
       k: K,
+      batch: BATCH,
+      loadavg: { before: loadBefore, after: os.loadavg() },
       akidb: {
         ingest: ingestResult,
         ingest_base64: ingestBase64,
@@ -348,8 +356,8 @@ async function main() {
       },
       ...others,
     };
-    mkdirSync(path.dirname(RESULTS), { recursive: true });
-    writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
+    mkdirSync(path.dirname(resultsPath(dim)), { recursive: true });
+    writeFileSync(resultsPath(dim), `${JSON.stringify(results, null, 2)}\n`);
     render(results);
   } finally {
     await server?.stop();
@@ -455,23 +463,36 @@ interface EngineResult {
   filtered_search?: Sweep;
 }
 
+interface IngestResult {
+  docs_per_s: number;
+  worst_health_ms: number;
+  p99_health_ms?: number;
+  health_probes?: number;
+}
+
 interface Results {
   machine: { cpus: number; cpu: string; ram_gb: number };
   n: number;
   dim: number;
   queries: number;
   k: number;
+  batch?: number;
+  loadavg?: { before: number[]; after: number[] };
   akidb: EngineResult & {
-    ingest: { docs_per_s: number; worst_health_ms: number };
+    ingest: IngestResult;
+    ingest_base64?: IngestResult;
     ram_bytes_per_vector: Record<string, number>;
     start_from_snapshot_s: number;
     start_rebuild_s: number;
     disk_bytes_after_update_rounds: { documents: number; bytes: number[] };
     engine_in_process: EngineResult & { open_s: number; f16?: EngineResult };
   };
-  hnswlib?: EngineResult;
+  hnswlib?: EngineResult & { ingest_2_threads?: { docs_per_s: number } };
   chroma?: EngineResult;
 }
+
+const healthText = (i: IngestResult) =>
+  `worst ${i.worst_health_ms} ms, P99 ${i.p99_health_ms ?? "-"} ms (${i.health_probes ?? "?"} probes, one every 20 ms)`;
 
 const sweepText = (sweep: Sweep | undefined) =>
   (sweep ?? []).map((p) => `${p.ef}: ${p.qps} / ${p.recall}`).join("; ");
@@ -482,22 +503,43 @@ function atRecall(sweep: Sweep | undefined): string {
   return ok ? `${ok.qps} (ef ${ok.ef}, recall ${ok.recall})` : "recall 0.95 not reached";
 }
 
+function title(dim: number): string {
+  return dim === 384
+    ? "## Collections (`bench/collections.ts`)"
+    : `## Collections at ${dim} dimensions (\`bench/collections.ts --dim ${dim}\`)`;
+}
+
 function render(r: Results) {
+  const batch = r.batch ?? 1000;
   const engines: Array<[string, EngineResult | undefined]> = [
-    ["AkiDB (HTTP, 1 client)", r.akidb],
-    ["AkiDB engine (in-process, no HTTP)", r.akidb.engine_in_process],
-    ["AkiDB engine, f16 index (in-process, no HTTP)", r.akidb.engine_in_process.f16],
-    ["hnswlib (in-process, 1 thread)", r.hnswlib],
-    ["Chroma PersistentClient (in-process)", r.chroma],
+    [
+      `AkiDB (HTTP; ingest: JSON vectors, ${batch} per request, 2 clients, 2 insert threads; search: 1 client, 1 thread)`,
+      r.akidb,
+    ],
+    ...(r.akidb.ingest_base64
+      ? [
+          ["AkiDB (HTTP; ingest: base64 vectors, otherwise the same)", { ingest: r.akidb.ingest_base64 }] as [
+            string,
+            EngineResult,
+          ],
+        ]
+      : []),
+    ["AkiDB engine (in-process, no HTTP; search: 1 thread)", r.akidb.engine_in_process],
+    ["AkiDB engine, f16 index (in-process, no HTTP; search: 1 thread)", r.akidb.engine_in_process.f16],
+    ["hnswlib (in-process, in RAM only; insert and search: 1 thread)", r.hnswlib],
+    ...(r.hnswlib?.ingest_2_threads
+      ? [["hnswlib (insert: 2 threads)", { ingest: r.hnswlib.ingest_2_threads }] as [string, EngineResult]]
+      : []),
+    ["Chroma PersistentClient (in-process; its default insert threads, one per CPU)", r.chroma],
   ];
   const present = engines.filter((entry): entry is [string, EngineResult] => entry[1] !== undefined);
   const lines = [
-    "## Collections (`bench/collections.ts`)",
+    title(r.dim),
     "",
     `${r.n} x ${r.dim} clustered synthetic unit vectors (100 Gaussian clusters in ${LATENT} latent dimensions, projected), ${r.queries} queries, k = ${r.k},`,
     `cosine, HNSW M = 16, ef_construction = 128, on ${r.machine.cpus} CPUs (${r.machine.cpu}, ${r.machine.ram_gb} GB),`,
-    "shared with other work while it ran. AkiDB is measured end to end through its HTTP API",
-    "(JSON vectors, user_provided mode); hnswlib and Chroma are called in-process from Python. The",
+    `shared with other work while it ran (load average ${r.loadavg ? `${round(r.loadavg.before[0]!)} before, ${round(r.loadavg.after[0]!)} after` : "not recorded"}). AkiDB is measured end to end through its HTTP API`,
+    "(user_provided mode); hnswlib and Chroma are called in-process from Python. The",
     "filtered search matches 10% of the documents (`{bucket: 3}`); recall is against exact search",
     "over the documents the filter admits. Re-run: `make bench-collections`.",
     "",
@@ -517,7 +559,8 @@ function render(r: Results) {
     "",
     "| AkiDB | Value |",
     "|---|---|",
-    `| worst \`/health\` latency during the ingest | ${r.akidb.ingest.worst_health_ms} ms |`,
+    `| \`/health\` latency during the ${r.n}-vector ingest, JSON vectors | ${healthText(r.akidb.ingest)} |`,
+    ...(r.akidb.ingest_base64 ? [`| the same, base64 vectors | ${healthText(r.akidb.ingest_base64)} |`] : []),
     `| RAM per vector (index only, RSS growth for ${RAM_N} vectors) | f32 ${r.akidb.ram_bytes_per_vector.f32} B, f16 ${r.akidb.ram_bytes_per_vector.f16} B, i8 ${r.akidb.ram_bytes_per_vector.i8} B |`,
     `| start-up with ${r.n} vectors, from the snapshot (the server, until \`/health\` answers) | ${r.akidb.start_from_snapshot_s} s |`,
     `| opening the data directory in-process (snapshot load) | ${r.akidb.engine_in_process.open_s} s |`,
@@ -526,9 +569,13 @@ function render(r: Results) {
     "",
   ];
   const docs = readFileSync(DOCS, "utf8");
-  const startAt = docs.indexOf("## Collections (`bench/collections.ts`)");
+  const startAt = docs.indexOf(title(r.dim));
   if (startAt < 0) {
-    writeFileSync(DOCS, `${docs.trimEnd()}\n\n${lines.join("\n")}`);
+    // A new section goes after the main collections section (or at the end).
+    const main = docs.indexOf(title(384));
+    const after = main < 0 ? -1 : docs.indexOf("\n## ", main + 3);
+    const at = after < 0 ? docs.length : after + 1;
+    writeFileSync(DOCS, `${docs.slice(0, at).trimEnd()}\n\n${lines.join("\n")}\n${docs.slice(at)}`);
     return;
   }
   const next = docs.indexOf("\n## ", startAt + 3);

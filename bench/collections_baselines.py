@@ -1,6 +1,6 @@
 """hnswlib and Chroma on the data bench/collections.ts wrote, for the side-by-side in one run.
 
-Usage: python bench/collections_baselines.py WORKDIR N DIM QUERIES EF,EF,...
+Usage: python bench/collections_baselines.py WORKDIR N DIM QUERIES EF,EF,... [BATCH]
 
 Run with an interpreter that has ``hnswlib`` and ``chromadb`` (a throwaway venv, never the project
 lock). Reads WORKDIR/base.f32, queries.f32 and truth.json; prints one JSON object on stdout:
@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 K = 10
-BATCH = 1000
+# Documents per insert call (argv[6]: bench/collections.ts passes the batch its HTTP ingest uses).
+BATCH = int(sys.argv[6]) if len(sys.argv) > 6 else 1000
 FILTER_BUCKET = 3
 
 
@@ -54,8 +55,18 @@ def run_hnswlib(base: Any, queries: Any, truth: dict[str, Any], efs: list[int]) 
             points.append({"ef": ef, "qps": round(len(queries) / seconds), "recall": recall(found, wanted)})
         return points
 
+    # The same inserts on 2 threads, as AkiDB's collection.insert_threads default (ingest only).
+    twice = hnswlib.Index(space="cosine", dim=dim)
+    twice.init_index(max_elements=n, M=16, ef_construction=128)
+    started = time.perf_counter()
+    for start in range(0, n, BATCH):
+        twice.add_items(base[start : start + BATCH], np.arange(start, min(start + BATCH, n)), num_threads=2)
+    ingest_2_s = time.perf_counter() - started
+    del twice
+
     return {
         "ingest": {"docs_per_s": round(n / ingest_s), "seconds": round(ingest_s, 1)},
+        "ingest_2_threads": {"docs_per_s": round(n / ingest_2_s), "seconds": round(ingest_2_s, 1)},
         "search": sweep(False),
         "filtered_search": sweep(True),
     }
