@@ -24,7 +24,10 @@ describe("WorkerCollectionStore", () => {
     const store = await WorkerCollectionStore.open({
       dataDir: data.dir,
       ...options,
-      logger: { info: (_fields, message) => logs.push(message) },
+      logger: {
+        info: (_fields, message) => logs.push(message),
+        error: (_fields, message) => logs.push(`error: ${message}`),
+      },
     });
     const info = await store.create(spec);
     expect(await store.get(info.id)).toMatchObject({ name: "w", count: 0, dimension: 3 });
@@ -51,6 +54,7 @@ describe("WorkerCollectionStore", () => {
     expect((await store.list()).map((c) => c.count)).toEqual([1]);
     await store.close();
     expect(logs).toContain("index snapshot written");
+    expect(logs.filter((line) => line.startsWith("error"))).toEqual([]);
 
     const reopened = await openStore(data.dir);
     expect((await reopened.get("w")).count).toBe(1);

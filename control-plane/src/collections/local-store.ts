@@ -23,6 +23,7 @@ import { better, exactScore, VectorIndex } from "./vector-index.ts";
 /** Where the store reports loads and snapshots (a pino logger fits; the worker thread forwards to one). */
 export interface StoreLogger {
   info(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
 }
 
 export interface LocalStoreOptions {

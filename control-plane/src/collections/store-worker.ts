@@ -31,7 +31,10 @@ try {
   serve(
     await LocalCollectionStore.open({
       ...(workerData as StoreThreadOptions),
-      logger: { info: (fields, message) => post({ log: { fields, message } }) },
+      logger: {
+        info: (fields, message) => post({ log: { level: "info", fields, message } }),
+        error: (fields, message) => post({ log: { level: "error", fields, message } }),
+      },
     }),
   );
 } catch (error) {

@@ -30,7 +30,7 @@ export type ReplyMessage =
   | { call: number; error: SerializedError }
   | { ready: true }
   | { failed: SerializedError }
-  | { log: { fields: Record<string, unknown>; message: string } };
+  | { log: { level: "info" | "error"; fields: Record<string, unknown>; message: string } };
 
 export function serializeError(error: unknown): SerializedError {
   if (isAkidbError(error)) {
@@ -82,7 +82,7 @@ export class WorkerCollectionStore implements CollectionStore {
     this.#worker = worker;
     worker.on("message", (message: ReplyMessage) => {
       if ("log" in message) {
-        logger?.info(message.log.fields, message.log.message);
+        logger?.[message.log.level](message.log.fields, message.log.message);
       } else if ("call" in message) {
         const pending = this.#pending.get(message.call);
         this.#pending.delete(message.call);
@@ -91,6 +91,12 @@ export class WorkerCollectionStore implements CollectionStore {
       }
     });
     const fail = (reason: string) => {
+      if (!this.#gone && !this.#closing) {
+        logger?.error(
+          { reason },
+          "the collection store thread stopped: collection requests fail until a restart",
+        );
+      }
       this.#gone ??= this.#closing
         ? new AkidbError("AKIDB_ERR_SHUTTING_DOWN", {})
         : new AkidbError("AKIDB_ERR_INTERNAL", { reason });
@@ -117,7 +123,7 @@ export class WorkerCollectionStore implements CollectionStore {
         } else if ("failed" in message) {
           reject(deserializeError(message.failed));
         } else if ("log" in message) {
-          logger?.info(message.log.fields, message.log.message);
+          logger?.[message.log.level](message.log.fields, message.log.message);
         }
       };
       worker.on("message", onMessage);
