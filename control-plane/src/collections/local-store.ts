@@ -51,7 +51,7 @@ const REBUILD_PAGE = 1024;
 /**
  * A due snapshot waits until its collection has had no write for this long (each write restarts
  * the wait): saving an index is one synchronous call (hundreds of ms for 100k vectors), which would
- * stall requests mid-ingest.
+ * stall writes and searches mid-ingest.
  */
 const SNAPSHOT_IDLE_MS = 1000;
 /** ...unless writes never pause: at this many times `snapshotEveryOps` it is written anyway, bounding the log. */

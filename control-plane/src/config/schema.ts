@@ -290,7 +290,7 @@ const storageSchema = z.strictObject({
   /**
    * Index changes after which a collection's index is snapshotted (written atomically) and its log
    * up to the snapshot deleted. The snapshot waits until no write has arrived or been applied for
-   * 1 s (saving is one synchronous call that would stall requests), or is written anyway at 8 times
+   * 1 s (saving is one synchronous call that holds the store's thread: writes and searches wait), or is written anyway at 8 times
    * this many changes.
    * Lower makes restarts replay less and keeps the log small, at the price of writing the whole
    * index more often. Default 10000.
