@@ -107,7 +107,7 @@ describe("VectorIndex", () => {
     const queries = Array.from({ length: 100 }, () => Float32Array.from({ length: dim }, random));
     const indexSpec = spec({ dimension: dim, index: { M: 16, ef_construction: 64, ef_search: 64 } });
     const single = new VectorIndex(indexSpec);
-    vectors.forEach((vector, key) => single.set(key, vector));
+    for (const [key, vector] of vectors.entries()) single.set(key, vector);
     const threaded = new VectorIndex(indexSpec);
     for (let start = 0; start < n; start += 64) {
       const batch = vectors.slice(start, start + 64).map((vector, i) => ({ key: start + i, vector }));
