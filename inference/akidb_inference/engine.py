@@ -49,6 +49,12 @@ MIN_BUCKET = 16
 of two, so few shapes repeat and the warm-up runs each one before the model is ready (MLX on CUDA
 compiles a kernel variant on its first use, 15-19 s each on an H200; docs/inference.md)."""
 
+MIN_ROW_FILL = 0.5
+"""An input joins a batch only when it is more than this fraction of the batch's padded width.
+Padding costs what real tokens do (a CPU computes every position), and longest-first packing alone
+padded 300 Debian package descriptions (MiniLM, batches of 32) to 65.6k tokens for 24.2k real
+ones; with this rule 32.4k, so twice as fast on a CPU. With shape buckets each batch is one bucket."""
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -267,12 +273,17 @@ class Embedder:
         return result
 
     def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
-        """Indices grouped longest first so that a batch's padded size stays within the budget."""
+        """Indices grouped longest first so that a batch's padded size stays within the budget and
+        every row is more than half real tokens (see `MIN_ROW_FILL`)."""
         order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
         batch: list[int] = []
         for index in order:
             # Sorted longest first, so the batch's first entry sets its padded length.
-            if batch and (len(batch) + 1) * self._padded_width(lengths[batch[0]]) > self._max_batch_tokens:
+            width = self._padded_width(lengths[batch[0]]) if batch else 0
+            if batch and (
+                (len(batch) + 1) * width > self._max_batch_tokens
+                or self._padded_width(lengths[index]) <= MIN_ROW_FILL * width
+            ):
                 yield batch
                 batch = []
             batch.append(index)

@@ -176,6 +176,28 @@ def test_batches_respect_the_token_budget_and_keep_input_order(
     assert (np.sum(result.vectors * alone, axis=1) >= 0.9999).all()
 
 
+def test_a_batch_is_never_mostly_padding(
+    fixture_embedder: LoadFixtureEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder = fixture_embedder("qwen3-f32")
+    rows: list[tuple[int, list[int]]] = []
+    forward = AutoBackend.forward
+
+    def recording(self: Any, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        rows.append((input_ids.shape[1], attention_mask.sum(axis=1).tolist()))
+        return forward(self, input_ids, attention_mask)
+
+    monkeypatch.setattr(AutoBackend, "forward", recording)
+    texts = ["x " * n for n in (3, 40, 1, 20, 9, 2, 30, 15)]
+    embedder.embed(texts, "document")
+    assert sorted(n for _, lengths in rows for n in lengths) == sorted(
+        len(e.ids) for e in embedder.tokenize(texts, "document")
+    )
+    for width, lengths in rows:
+        assert all(2 * n > width for n in lengths), (width, lengths)
+    assert len(rows) < len(texts)
+
+
 def test_a_nan_in_the_model_output_is_reported_not_returned(
     fixture_embedder: LoadFixtureEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
