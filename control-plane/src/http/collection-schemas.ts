@@ -8,8 +8,12 @@ type Schemas = components["schemas"];
 // the config; these schemas check shape and type.
 
 const id = z.string({ error: "must be a string" }).min(1, { error: "must not be empty" });
-/** Padded standard base64 (openapi.yaml's Vector pattern). */
-export const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/**
+ * Padded standard base64, as openapi.yaml's Vector pattern: a length that is a multiple of 4 and
+ * this linear pattern (the contract's grouped one backtracks: ~35 ms for 1000 x 384 vectors).
+ */
+const BASE64_CHARS = /^[A-Za-z0-9+/]+={0,2}$/;
+const isBase64 = (value: string) => value.length % 4 === 0 && BASE64_CHARS.test(value);
 
 /**
  * A vector: a non-empty array of finite numbers, or a base64 string of little-endian float32 bytes
@@ -22,7 +26,7 @@ const vector = z
   })
   .superRefine((values, context) => {
     if (typeof values === "string") {
-      if (values.length === 0 || !BASE64.test(values)) {
+      if (!isBase64(values)) {
         const message = "must be padded base64 of little-endian float32 bytes";
         context.addIssue({ code: "custom", input: values, message });
       }
