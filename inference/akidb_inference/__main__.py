@@ -184,7 +184,9 @@ def package_graph_cache(model: str, cache_dir: Path) -> Path | None:
 
 
 def _stop_at_stdin_eof(server: uvicorn.Server) -> None:
-    while sys.stdin.buffer.read(4096):
+    # os.read, not sys.stdin: a daemon thread blocked inside the buffered reader holds its lock, and
+    # the interpreter's exit then aborts (SIGABRT) trying to take it.
+    while os.read(sys.stdin.fileno(), 4096):
         pass
     log.info("standard input closed: the parent is gone, shutting down")
     server.handle_exit(signal.SIGTERM, None)

@@ -21,7 +21,15 @@ START_SECONDS = 120.0
 class InferenceProcess:
     """`python -m akidb_inference` with `args`; its stderr JSON lines are collected in `lines`."""
 
-    def __init__(self, args: Sequence[str], *, token: str | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        token: str | None = None,
+        env: dict[str, str] | None = None,
+        stdin_pipe: bool = False,
+    ):
+        """`stdin_pipe`: stdin is a pipe held open (as the control plane holds it), not /dev/null."""
         environment = {k: v for k, v in os.environ.items() if k != "AKIDB_INFERENCE_TOKEN"}
         environment.update(env or {})
         if token is not None:
@@ -32,7 +40,7 @@ class InferenceProcess:
         self._changed = threading.Condition()
         self._process = subprocess.Popen(
             [sys.executable, "-m", "akidb_inference", *args],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=environment,

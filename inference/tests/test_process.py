@@ -241,6 +241,20 @@ def test_a_signal_lets_the_batch_in_flight_finish_then_exits_cleanly(sig: signal
     assert process.lines[-1]["msg"] == "stopped"
 
 
+def test_started_as_the_control_plane_starts_it_a_signal_exits_with_status_0() -> None:
+    """--exit-with-stdin on an open pipe: the thread watching stdin must not abort the exit (it did,
+    SIGABRT, while it held the buffered stdin's lock)."""
+    args = ["--model", str(fixture_dir("bert-f32")), "--port", "0", "--exit-with-stdin"]
+    process = InferenceProcess(args, token=TOKEN, stdin_pipe=True)
+    try:
+        process.wait_ready()
+        status = process.stop()
+    finally:
+        process.kill()
+    assert status == 0, process.tail()
+    assert process.other_output == []
+
+
 def test_weights_come_from_the_hub_then_from_the_cache_offline(tmp_path: Path) -> None:
     repo = repo_from_directory(fixture_dir("gemma3-4bit"), commit="c0ffee" * 6 + "c0ff")
     args = ["--model", "org/gemma", "--cache-dir", str(tmp_path), "--port", "0"]
