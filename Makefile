@@ -58,8 +58,10 @@ bench-inference: setup-test
 bench-backends: setup-test
 	$(PY) bench/backends.py
 
+# LOAD_ARGS="--only onnx": the ONNX backend through the control plane at the real shapes (needs
+# `cd inference && .venv/bin/python -m tests.fixtures.build --real-size` once).
 bench-load: fixtures
-	node bench/load.ts
+	node bench/load.ts $(LOAD_ARGS)
 
 # The peers (hnswlib, Chroma) get a venv of their own, never the project lock; see docs/benchmarks.md.
 BENCH_PEERS := .tools/bench-peers

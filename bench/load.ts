@@ -3,21 +3,27 @@
 // errors per run.
 //
 //   make bench-load   # or: $(scripts/node-path.sh)/node bench/load.ts [--warmup S] [--measure S]
-//                     #       [--only mock|overhead|batching] [--batching-qps N] [--render]
+//                     #       [--only mock|overhead|batching|onnx] [--batching-qps N] [--render]
+//                     #       [--models minilm,qwen3,gemma] [--precisions f32,int8]   (onnx only)
 //
 // Scenarios:
 //   mock      mock mode, 1-text and 8-text requests, 50 QPS doubling up to saturation;
 //   overhead  the control plane (mlx mode) against the inference process it wraps, same fixture model,
 //             same request stream, at 25/50/75% of the inference process's closed-loop capacity;
 //   batching  embedding.mlx.batch_size x batch_timeout_ms on the fixture model at one rate near
-//             saturation.
+//             saturation;
+//   onnx      (only with --only onnx) the control plane against the inference process on real MiniLM
+//             weights and the real-size Qwen3/Gemma shapes with the ONNX Runtime backend: fixed-rate
+//             P50/P95/P99 and texts/s at batch 32 (bench/load_onnx.ts; minutes per model on 2 cores).
 // Results go to bench/results/load.json and the "load" section of docs/benchmarks.md; `--only`
-// runs one scenario and records nothing; `--render` rewrites the section from the recorded results.
+// runs one scenario and records nothing (but `--only onnx` records its cells in bench/results/load-onnx.json
+// and the "load-onnx" section); `--render` rewrites the section from the recorded results.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { onnxScenario } from "./load_onnx.ts";
 import { type RunningProcess, startControlPlane, startInference } from "./servers.ts";
 import { closedLoop, type Endpoint, type LatencySummary, openLoop, type RunResult } from "./traffic.ts";
 
@@ -635,8 +641,14 @@ async function main(): Promise<void> {
       only: { type: "string" },
       "batching-qps": { type: "string" },
       render: { type: "boolean", default: false },
+      models: { type: "string", default: "minilm,qwen3,gemma" },
+      precisions: { type: "string", default: "f32,int8" },
     },
   });
+  if (values.only === "onnx") {
+    await onnxScenario(values.models.split(","), values.precisions.split(","), values.render);
+    return;
+  }
   if (values.render) {
     // Rewrites the docs section from the recorded results (after a change to the report's wording).
     const section = render(JSON.parse(readFileSync(RESULTS, "utf8")) as Results);
@@ -647,7 +659,7 @@ async function main(): Promise<void> {
   const timing = { warmupS: Number(values.warmup), measureS: Number(values.measure) };
   const only = values.only;
   if (only !== undefined && !["mock", "overhead", "batching"].includes(only)) {
-    throw new Error(`--only takes mock, overhead or batching, not ${only}`);
+    throw new Error(`--only takes mock, overhead, batching or onnx, not ${only}`);
   }
   if (only === "batching" && values["batching-qps"] === undefined) {
     throw new Error(

@@ -154,10 +154,17 @@ export async function startControlPlane(config: Record<string, unknown>): Promis
   return { url, pids, log: spawned.log, stop };
 }
 
-/** `python -m akidb_inference --model DIR` on a free port, with `token` required; returned once ready. */
-export async function startInference(model: string, token: string): Promise<RunningProcess> {
+/**
+ * `python -m akidb_inference --model DIR [...options]` on a free port, with `token` required; returned
+ * once ready. `options` are further flags, e.g. `["--backend", "onnx", "--onnx-precision", "int8"]`.
+ */
+export async function startInference(
+  model: string,
+  token: string,
+  options: string[] = [],
+): Promise<RunningProcess> {
   const dir = mkdtempSync(path.join(tmpdir(), "akidb-bench-"));
-  const args = ["-m", "akidb_inference", "--model", model, "--port", "0", "--offline"];
+  const args = ["-m", "akidb_inference", "--model", model, "--port", "0", "--offline", ...options];
   const spawned = spawnGroup(
     PYTHON,
     [...args, "--cache-dir", path.join(dir, "cache")],
