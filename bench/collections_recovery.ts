@@ -54,6 +54,13 @@ async function main() {
     tail,
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? "unknown", loadavg: os.loadavg() },
   };
+  const out = path.join(ROOT, "bench", "results", `collections-recovery-${n}x${dim}.json`);
+  // Written after every phase, so a run stopped early keeps what it measured.
+  const save = () => {
+    results.machine = { ...(results.machine as object), loadavg_after: os.loadavg() };
+    mkdirSync(path.dirname(out), { recursive: true });
+    writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+  };
   try {
     let started = performance.now();
     const base = clustered(n, dim, 1);
@@ -93,6 +100,7 @@ async function main() {
       snapshot: readdirSync(snapshot).reduce((sum, f) => sum + statSync(path.join(snapshot, f)).size, 0),
     };
     log(`built: ${JSON.stringify(results)}`);
+    save();
 
     // Snapshots held off while the tail is written, so it stays in the log for the restart to replay.
     const config = {
@@ -103,6 +111,7 @@ async function main() {
     let server = await startControlPlane(config);
     results.server_start_from_snapshot_s = seconds(started);
     log(`server start from snapshot: ${results.server_start_from_snapshot_s} s`);
+    save();
     for (let start = 0; start < tail; start += BATCH) {
       const documents = [];
       for (let i = start; i < Math.min(tail, start + BATCH); i++) {
@@ -130,6 +139,7 @@ async function main() {
       `server start after a crash with ${tail} updates in the log: ${results.server_start_with_log_tail_s} s`,
     );
     await server.stop();
+    save();
 
     if (!args["no-rebuild"]) {
       rmSync(snapshot, { recursive: true, force: true });
@@ -139,10 +149,7 @@ async function main() {
       log(`rebuild from SQLite (snapshot deleted): ${results.rebuild_from_sqlite_s} s`);
       await rebuilt.close();
     }
-    results.machine = { ...(results.machine as object), loadavg_after: os.loadavg() };
-    const out = path.join(ROOT, "bench", "results", `collections-recovery-${n}x${dim}.json`);
-    mkdirSync(path.dirname(out), { recursive: true });
-    writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+    save();
     process.stdout.write(`${JSON.stringify(results)}\n`);
   } finally {
     rmSync(work, { recursive: true, force: true });
