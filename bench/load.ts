@@ -18,19 +18,18 @@
 // Results go to bench/results/load.json and the "load" section of docs/benchmarks.md; `--only`
 // runs one scenario and records nothing (but `--only onnx` records its cells in bench/results/load-onnx.json
 // and the "load-onnx" section); `--render` rewrites the section from the recorded results.
-import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { onnxScenario } from "./load_onnx.ts";
+import { writeSection } from "./report.ts";
 import { type RunningProcess, startControlPlane, startInference } from "./servers.ts";
 import { closedLoop, type Endpoint, type LatencySummary, openLoop, type RunResult } from "./traffic.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const FIXTURE = path.join(ROOT, ".cache", "fixtures", "qwen3-4bit");
 const RESULTS = path.join(ROOT, "bench", "results", "load.json");
-const DOCS = path.join(ROOT, "docs", "benchmarks.md");
 const INFERENCE_TOKEN = "bench-inference-token";
 /** Shorter than the default 30 s so that an overloaded run ends in 504s within a short window. */
 const REQUEST_TIMEOUT_MS = 5000;
@@ -619,20 +618,6 @@ function render(results: Results): string {
   ].join("\n");
 }
 
-/** Writes the section through bench/report.py, the one implementation of the docs' marker convention. */
-function writeSection(body: string): void {
-  execFileSync(
-    path.join(ROOT, "inference", ".venv", "bin", "python"),
-    [
-      "-c",
-      "import sys; from pathlib import Path; from bench.report import write_section;" +
-        " write_section(Path(sys.argv[1]), 'load', sys.stdin.read())",
-      DOCS,
-    ],
-    { cwd: ROOT, input: body },
-  );
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -652,7 +637,7 @@ async function main(): Promise<void> {
   if (values.render) {
     // Rewrites the docs section from the recorded results (after a change to the report's wording).
     const section = render(JSON.parse(readFileSync(RESULTS, "utf8")) as Results);
-    writeSection(section);
+    writeSection("load", section);
     process.stdout.write(`${section}\n`);
     return;
   }
@@ -692,7 +677,7 @@ async function main(): Promise<void> {
   mkdirSync(path.dirname(RESULTS), { recursive: true });
   writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
   const section = render(results);
-  writeSection(section);
+  writeSection("load", section);
   process.stdout.write(`${section}\n`);
 }
 

@@ -14,17 +14,16 @@
 //             from the machine's other work), texts/s = 32 / median latency: the issue's check that
 //             the control plane adds <= 10% over calling the backend directly at batch 32.
 // Results: bench/results/load-onnx.json and the "load-onnx" section of docs/benchmarks.md.
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { writeSection } from "./report.ts";
 import { type RunningProcess, startControlPlane, startInference } from "./servers.ts";
 import { closedLoop, type Endpoint, openLoop, type RunResult } from "./traffic.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const FIXTURES = path.join(ROOT, ".cache", "fixtures");
 const RESULTS = path.join(ROOT, "bench", "results", "load-onnx.json");
-const DOCS = path.join(ROOT, "docs", "benchmarks.md");
 const TOKEN = "bench-inference-token";
 /** Long enough for a 32-text batch of the Qwen3 shape at f32 (~8 s here) to queue behind another. */
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -311,19 +310,6 @@ export function renderOnnx(results: OnnxResults): string {
   return lines.join("\n");
 }
 
-function writeSection(body: string): void {
-  execFileSync(
-    path.join(ROOT, "inference", ".venv", "bin", "python"),
-    [
-      "-c",
-      "import sys; from pathlib import Path; from bench.report import write_section;" +
-        " write_section(Path(sys.argv[1]), 'load-onnx', sys.stdin.read())",
-      DOCS,
-    ],
-    { cwd: ROOT, input: body },
-  );
-}
-
 /**
  * Measures `models` x `precisions` and records them: cells measured now replace the recorded ones
  * of the same model and precision, the others are kept (so one cell can be re-measured alone).
@@ -375,6 +361,6 @@ export async function onnxScenario(models: string[], precisions: string[], rende
   mkdirSync(path.dirname(RESULTS), { recursive: true });
   writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
   const section = renderOnnx(results);
-  writeSection(section);
+  writeSection("load-onnx", section);
   process.stdout.write(`${section}\n`);
 }
