@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,14 +66,20 @@ def test_padding_on_either_side_changes_nothing(fixture: str) -> None:
         np.testing.assert_allclose(hidden_left[row, 11 - n :], alone, atol=1e-5)
 
 
-def test_minilm_similarities_match_transformers_within_1e_3() -> None:
+@pytest.fixture(scope="module")
+def minilm_onnx(tmp_path_factory: pytest.TempPathFactory) -> BackendOptions:
+    """The f32 backend with a temporary graph cache: MiniLM's own folder is in site-packages."""
+    return replace(ONNX, onnx_cache_dir=tmp_path_factory.mktemp("minilm-graphs"))
+
+
+def test_minilm_similarities_match_transformers_within_1e_3(minilm_onnx: BackendOptions) -> None:
     """Real weights: the f32 graph's similarity matrix is transformers' (sentence-transformers
     pipeline: BertModel, mean pooling, L2) within 1e-3, its vectors within 1e-5."""
     import torch
     from transformers import BertModel
 
     directory = package_dir(MINILM)
-    embedder = load_embedder(directory, backend=ONNX)
+    embedder = load_embedder(directory, backend=minilm_onnx)
     assert embedder.info.backend == "onnx"
     model = BertModel.from_pretrained(str(directory))
     model.train(False)
@@ -88,9 +95,11 @@ def test_minilm_similarities_match_transformers_within_1e_3() -> None:
 
 
 @pytest.mark.parametrize("precision", ["int8", "int4"])
-def test_quantized_precisions_stay_within_their_tolerance(precision: str, tmp_path: Path) -> None:
+def test_quantized_precisions_stay_within_their_tolerance(
+    precision: str, tmp_path: Path, minilm_onnx: BackendOptions
+) -> None:
     directory = package_dir(MINILM)
-    exact = load_embedder(directory, backend=ONNX).embed(SENTENCES, "document").vectors
+    exact = load_embedder(directory, backend=minilm_onnx).embed(SENTENCES, "document").vectors
     options = BackendOptions(name="onnx", onnx_precision=precision, onnx_cache_dir=tmp_path)  # type: ignore[arg-type]
     embedder = load_embedder(directory, backend=options)
     vectors = embedder.embed(SENTENCES, "document").vectors
