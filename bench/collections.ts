@@ -499,6 +499,7 @@ const sweepText = (sweep: Sweep | undefined) =>
 
 /** The best QPS among sweep points at recall >= 0.95, as text. */
 function atRecall(sweep: Sweep | undefined): string {
+  if (!sweep) return "-";
   const ok = (sweep ?? []).filter((p) => p.recall >= 0.95).sort((a, b) => b.qps - a.qps)[0];
   return ok ? `${ok.qps} (ef ${ok.ef}, recall ${ok.recall})` : "recall 0.95 not reached";
 }
@@ -552,10 +553,11 @@ function render(r: Results) {
     "",
     "Sweeps (ef: QPS / recall@10):",
     "",
-    ...present.flatMap(([name, e]) => [
-      `* ${name}: ${sweepText(e.search)}`,
-      `  filtered: ${sweepText(e.filtered_search)}`,
-    ]),
+    ...present.flatMap(([name, e]) =>
+      e.search === undefined
+        ? []
+        : [`* ${name}: ${sweepText(e.search)}`, `  filtered: ${sweepText(e.filtered_search)}`],
+    ),
     "",
     "| AkiDB | Value |",
     "|---|---|",
