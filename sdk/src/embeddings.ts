@@ -28,6 +28,15 @@ export function decodeBase64Vector(encoded: string): Float32Array {
   return vector;
 }
 
+/** Encodes a vector as the contract's base64 (little-endian float32 bytes) without Node built-ins. */
+export function encodeBase64Vector(vector: Float32Array): string {
+  const view = new DataView(new ArrayBuffer(vector.length * 4));
+  for (let i = 0; i < vector.length; i++) view.setFloat32(i * 4, vector[i]!, true);
+  let binary = "";
+  for (let i = 0; i < view.byteLength; i++) binary += String.fromCharCode(view.getUint8(i));
+  return btoa(binary);
+}
+
 /** The response with every vector as a Float32Array (base64 decoded, float arrays copied). */
 export function decodeEmbeddings(response: Schemas["EmbeddingResponse"]): EmbeddingResult {
   return {

@@ -20,7 +20,12 @@ export type {
   SearchResult,
   VectorInput,
 } from "./collections.ts";
-export { decodeBase64Vector, type Embedding, type EmbeddingResult } from "./embeddings.ts";
+export {
+  decodeBase64Vector,
+  type Embedding,
+  type EmbeddingResult,
+  encodeBase64Vector,
+} from "./embeddings.ts";
 export { AkiDBError } from "./errors.ts";
 export type { components, paths } from "./generated/schema.d.ts";
 export type { RetryOptions, TransportOptions } from "./transport.ts";

@@ -4,7 +4,7 @@ import { createServer } from "node:net";
 import { delay, HttpResponse, http, passthrough } from "msw";
 import { setupServer } from "msw/node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type AkiDB, AkiDBError, createAkiDB, decodeBase64Vector } from "../src/index.ts";
+import { type AkiDB, AkiDBError, createAkiDB, decodeBase64Vector, encodeBase64Vector } from "../src/index.ts";
 
 const BASE = "http://akidb.test";
 const server = setupServer();
@@ -330,7 +330,7 @@ describe("collections", () => {
   };
   const USAGE = { total_tokens: 0, duration_ms: 1 };
 
-  it("sends Float32Array vectors as arrays and returns stored vectors as Float32Array", async () => {
+  it("sends Float32Array vectors as base64, number arrays as numbers, and returns stored vectors as Float32Array", async () => {
     let upserted: unknown;
     let searched: unknown;
     server.use(
@@ -355,14 +355,24 @@ describe("collections", () => {
       }),
     );
     const notes = client().collections.collection("notes");
-    await notes.upsert([{ id: "a", vector: new Float32Array([0.25, 0.5, 1]) }]);
-    expect(upserted).toEqual({ documents: [{ id: "a", vector: [0.25, 0.5, 1] }] });
+    await notes.upsert([
+      { id: "a", vector: new Float32Array([0.25, 0.5, 1]) },
+      { id: "b", vector: [0.1, 0.2, 0.3] },
+    ]);
+    const sent = upserted as { documents: Array<{ id: string; vector: string | number[] }> };
+    expect(sent.documents[0]!.vector).toBe(encodeBase64Vector(new Float32Array([0.25, 0.5, 1])));
+    expect(Array.from(decodeBase64Vector(sent.documents[0]!.vector as string))).toEqual([0.25, 0.5, 1]);
+    expect(sent.documents[1]).toEqual({ id: "b", vector: [0.1, 0.2, 0.3] });
     const { results } = await notes.search({
       vector: new Float32Array([1, 0, 0]),
       k: 1,
       include: ["vector"],
     });
-    expect(searched).toEqual({ vector: [1, 0, 0], k: 1, include: ["vector"] });
+    expect(searched).toEqual({
+      vector: encodeBase64Vector(new Float32Array([1, 0, 0])),
+      k: 1,
+      include: ["vector"],
+    });
     expect(results[0]!.vector).toBeInstanceOf(Float32Array);
     expect(Array.from(results[0]!.vector!)).toEqual([0.25, 0.5, 1]);
     expect(results[0]!.score).toBe(0.5);
