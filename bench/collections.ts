@@ -22,7 +22,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { exactSearch, MetricKind } from "usearch";
-import { clustered, LATENT, row } from "./collections_data.ts";
+import { bucketDocuments, bucketOf, clustered, LATENT, row, vectorField } from "./collections_data.ts";
 import { type RunningProcess, startControlPlane } from "./servers.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -68,7 +68,6 @@ const { values: args } = parseArgs({
   },
 });
 
-const bucketOf = (i: number) => i % 10;
 const FILTER_BUCKET = 3;
 
 /** Exact top-K ids of each query among `ids` (usearch's exact search, SIMD). */
@@ -117,11 +116,6 @@ function dirBytes(dir: string): number {
 }
 
 /** A vector as a request sends it: a JSON array, or base64 of its little-endian float32 bytes. */
-function vectorField(vector: Float32Array, encoding: "json" | "base64"): number[] | string {
-  if (encoding === "json") return Array.from(vector);
-  return Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString("base64");
-}
-
 async function ingest(
   url: string,
   base: Float32Array,
@@ -412,16 +406,7 @@ async function engineSweeps(
     await store.create({ name: "bench_f16", dimension, metric, quantization: "f16", index, model });
     const n = base.length / dim;
     for (let start = 0; start < n; start += BATCH) {
-      const documents = [];
-      for (let i = start; i < Math.min(n, start + BATCH); i++) {
-        documents.push({
-          id: String(i),
-          vector: row(base, dim, i),
-          text: null,
-          metadata: { bucket: bucketOf(i) },
-        });
-      }
-      await store.upsert("bench_f16", documents);
+      await store.upsert("bench_f16", bucketDocuments(base, dim, start, Math.min(n, start + BATCH)));
     }
     const f16 = { search: await sweep("bench_f16", false), filtered_search: await sweep("bench_f16", true) };
     // The start-up, rebuild and disk measurements that follow are of the f32 collection alone.

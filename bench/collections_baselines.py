@@ -34,12 +34,19 @@ def run_hnswlib(base: Any, queries: Any, truth: dict[str, Any], efs: list[int]) 
     import hnswlib
 
     n, dim = base.shape
-    index = hnswlib.Index(space="cosine", dim=dim)
-    index.init_index(max_elements=n, M=16, ef_construction=128)
-    started = time.perf_counter()
-    for start in range(0, n, BATCH):
-        index.add_items(base[start : start + BATCH], np.arange(start, min(start + BATCH, n)), num_threads=1)
-    ingest_s = time.perf_counter() - started
+
+    def build(threads: int) -> tuple[Any, float]:
+        """The index of `base`, inserted in batches on `threads` threads, and the seconds it took."""
+        index = hnswlib.Index(space="cosine", dim=dim)
+        index.init_index(max_elements=n, M=16, ef_construction=128)
+        started = time.perf_counter()
+        for start in range(0, n, BATCH):
+            index.add_items(
+                base[start : start + BATCH], np.arange(start, min(start + BATCH, n)), num_threads=threads
+            )
+        return index, time.perf_counter() - started
+
+    index, ingest_s = build(1)
 
     def sweep(filtered: bool) -> list[dict[str, float]]:
         points = []
@@ -56,13 +63,7 @@ def run_hnswlib(base: Any, queries: Any, truth: dict[str, Any], efs: list[int]) 
         return points
 
     # The same inserts on 2 threads, as AkiDB's collection.insert_threads default (ingest only).
-    twice = hnswlib.Index(space="cosine", dim=dim)
-    twice.init_index(max_elements=n, M=16, ef_construction=128)
-    started = time.perf_counter()
-    for start in range(0, n, BATCH):
-        twice.add_items(base[start : start + BATCH], np.arange(start, min(start + BATCH, n)), num_threads=2)
-    ingest_2_s = time.perf_counter() - started
-    del twice
+    ingest_2_s = build(2)[1]
 
     return {
         "ingest": {"docs_per_s": round(n / ingest_s), "seconds": round(ingest_s, 1)},

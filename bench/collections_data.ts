@@ -48,3 +48,26 @@ export function clustered(n: number, dim: number, seed: number): Float32Array {
 
 /** Vector `i` of a row-major matrix of `dim` columns. */
 export const row = (data: Float32Array, dim: number, i: number) => data.subarray(i * dim, (i + 1) * dim);
+
+/** The metadata bucket of document `i` (10 buckets); the filtered benchmarks select one. */
+export const bucketOf = (i: number) => i % 10;
+
+/** A vector as the API takes it: JSON numbers, or base64 of its little-endian float32 bytes. */
+export function vectorField(vector: Float32Array, encoding: "json" | "base64"): number[] | string {
+  if (encoding === "json") return Array.from(vector);
+  return Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString("base64");
+}
+
+/** Documents `start` to `end - 1` of `data` for an in-process store: id `i`, row `i`, its bucket. */
+export function bucketDocuments(data: Float32Array, dim: number, start: number, end: number) {
+  const documents = [];
+  for (let i = start; i < end; i++) {
+    documents.push({
+      id: String(i),
+      vector: row(data, dim, i),
+      text: null,
+      metadata: { bucket: bucketOf(i) },
+    });
+  }
+  return documents;
+}

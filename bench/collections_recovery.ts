@@ -16,7 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { LocalCollectionStore } from "../control-plane/src/collections/local-store.ts";
-import { clustered, row } from "./collections_data.ts";
+import { bucketDocuments, bucketOf, clustered, row, vectorField } from "./collections_data.ts";
 import { startControlPlane } from "./servers.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -77,16 +77,7 @@ async function main() {
       model: null,
     });
     for (let start = 0; start < n; start += BATCH) {
-      const documents = [];
-      for (let i = start; i < Math.min(n, start + BATCH); i++) {
-        documents.push({
-          id: String(i),
-          vector: row(base, dim, i),
-          text: null,
-          metadata: { bucket: i % 10 },
-        });
-      }
-      await store.upsert("big", documents);
+      await store.upsert("big", bucketDocuments(base, dim, start, Math.min(n, start + BATCH)));
       if (start % 100_000 === 0 && start > 0) log(`built ${start} in ${seconds(started)} s`);
     }
     results.build_in_process_s = seconds(started);
@@ -115,11 +106,10 @@ async function main() {
     for (let start = 0; start < tail; start += BATCH) {
       const documents = [];
       for (let i = start; i < Math.min(tail, start + BATCH); i++) {
-        const vector = row(base, dim, (i + 7919) % n);
         documents.push({
           id: String(i),
-          vector: Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString("base64"),
-          metadata: { bucket: i % 10, version: 1 },
+          vector: vectorField(row(base, dim, (i + 7919) % n), "base64"),
+          metadata: { bucket: bucketOf(i), version: 1 },
         });
       }
       const response = await fetch(`${server.url}/api/v1/collections/big/upsert`, {
