@@ -19,10 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -189,6 +189,13 @@ async def server_run(model: str) -> dict[str, Any]:
             result["single_warm_ms"] = round(
                 float(np.median([await embed(["what is a vector database?"]) for _ in range(20)])), 1
             )
+            # The process's own view of those requests: its log's duration_ms, read to the client's.
+            durations = [
+                record["duration_ms"]
+                for record in map(json.loads, log_path.read_text().splitlines())
+                if record.get("msg") == "request" and record.get("path") == "/v1/embeddings"
+            ]
+            result["single_warm_server_ms"] = round(float(np.median(durations[-20:])), 2)
             result["batch10_ms"] = round(
                 float(np.median([await embed(texts(10, STEADY_WORDS)) for _ in range(10)])), 1
             )
@@ -245,6 +252,133 @@ def torch_run(model: str) -> dict[str, Any]:
     return result
 
 
+PROFILE_QUERY = ["query 7: which local vector database runs embeddings on an edge machine?"]
+"""The single query of the profile (bench/serving.ts sends ones like it)."""
+
+
+def profile_run(model: str) -> dict[str, Any]:
+    """Where a single query's time goes on the GPU, in one process: the engine's steps (tokenize,
+    forward, project) timed apart, a cProfile of the engine call, `mx.compile` of the layers, the
+    same call on the model thread through `ModelWorker` (the server's path without HTTP), and ONNX
+    Runtime on CUDA (f32 and int4) where onnxruntime-gpu is installed."""
+    import mlx.core as mx
+
+    from tests.fixtures import fixture_dir
+
+    directory = fixture_dir(model)
+    result: dict[str, Any] = {"model": model} | profile_engine(directory)
+    mx.clear_cache()
+    result["worker_single_ms"] = round(asyncio.run(worker_single_ms(directory)), 2)
+    mx.clear_cache()
+    try:
+        result |= profile_onnx(directory)
+    except Exception as error:  # CPU-only onnxruntime, or CUDA libraries missing
+        result["onnx_error"] = repr(error)[:800]
+    return result
+
+
+def steady(run: Callable[[Sequence[str]], object], single: int = 40, batch: int = 20) -> dict[str, float]:
+    """Median ms of the profile query alone and of batches of 10 and 32 texts."""
+    result = {"single_ms": round(median_ms(lambda: run(PROFILE_QUERY), single), 2)}
+    for size in (10, 32):
+        batch_texts = texts(size, STEADY_WORDS)
+        result[f"batch{size}_ms"] = round(median_ms(lambda b=batch_texts: run(b), batch), 2)  # type: ignore[misc]
+    return result
+
+
+def profile_engine(directory: Path) -> dict[str, Any]:
+    import cProfile
+    import pstats
+
+    from akidb_inference.engine import BackendOptions, load_embedder
+
+    embedder = load_embedder(directory, backend=BackendOptions(name="mlx"))
+    result: dict[str, Any] = {"warm_up_s": round(embedder.warm_up(), 2)}
+    backend: Any = embedder._backend
+    steps: dict[str, list[float]] = {"tokenize": [], "forward": [], "project": []}
+
+    def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            t0 = time.perf_counter()
+            value = function(*args)
+            steps[name].append((time.perf_counter() - t0) * 1000)
+            return value
+
+        return call
+
+    forward, project, tokenize = backend.forward, backend.project, embedder.tokenize
+    backend.forward, backend.project = timed("forward", forward), timed("project", project)
+    embedder.tokenize = timed("tokenize", tokenize)  # type: ignore[method-assign]
+    result["engine_single_ms"] = round(median_ms(lambda: embedder.embed(PROFILE_QUERY, "query"), 40), 2)
+    result["engine_steps_median_ms"] = {k: round(float(np.median(v[1:])), 2) for k, v in steps.items()}
+    backend.forward, backend.project = forward, project
+    embedder.tokenize = tokenize  # type: ignore[method-assign]
+    result["engine"] = steady(lambda batch: embedder.embed(batch, "query"))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(20):
+        embedder.embed(PROFILE_QUERY, "query")
+    profiler.disable()
+    stats: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    top = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:15]
+    result["cprofile_tottime_per_call"] = [
+        f"{entry[2] / 20 * 1000:.3f} ms {where[2]} ({Path(where[0]).name}:{where[1]})" for where, entry in top
+    ]
+    try:
+        compile_layers(backend._model)
+        embedder.warm_up()
+        result["compiled"] = steady(lambda batch: embedder.embed(batch, "query"))
+    except Exception as error:  # a failed compile is a result too
+        result["compiled_error"] = repr(error)[:500]
+    return result
+
+
+async def worker_single_ms(directory: Path) -> float:
+    """The profile query through `ModelWorker.run`, as the server calls it (median of 40)."""
+    from akidb_inference.engine import BackendOptions
+    from akidb_inference.worker import ModelWorker
+
+    worker = ModelWorker(
+        lambda: directory, device="auto", max_batch_tokens=16384, backend=BackendOptions(name="mlx")
+    )
+    worker.start()
+    while worker.status == "loading":
+        await asyncio.sleep(0.05)
+    assert worker.model is not None, worker.reason
+    samples = []
+    for _ in range(41):
+        t0 = time.perf_counter()
+        await worker.run(lambda embedder: embedder.embed(PROFILE_QUERY, "query"))
+        samples.append((time.perf_counter() - t0) * 1000)
+    worker.close()
+    return float(np.median(samples[1:]))
+
+
+def profile_onnx(directory: Path) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    from akidb_inference.engine import BackendOptions, load_embedder
+
+    result: dict[str, Any] = {"onnxruntime": [ort.__version__, *ort.get_available_providers()]}
+    big = texts(512, 100)
+    precisions: tuple[Literal["f32", "int4"], ...] = ("f32", "int4")
+    for precision in precisions:
+        options = BackendOptions(
+            name="onnx",
+            onnx_precision=precision,
+            onnx_cache_dir=Path(tempfile.mkdtemp()),
+        )
+        t0 = time.perf_counter()
+        embedder = load_embedder(directory, device="gpu", backend=options)
+        entry: dict[str, Any] = {"device": embedder.info.device, "load_s": round(time.perf_counter() - t0, 2)}
+        entry |= steady(lambda batch, e=embedder: e.embed(batch, "query"))  # type: ignore[misc]
+        entry["texts_per_s_batch32"] = round(32 / entry["batch32_ms"] * 1000, 1)
+        big_ms = median_ms(lambda e=embedder: e.embed(big, "document"), 3)  # type: ignore[misc]
+        entry["texts_per_s_batch512x100"] = round(512 / big_ms * 1000, 1)
+        result[f"onnx_{precision}"] = entry
+    return result
+
+
 def workaround_run() -> dict[str, Any]:
     """The 4-bit fixtures on CUDA without and with the single-group workaround, against transformers."""
     from akidb_inference.backends.mlx import loader
@@ -279,6 +413,7 @@ def main() -> int:
     parser.add_argument("--engine", nargs=2, metavar=("MODEL", "MODE"), help="internal: one engine run")
     parser.add_argument("--server", metavar="MODEL", help="internal: one server run")
     parser.add_argument("--torch", metavar="MODEL", help="internal: one torch run")
+    parser.add_argument("--profile", metavar="MODEL", help="where a single query's time goes")
     parser.add_argument("--workaround", action="store_true", help="the 4-bit fixtures with and without it")
     parser.add_argument("--modes", nargs="+", default=["plain", "buckets", "buckets+compile"])
     parser.add_argument("--only", choices=["engine", "server", "torch"], action="append")
@@ -291,6 +426,9 @@ def main() -> int:
         return 0
     if args.torch:
         print(json.dumps(torch_run(args.torch)))
+        return 0
+    if args.profile:
+        print(json.dumps(profile_run(args.profile), indent=1))
         return 0
     if args.workaround:
         print(json.dumps(workaround_run(), indent=1))

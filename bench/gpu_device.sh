@@ -12,6 +12,12 @@
 #   bundle : (here, not on the GPU machine) writes .gpucp/ for `serve`
 #   bench : (after test, machine still warm) the engine at the real shapes: dequantized (the
 #           default on CUDA) and 4-bit Linear layers, and mx.compile of the layers
+#   profile MODEL... : (after test) where a single query's time goes (bench/gpu.py --profile: the
+#           engine's steps, cProfile, mx.compile, the model thread, ONNX Runtime CUDA f32/int4) and
+#           the bare inference process over HTTP (bench/gpu.py --server), per real-size fixture
+# Any stage also keeps the onnxruntime-gpu pieces it carries (.ortA ... .ortE: parts of one tar.xz
+# made by `ort-parts`, over 64 MiB in all) in /tmp; once all are there it installs onnxruntime-gpu in
+# /tmp/ort-site, which `profile` and `serve` put first on PYTHONPATH.
 # Each stage fits one 10-minute call; a call must follow the previous one within the machine's
 # 30 s warm window, or the installed wheels are gone.
 # Everything it reports lands under $OUT.
@@ -19,6 +25,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 AKIDB_FIXTURES_DIR=/tmp/akidb-fixtures
 stage="$1"
+mkdir -p /tmp/akidb-ort
+for part in .ort?/*; do [[ -e "$part" ]] && cp "$part" /tmp/akidb-ort/; done
+if [[ ! -d /tmp/ort-site/onnxruntime && -f /tmp/akidb-ort/ort.sha256 ]] &&
+  cat /tmp/akidb-ort/ort.part-* | sha256sum | grep -q "$(cat /tmp/akidb-ort/ort.sha256)"; then
+  mkdir -p /tmp/ort-site && cat /tmp/akidb-ort/ort.part-* | xz -dc | tar -x -C /tmp/ort-site
+fi
+[[ -d /tmp/ort-site/onnxruntime ]] && export PYTHONPATH="/tmp/ort-site${PYTHONPATH:+:$PYTHONPATH}"
+echo "onnxruntime-gpu pieces here: $(ls /tmp/akidb-ort | tr '\n' ' ') installed: $([[ -d /tmp/ort-site/onnxruntime ]] && echo yes || echo no)"
 case "$stage" in
 bundle)
   mkdir -p .gpucp
@@ -55,7 +69,7 @@ serve)
   [[ -x /tmp/node/bin/node ]] || xz -dc .gpucp/node.xz >/tmp/node/bin/node && chmod +x /tmp/node/bin/node
   tar -xJf .gpucp/node_modules.tar.xz
   # The control plane starts inference/.venv/bin/python; here the machine's Python is that environment.
-  printf '#!/bin/sh\nPYTHONPATH=%s/inference exec %s "$@"\n' "$PWD" "$(command -v python3)" >inference/.venv/bin/python
+  printf '#!/bin/sh\nPYTHONPATH=%s/inference${PYTHONPATH:+:$PYTHONPATH} exec %s "$@"\n' "$PWD" "$(command -v python3)" >inference/.venv/bin/python
   chmod +x inference/.venv/bin/python
   export PATH="/tmp/node/bin:$PATH"
   model="$2"
@@ -63,6 +77,35 @@ serve)
   (cd inference && python3 -c "from tests.fixtures import build; build.ensure('$model', build.default_root())")
   node bench/serving.ts --model "$AKIDB_FIXTURES_DIR/$model" --device gpu --backend mlx "$@" \
     --out "$OUT/serving-$model.json" 2>&1 | tee "$OUT/serving-$model.txt"
+  ;;
+profile)
+  export MLX_PTX_CACHE_DIR=/tmp/ptx-shared AKIDB_BENCH_PTX_DIR=/tmp/ptx-shared
+  shift
+  for model in "$@"; do
+    (cd inference && python3 -c "from tests.fixtures import build; build.ensure('$model', build.default_root())")
+    (cd inference && timeout 240 python3 ../bench/gpu.py --profile "$model") 2>&1 | tee "$OUT/profile-$model.txt"
+    (cd inference && timeout 150 python3 ../bench/gpu.py --server "$model") 2>&1 | tee -a "$OUT/profile-$model.txt"
+  done
+  ;;
+ort-parts)
+  # (here, not on the GPU machine) ort-parts WHEEL: the onnxruntime-gpu wheel unpacked and xz'd (its
+  # CUDA kernels shrink about 20%), cut into parts sized to ride along with the other stages'
+  # carries: .ortA with `stash`, .ortB and .ortC alone, .ortD with `test`, .ortE with `profile`.
+  unpacked=$(mktemp -d)
+  unzip -q "$2" -d "$unpacked" && tar -C "$unpacked" -c . | xz -T0 -6 >"$unpacked.tar.xz" || exit 1
+  offset=0 index=0
+  for part in A:15000000 B:61000000 C:61000000 D:9000000 E:0; do
+    dir=".ort${part%%:*}" size="${part#*:}"
+    rm -rf "$dir" && mkdir -p "$dir"
+    if ((size > 0)); then
+      tail -c "+$((offset + 1))" "$unpacked.tar.xz" | head -c "$size" >"$dir/ort.part-$index"
+    else
+      tail -c "+$((offset + 1))" "$unpacked.tar.xz" >"$dir/ort.part-$index"
+    fi
+    offset=$((offset + size)) index=$((index + 1))
+  done
+  sha256sum <"$unpacked.tar.xz" | cut -d' ' -f1 >.ortA/ort.sha256
+  rm -rf "$unpacked" "$unpacked.tar.xz"
   ;;
 bench)
   # The engine on the real shapes (built by `serve`), with shape buckets and with mx.compile of the

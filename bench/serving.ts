@@ -3,7 +3,7 @@
 // the real-size Qwen3 and Gemma shapes ("GPU" in docs/benchmarks.md); it runs anywhere.
 //
 //   node bench/serving.ts --model DIR [--device gpu|cpu|auto] [--backend mlx|onnx|auto]
-//                         [--batch-timeout-ms N] [--out FILE]
+//                         [--batch-timeout-ms N] [--onnx-precision f32|int8|int4] [--out FILE]
 //
 // Measured, in order: start-up until /health says ok (load and warm-up included), the first
 // single-text request after ready (cold) and the median of 30 more (warm), a batch of 10 and of
@@ -145,6 +145,7 @@ async function main(): Promise<void> {
       device: { type: "string", default: "auto" },
       backend: { type: "string", default: "auto" },
       "batch-timeout-ms": { type: "string" },
+      "onnx-precision": { type: "string" },
       out: { type: "string" },
     },
   });
@@ -166,6 +167,7 @@ async function main(): Promise<void> {
             : { batch_timeout_ms: Number(values["batch-timeout-ms"]) }),
         },
         queue: { request_timeout_ms: REQUEST_TIMEOUT_MS },
+        ...(values["onnx-precision"] === undefined ? {} : { onnx: { precision: values["onnx-precision"] } }),
       },
     });
     return {
@@ -178,6 +180,7 @@ async function main(): Promise<void> {
   const result: Record<string, unknown> = {
     model: values.model,
     batch_timeout_ms: values["batch-timeout-ms"] ?? "default",
+    onnx_precision: values["onnx-precision"],
   };
   try {
     result.ready_s = readyS;

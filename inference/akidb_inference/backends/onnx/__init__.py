@@ -53,6 +53,11 @@ class ONNXBackend:
     @classmethod
     def load(cls, checkpoint: Checkpoint, device: Device, options: BackendOptions) -> ONNXBackend:
         providers = _providers(device, ort.get_available_providers())
+        if providers[0] == CUDA and hasattr(ort, "preload_dlls"):
+            # onnxruntime-gpu's own way to find the CUDA and cuDNN libraries of the nvidia-* pip
+            # packages (torch's, say), which are on no library path; without them its CUDA provider
+            # falls back to the CPU.
+            ort.preload_dlls()
         ready = ready_export(checkpoint)
         if ready is not None:
             path, chosen = ready, "export"
