@@ -232,6 +232,13 @@ export const errorRegistry = {
     type: "server_error",
     message: () => "The server is shutting down; retry against another instance or after it restarts.",
   }),
+  /** The collection store's thread stopped and a new one is reopening the data directory. */
+  AKIDB_ERR_STORE_RESTARTING: spec<{ reason: string }>({
+    status: 503,
+    type: "server_error",
+    message: (p) =>
+      `The collection store is restarting (${p.reason}); retry after Retry-After seconds. A write in flight may or may not have been committed: repeat it with the same ids.`,
+  }),
   AKIDB_ERR_INTERNAL: spec<{ reason: string }>({
     status: 500,
     type: "server_error",
@@ -289,4 +296,39 @@ export class AkidbError<C extends AkidbErrorCode = AkidbErrorCode> extends Error
 
 export function isAkidbError(value: unknown): value is AkidbError {
   return value instanceof AkidbError;
+}
+
+/** An error as it crosses a thread boundary (structured clone keeps only an Error's message). */
+export type SerializedError =
+  | {
+      code: AkidbErrorCode;
+      params: unknown;
+      param: string | null;
+      status: number;
+      retryAfterSeconds: number | undefined;
+    }
+  | { message: string };
+
+/** An error as a worker thread posts it: an AkidbError keeps its code, params, field and Retry-After. */
+export function serializeError(error: unknown): SerializedError {
+  if (isAkidbError(error)) {
+    return {
+      code: error.code,
+      params: error.params,
+      param: error.param,
+      status: error.status,
+      retryAfterSeconds: error.retryAfterSeconds,
+    };
+  }
+  return { message: error instanceof Error ? error.message : String(error) };
+}
+
+/** The error `serializeError` was given, rebuilt on the receiving thread. */
+export function deserializeError(error: SerializedError): Error {
+  if ("message" in error) return new Error(error.message);
+  return new AkidbError(error.code, error.params as never, {
+    ...(error.param === null ? {} : { param: error.param }),
+    status: error.status,
+    ...(error.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: error.retryAfterSeconds }),
+  });
 }

@@ -86,3 +86,58 @@ describe("WorkerCollectionStore", () => {
     await holder.close();
   });
 });
+
+describe("WorkerCollectionStore when its thread dies", () => {
+  it("fails the calls in flight with a retryable 503, logs it, and reopens the store from disk", async () => {
+    const data = tempDataDir();
+    const logs: Array<{ level: string; message: string; fields: Record<string, unknown> }> = [];
+    let reopened!: () => void;
+    const reopen = new Promise<void>((resolve) => {
+      reopened = resolve;
+    });
+    const store = await WorkerCollectionStore.open({
+      dataDir: data.dir,
+      ...options,
+      logger: {
+        info: (fields, message) => {
+          logs.push({ level: "info", message, fields });
+          if (message === "the collection store reopened") reopened();
+        },
+        error: (fields, message) => logs.push({ level: "error", message, fields }),
+      },
+    });
+    await store.create(spec);
+    await store.upsert("w", [
+      { id: "x", vector: new Float32Array([1, 0, 0]), text: null, metadata: { n: 1 } },
+    ]);
+    const first = store.thread!;
+    // A call in flight when the thread ends (sent once it is ending, so it is never answered), and
+    // one made before a replacement is open.
+    const ended = first.terminate();
+    const inFlight = store.list().catch((error: unknown) => error);
+    await ended;
+    const during = await store.get("w").catch((error: unknown) => error);
+    for (const error of [await inFlight, during]) {
+      expect(isAkidbError(error) && [error.code, error.status, error.retryAfterSeconds]).toEqual([
+        "AKIDB_ERR_STORE_RESTARTING",
+        503,
+        1,
+      ]);
+    }
+    expect(logs.find((line) => line.level === "error")).toMatchObject({
+      message: expect.stringMatching(/store thread stopped/),
+      fields: { reason: expect.stringMatching(/exited/), inFlight: 1 },
+    });
+    await reopen;
+    expect(store.thread).not.toBe(first);
+    // The new thread serves the data written before the crash, and takes writes.
+    expect(await store.getDocuments("w", { ids: ["x"], limit: 1, offset: 0, include: ALL })).toEqual([
+      { id: "x", vector: new Float32Array([1, 0, 0]), text: null, metadata: { n: 1 } },
+    ]);
+    await store.upsert("w", [{ id: "y", vector: new Float32Array([0, 1, 0]), text: null, metadata: null }]);
+    expect((await store.get("w")).count).toBe(2);
+    await store.close();
+    const closed = await store.list().catch((error: unknown) => error);
+    expect(isAkidbError(closed) && closed.code).toBe("AKIDB_ERR_SHUTTING_DOWN");
+  });
+});

@@ -1,13 +1,9 @@
 // The collection store's thread (started by WorkerCollectionStore): opens the local store and
 // answers one message per call. Nothing here knows HTTP.
 import { parentPort, workerData } from "node:worker_threads";
+import { serializeError } from "../errors.ts";
 import { LocalCollectionStore } from "./local-store.ts";
-import {
-  type CallMessage,
-  type ReplyMessage,
-  type StoreThreadOptions,
-  serializeError,
-} from "./worker-store.ts";
+import type { CallMessage, ReplyMessage, StoreThreadOptions } from "./worker-store.ts";
 
 const port = parentPort!;
 const post = (message: ReplyMessage) => port.postMessage(message);

@@ -21,6 +21,7 @@ import { type AdminRoutesDeps, adminRoutes } from "./routes/admin.ts";
 import { collectionRoutes } from "./routes/collections.ts";
 import { embeddingRoutes } from "./routes/embeddings.ts";
 import { healthRoutes } from "./routes/health.ts";
+import type { UpsertParser } from "./upsert-parser.ts";
 
 export interface AppDeps {
   config: AkidbConfig;
@@ -34,6 +35,8 @@ export interface AppDeps {
   versions: AdminRoutesDeps["versions"];
   /** True once shutdown began. */
   closing: () => boolean;
+  /** Parses upsert bodies off the HTTP thread (the server runs one); absent, they are parsed inline. */
+  upsertParser?: UpsertParser;
 }
 
 /**

@@ -17,7 +17,10 @@ export interface InputText {
  * read half a pair) and at most `embedding.queue.max_input_chars` long (413 AKIDB_ERR_LIMIT_EXCEEDED),
  * naming the first offending field. The surrogate rule is checked over all texts before the length.
  */
-export function checkInputTexts(texts: readonly InputText[], config: AkidbConfig): void {
+export function checkInputTexts(
+  texts: readonly InputText[],
+  config: { embedding: { queue: Pick<AkidbConfig["embedding"]["queue"], "max_input_chars"> } },
+): void {
   const broken = texts.find(({ text }) => LONE_SURROGATE.test(text));
   if (broken !== undefined) {
     const { param } = broken;

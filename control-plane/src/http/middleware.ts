@@ -2,8 +2,8 @@ import { randomUUID, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import type { z } from "zod";
-import { didYouMean } from "../config/suggest.ts";
 import { AkidbError } from "../errors.ts";
+import { parseJson, validated } from "./json-body.ts";
 
 /** Per-request values the middleware hands to routes. */
 export interface AppEnv {
@@ -145,11 +145,12 @@ export function receiveBody(limits: BodyLimits): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** `input.2` -> `input[2]`: the OpenAI `param` spelling of a zod issue path. */
-function paramName(path: readonly PropertyKey[]): string {
-  return path
-    .map((key, i) => (typeof key === "number" ? `[${key}]` : `${i === 0 ? "" : "."}${String(key)}`))
-    .join("");
+/** 415 unless the request's content type is JSON. */
+export function checkJsonContentType(c: Context): void {
+  const contentType = c.req.header("content-type") ?? "";
+  if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
+    throw new AkidbError("AKIDB_ERR_UNSUPPORTED_MEDIA_TYPE", { contentType });
+  }
 }
 
 /**
@@ -158,53 +159,20 @@ function paramName(path: readonly PropertyKey[]): string {
  * time limits are a middleware of their own (`receiveBody`), which has read it before this runs.
  */
 export async function readJson<S extends z.ZodObject>(c: Context, schema: S): Promise<z.infer<S>> {
-  const contentType = c.req.header("content-type") ?? "";
-  if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
-    throw new AkidbError("AKIDB_ERR_UNSUPPORTED_MEDIA_TYPE", { contentType });
-  }
-  let body: unknown;
-  let length = 0;
+  checkJsonContentType(c);
+  let text: string;
   try {
-    const text = await c.req.text();
-    length = text.length;
-    body = JSON.parse(text);
+    text = await c.req.text();
   } catch (error) {
     if (clientWentAway(c.req.raw, error)) throw new AkidbError("AKIDB_ERR_CANCELLED", {}, { cause: error });
-    const detail = error instanceof SyntaxError ? error.message : String(error);
-    throw new AkidbError("AKIDB_ERR_INVALID_JSON", { detail });
+    throw new AkidbError("AKIDB_ERR_INVALID_JSON", { detail: String(error) });
   }
-  // A large body's parse and its validation each hold the event loop for tens of ms (a 7.6 MB
-  // upsert): other requests, /health among them, are answered between the two.
-  if (length > YIELD_AFTER_PARSE_CHARS) await new Promise((resolve) => setImmediate(resolve));
-  const result = schema.safeParse(body);
-  if (result.success) return result.data;
-  // An unknown key first: `{inputs: [...]}` is a typo of `input`, not a missing `input`.
-  const issues = result.error.issues;
-  const issue = issues.find((i) => i.code === "unrecognized_keys") ?? issues[0]!;
-  if (issue.code === "unrecognized_keys") {
-    const key = issue.keys[0]!;
-    const param = paramName([...issue.path, key]);
-    const suggestion = issue.path.length === 0 ? didYouMean(key, Object.keys(schema.shape)) : undefined;
-    const problem = suggestion
-      ? `unknown field (did you mean \`${suggestion}\`?)`
-      : "unknown field; see docs/api.md for the fields this endpoint takes";
-    throw new AkidbError("AKIDB_ERR_INVALID_REQUEST", { param, problem }, { param });
-  }
-  const param = paramName(issue.path) || "body";
-  if (issue.code === "too_small" && issue.origin === "string") {
-    throw new AkidbError("AKIDB_ERR_EMPTY_INPUT", { param }, { param });
-  }
-  const problem = valueAt(body, issue.path) === undefined ? "is required" : issue.message;
-  throw new AkidbError("AKIDB_ERR_INVALID_REQUEST", { param, problem }, { param });
-}
-
-function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
-  let current = value;
-  for (const key of path) {
-    if (typeof current !== "object" || current === null) return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
+  const body = parseJson(text);
+  // A large body's parse and its validation each hold the event loop for tens of ms: other
+  // requests, /health among them, are answered between the two. (Upserts, the largest bodies, are
+  // parsed in a thread of their own: http/upsert-parser.ts.)
+  if (text.length > YIELD_AFTER_PARSE_CHARS) await new Promise((resolve) => setImmediate(resolve));
+  return validated(body, schema);
 }
 
 /** Whether `error` means the client disconnected (its request aborted, or the socket was reset mid-body). */

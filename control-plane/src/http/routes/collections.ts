@@ -6,7 +6,6 @@ import type {
   CollectionStore,
   DocumentWrite,
   Include,
-  Metadata,
   StoredDocument,
 } from "../../collections/types.ts";
 import { modelSettings } from "../../config/model-settings.ts";
@@ -16,6 +15,7 @@ import type { EmbeddingService } from "../../embedding/service.ts";
 import type { InputType } from "../../embedding/types.ts";
 import { AkidbError, isAkidbError } from "../../errors.ts";
 import type { Metrics } from "../../metrics.ts";
+import { checkBytes, checkCount, vectorOf } from "../collection-checks.ts";
 import {
   batchSearchSchema,
   createCollectionSchema,
@@ -23,10 +23,11 @@ import {
   getDocumentsSchema,
   type SearchBody,
   searchSchema,
-  upsertSchema,
 } from "../collection-schemas.ts";
 import { checkInputTexts } from "../input-text.ts";
-import { type AppEnv, readJson } from "../middleware.ts";
+import { type AppEnv, checkJsonContentType, clientWentAway, readJson } from "../middleware.ts";
+import { parseUpsertBody } from "../upsert-body.ts";
+import type { UpsertParser } from "../upsert-parser.ts";
 
 type Schemas = components["schemas"];
 
@@ -35,6 +36,8 @@ export interface CollectionRoutesDeps {
   embedding: EmbeddingService;
   collections: CollectionStore;
   metrics: Metrics;
+  /** Parses upsert bodies off the HTTP thread; without one (in-process tests) they are parsed inline. */
+  upsertParser?: UpsertParser;
 }
 
 /** Seconds a client waits before retrying a text request while the model is unavailable. */
@@ -45,7 +48,7 @@ const DEFAULT_PAGE = 100;
 
 /** `/api/v1/collections/*`: collections, documents and search (openapi.yaml, tag collections). */
 export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
-  const { config, embedding, collections: store, metrics } = deps;
+  const { config, embedding, collections: store, metrics, upsertParser } = deps;
   const limits = config.collection;
   const app = new Hono<AppEnv>();
   const base = "/api/v1/collections";
@@ -189,39 +192,18 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
   app.post(`${base}/:collection/upsert`, async (c) => {
     const started = performance.now();
     const collection = await store.get(c.req.param("collection"));
-    const body = await readJson(c, upsertSchema);
-    const { documents } = body;
-    checkCount(
-      "documents",
-      documents.length,
-      limits.max_documents_per_request,
-      "collection.max_documents_per_request",
-    );
-    const given: Array<Float32Array | undefined> = documents.map((doc, i) => {
-      const at = `documents[${i}]`;
-      if (doc.text === undefined && doc.vector === undefined) {
-        throw new AkidbError(
-          "AKIDB_ERR_INVALID_REQUEST",
-          { param: at, problem: "needs text or vector" },
-          { param: at },
-        );
-      }
-      if (doc.id !== undefined)
-        checkBytes(`${at}.id`, doc.id, limits.max_id_length, "collection.max_id_length");
-      if (doc.text !== undefined)
-        checkBytes(`${at}.text`, doc.text, limits.max_text_bytes, "collection.max_text_bytes");
-      if (doc.metadata !== undefined) checkMetadata(`${at}.metadata`, doc.metadata, limits);
-      return doc.vector === undefined
-        ? undefined
-        : vectorOf(`${at}.vector`, doc.vector, collection.dimension);
-    });
-    // The rules /v1/embeddings applies to its inputs, for every text (embedded now or stored).
-    checkInputTexts(
-      documents.flatMap((doc, i) =>
-        doc.text === undefined ? [] : [{ param: `documents[${i}].text`, text: doc.text }],
-      ),
-      config,
-    );
+    checkJsonContentType(c);
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await c.req.arrayBuffer());
+    } catch (error) {
+      if (clientWentAway(c.req.raw, error)) throw new AkidbError("AKIDB_ERR_CANCELLED", {}, { cause: error });
+      throw error;
+    }
+    // Off this thread when the server runs a parser thread (in-process tests parse here).
+    const documents = upsertParser
+      ? await upsertParser.parse(bytes, collection.dimension)
+      : parseUpsertBody(bytes, collection.dimension, config);
     const toEmbed = documents.flatMap((doc, i) => (doc.vector === undefined ? [i] : []));
     const { vectors, tokens } = await embedTexts(
       collection,
@@ -233,9 +215,9 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
     const embedded = new Map(toEmbed.map((docIndex, i) => [docIndex, vectors[i]!]));
     const writes: DocumentWrite[] = documents.map((doc, i) => ({
       id: doc.id ?? randomUUID(),
-      vector: embedded.get(i) ?? given[i]!,
+      vector: embedded.get(i) ?? doc.vector!,
       text: doc.text ?? null,
-      metadata: (doc.metadata as Metadata | undefined) ?? null,
+      metadata: doc.metadata ?? null,
     }));
     const result = await store.upsert(collection.id, writes);
     observe(await store.get(collection.id));
@@ -423,88 +405,6 @@ function documentJson(doc: StoredDocument): Schemas["Document"] {
   if (doc.metadata !== undefined) out.metadata = doc.metadata;
   if (doc.vector !== undefined) out.vector = Array.from(doc.vector);
   return out;
-}
-
-function checkCount(param: string, count: number, limit: number, key: string): void {
-  if (count > limit) {
-    throw new AkidbError(
-      "AKIDB_ERR_LIMIT_EXCEEDED",
-      { param, what: `${count} items`, limit, key },
-      { param },
-    );
-  }
-}
-
-function checkBytes(param: string, value: string, limit: number, key: string): void {
-  const bytes = Buffer.byteLength(value);
-  if (bytes > limit) {
-    throw new AkidbError(
-      "AKIDB_ERR_LIMIT_EXCEEDED",
-      { param, what: `${bytes} bytes`, limit, key },
-      { param },
-    );
-  }
-}
-
-/**
- * A request's vector as float32: a JSON array, or base64 of little-endian float32 bytes. Checked
- * against the collection's dimension, and for numbers float32 cannot hold (NaN, infinite, or a
- * JSON number beyond float32's range).
- */
-function vectorOf(param: string, value: number[] | string, dimension: number): Float32Array {
-  let vector: Float32Array;
-  if (Array.isArray(value)) {
-    checkDimension(param, value.length, dimension);
-    vector = Float32Array.from(value);
-  } else {
-    const bytes = Buffer.from(value, "base64");
-    if (bytes.length % 4 !== 0) {
-      const problem = `decodes to ${bytes.length} bytes, not a whole number of float32 (4 bytes each)`;
-      throw new AkidbError("AKIDB_ERR_INVALID_VECTOR", { param, problem }, { param });
-    }
-    checkDimension(param, bytes.length / 4, dimension);
-    vector = new Float32Array(bytes.length / 4);
-    new Uint8Array(vector.buffer).set(bytes);
-  }
-  const bad = vector.findIndex((x) => !Number.isFinite(x));
-  if (bad >= 0) {
-    const at = `${param}[${bad}]`;
-    const problem = `${vector[bad]} is not a finite float32 (NaN, infinite, or past float32's range)`;
-    throw new AkidbError("AKIDB_ERR_INVALID_VECTOR", { param: at, problem }, { param: at });
-  }
-  return vector;
-}
-
-function checkDimension(param: string, got: number, expected: number): void {
-  if (got !== expected)
-    throw new AkidbError("AKIDB_ERR_DIMENSION_MISMATCH", { param, expected, got }, { param });
-}
-
-function checkMetadata(
-  param: string,
-  metadata: Record<string, unknown>,
-  limits: AkidbConfig["collection"],
-): void {
-  checkBytes(param, JSON.stringify(metadata), limits.max_metadata_bytes, "collection.max_metadata_bytes");
-  const depth = depthOf(metadata);
-  if (depth > limits.max_metadata_depth) {
-    throw new AkidbError(
-      "AKIDB_ERR_LIMIT_EXCEEDED",
-      {
-        param,
-        what: `${depth} levels of nesting`,
-        limit: limits.max_metadata_depth,
-        key: "collection.max_metadata_depth",
-      },
-      { param },
-    );
-  }
-}
-
-function depthOf(value: unknown): number {
-  if (typeof value !== "object" || value === null) return 0;
-  const children = Object.values(value);
-  return 1 + (children.length === 0 ? 0 : Math.max(...children.map(depthOf)));
 }
 
 type Sizes = number[] | { min: number; max: number };
