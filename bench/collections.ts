@@ -208,7 +208,7 @@ async function ramChild(quantization: string, dim: number) {
   global.gc?.();
   const before = process.memoryUsage().rss;
   const index = new VectorIndex(spec);
-  for (let i = 0; i < RAM_N; i++) index.set(i, row(base, dim, i));
+  for (let i = 0; i < RAM_N; i++) index.add(i, row(base, dim, i));
   const after = process.memoryUsage().rss;
   process.stdout.write(
     JSON.stringify({ bytes_per_vector: Math.round((after - before) / RAM_N), size: index.size }),

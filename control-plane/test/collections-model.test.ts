@@ -1,8 +1,8 @@
 // State-machine property test of the local CollectionStore against a brute-force model: random
 // create, upsert (new and existing ids), delete (by ids or filter), get, search (plain and
-// filtered) and restart (clean, as after a crash, or with the snapshot damaged). Snapshot and
-// exact-search thresholds are tiny so snapshots, log compaction, replay and both filtered-search
-// strategies run often.
+// filtered) and restart (clean, as after a crash, or with the snapshot damaged). Snapshot,
+// compaction and exact-search thresholds are tiny so snapshots, log compaction, graph rebuilds
+// (compaction of dead nodes), replay and both filtered-search strategies run often.
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import fc from "fast-check";
@@ -25,6 +25,7 @@ import {
 const DIMENSION = 6;
 const SNAPSHOT_EVERY = 3;
 const EXACT_MAX = 4;
+const COMPACT_DEAD_RATIO = 0.2;
 const MAX_DOCS_PER_OP = 10;
 const NAMES = ["a", "b"] as const;
 const ALL = { vector: true, text: true, metadata: true };
@@ -37,6 +38,25 @@ interface Model {
 interface Real {
   store: LocalCollectionStore;
   dataDir: string;
+}
+
+/** Graph rebuilds finished across the run (each logs "index compacted"). */
+let compactions = 0;
+/** The store as the property test opens it: every threshold lowered. */
+function openTestStore(dataDir: string): Promise<LocalCollectionStore> {
+  return openStore(dataDir, {
+    snapshotEveryOps: SNAPSHOT_EVERY,
+    exactSearchMaxMatches: EXACT_MAX,
+    compactDeadRatio: COMPACT_DEAD_RATIO,
+    logger: {
+      info: (_fields, message) => {
+        if (message === "index compacted") compactions++;
+      },
+      error: (fields, message) => {
+        throw new Error(`${message}: ${JSON.stringify(fields)}`);
+      },
+    },
+  });
 }
 
 const vectorArb = fc
@@ -247,10 +267,7 @@ class RestartCommand implements fc.AsyncCommand<Model, Real> {
       if (this.how === "damaged-snapshot") writeFileSync(path.join(indexes, file), "not an index");
       if (this.how === "missing-snapshot") rmSync(path.join(indexes, file));
     }
-    r.store = await openStore(r.dataDir, {
-      snapshotEveryOps: SNAPSHOT_EVERY,
-      exactSearchMaxMatches: EXACT_MAX,
-    });
+    r.store = await openTestStore(r.dataDir);
     for (const name of m.collections.keys()) await checkCollection(m, r, name);
   }
   toString() {
@@ -339,10 +356,7 @@ describe("LocalCollectionStore against a brute-force model", () => {
         const data = tempDataDir();
         dirs.push(data.remove);
         const real: Real = {
-          store: await openStore(data.dir, {
-            snapshotEveryOps: SNAPSHOT_EVERY,
-            exactSearchMaxMatches: EXACT_MAX,
-          }),
+          store: await openTestStore(data.dir),
           dataDir: data.dir,
         };
         const model: Model = { collections: new Map(), recall: { hits: 0, expected: 0 } };
@@ -361,5 +375,6 @@ describe("LocalCollectionStore against a brute-force model", () => {
     );
     expect(total.expected).toBeGreaterThan(100);
     expect(total.hits / total.expected).toBeGreaterThanOrEqual(0.95);
+    expect(compactions).toBeGreaterThan(0);
   }, 60_000);
 });

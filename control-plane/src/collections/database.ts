@@ -16,6 +16,8 @@ CREATE TABLE IF NOT EXISTS collections (
   snapshot_seq INTEGER NOT NULL DEFAULT 0,
   snapshot_checksum TEXT
 );
+-- key: the index key of the document's current version (a new one per upsert, never reused);
+-- position: the key of its first version, so listings keep insertion order across updates.
 CREATE TABLE IF NOT EXISTS documents (
   collection_id TEXT NOT NULL,
   id TEXT NOT NULL,
@@ -23,6 +25,7 @@ CREATE TABLE IF NOT EXISTS documents (
   vector BLOB NOT NULL,
   text TEXT,
   metadata TEXT,
+  position INTEGER,
   PRIMARY KEY (collection_id, id)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS documents_by_key ON documents (collection_id, key);
@@ -51,6 +54,8 @@ export interface CollectionRow {
 export interface DocumentRow {
   id: string;
   key: number;
+  /** The key of the document's first version: listings are in this order. */
+  position: number;
   vector: Float32Array;
   text: string | null;
   metadata: Metadata | null;
@@ -94,6 +99,12 @@ export class Database {
       throw error;
     }
     this.db.exec(SCHEMA);
+    const columns = this.db.prepare("PRAGMA table_info(documents)").all() as Array<{ name: string }>;
+    if (!columns.some((column) => column.name === "position")) {
+      // A data directory from before documents got a new key per update: their keys are their first.
+      this.db.exec("ALTER TABLE documents ADD COLUMN position INTEGER; UPDATE documents SET position = key");
+    }
+    this.db.exec("CREATE INDEX IF NOT EXISTS documents_by_position ON documents (collection_id, position)");
   }
 
   #prepare(sql: string): StatementSync {
@@ -150,7 +161,7 @@ export class Database {
   /** Writes (or replaces) a document and logs the upsert; returns the log position. */
   putDocument(collectionId: string, doc: DocumentRow): number {
     this.#prepare(
-      "INSERT OR REPLACE INTO documents (collection_id, id, key, vector, text, metadata) VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT OR REPLACE INTO documents (collection_id, id, key, vector, text, metadata, position) VALUES (?, ?, ?, ?, ?, ?, ?)",
     ).run(
       collectionId,
       doc.id,
@@ -158,6 +169,7 @@ export class Database {
       doc.vector,
       doc.text,
       doc.metadata === null ? null : JSON.stringify(doc.metadata),
+      doc.position,
     );
     return this.#log(collectionId, "upsert", doc.key);
   }
@@ -177,15 +189,23 @@ export class Database {
     return Number(result.lastInsertRowid);
   }
 
-  /** Every document of a collection without its vector, in key (insertion) order. */
-  *documentHeads(collectionId: string): Generator<{ id: string; key: number; metadata: Metadata | null }> {
+  /** Every document of a collection without its vector, in insertion order (`position`). */
+  *documentHeads(
+    collectionId: string,
+  ): Generator<{ id: string; key: number; position: number; metadata: Metadata | null }> {
     const rows = this.#prepare(
-      "SELECT id, key, metadata FROM documents WHERE collection_id = ? ORDER BY key",
-    ).iterate(collectionId) as Iterable<{ id: string; key: number; metadata: string | null }>;
+      "SELECT id, key, position, metadata FROM documents WHERE collection_id = ? ORDER BY position",
+    ).iterate(collectionId) as Iterable<{
+      id: string;
+      key: number;
+      position: number;
+      metadata: string | null;
+    }>;
     for (const row of rows) {
       yield {
         id: row.id,
         key: row.key,
+        position: row.position,
         metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Metadata),
       };
     }
@@ -208,12 +228,20 @@ export class Database {
       collectionId,
       key,
     ) as
-      | { id: string; key: number; vector: Uint8Array; text: string | null; metadata: string | null }
+      | {
+          id: string;
+          key: number;
+          position: number;
+          vector: Uint8Array;
+          text: string | null;
+          metadata: string | null;
+        }
       | undefined;
     if (!row) return undefined;
     return {
       id: row.id,
       key: row.key,
+      position: row.position,
       vector: toVector(row.vector),
       text: row.text,
       metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Metadata),

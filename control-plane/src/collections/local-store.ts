@@ -37,6 +37,8 @@ export interface LocalStoreOptions {
   maxCollections: number;
   /** `collection.insert_threads`: threads one batch of index inserts runs on. Default 1. */
   insertThreads?: number;
+  /** `collection.compact_dead_ratio`: the share of dead nodes at which a graph is rebuilt from the live vectors. Default 0.3. */
+  compactDeadRatio?: number;
   logger?: StoreLogger;
 }
 
@@ -58,21 +60,38 @@ const SNAPSHOT_IDLE_MS = 1000;
 export const SNAPSHOT_FORCE_FACTOR = 8;
 /** Filters whose matching documents are remembered per collection (until the next write to it). */
 const FILTER_CACHE_SIZE = 16;
+/** `compactDeadRatio` when none is given (the config's default). */
+const DEFAULT_COMPACT_DEAD_RATIO = 0.3;
+/** How long a compaction inserts before it yields to the event loop (writes and searches go on meanwhile). */
+const COMPACT_SLICE_MS = 10;
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** One change to an index: the key's vector is now `vector`, or the key is gone (null). */
-interface IndexChange {
+/** A vector to add to an index under a new key (keys are never reused; an update or a delete adds nothing else). */
+interface IndexAdd {
   key: number;
-  vector: Float32Array | null;
+  vector: Float32Array;
+}
+
+/** A graph being rebuilt from the live vectors, and the rebuild's end. */
+interface Compaction {
+  fresh: VectorIndex;
+  done: Promise<void>;
 }
 
 interface DocumentHead {
+  /** The index key of the current version. */
   key: number;
+  /** The key of the first version: where the document sits in listings. */
+  position: number;
   metadata: Metadata | null;
 }
 
-/** A collection in RAM: its documents' ids, keys and metadata (what filters read) and its index. */
+/**
+ * A collection in RAM: its documents' ids, keys and metadata (what filters read) and its index.
+ * `idByKey` holds the live keys only; the index also holds dead ones (older versions and deleted
+ * documents), `index.size - docs.size` of them once every committed write is applied.
+ */
 interface Collection {
   id: string;
   spec: CollectionSpec;
@@ -80,6 +99,9 @@ interface Collection {
   docs: Map<string, DocumentHead>;
   idByKey: Map<number, string>;
   index: VectorIndex;
+  /** The rebuild of `index` under way, if any. */
+  compaction: Compaction | null;
+  /** The next key to give a document version: keys only grow, so none is ever reused. */
   nextKey: number;
   /** The last log position whose change is in `index`. */
   appliedSeq: number;
@@ -115,6 +137,13 @@ interface PendingOperation {
  * updates SQLite (documents + the operation log) and the in-RAM document heads in one synchronous
  * step, then the index changes are applied in commit order, in chunks that yield to the event
  * loop. A request resolves once its transaction committed and its changes are in the index.
+ *
+ * Updates and deletes: every upserted document gets a new key, and its previous key (like a
+ * deleted document's) stays in the graph as a dead node that searches pass through and skip
+ * (oversampling by the dead share so results stay `k` deep): usearch's `remove` would strand live
+ * nodes (see `VectorIndex.add`). Once dead nodes reach `compactDeadRatio` of the graph, it is
+ * rebuilt from the live vectors beside the serving one, in slices that yield, and swapped in and
+ * snapshotted, so RAM and the snapshot shrink back (`#compact`).
  *
  * Recovery: a collection's index snapshot records the log position it covers; at start the
  * snapshot is loaded (checksum checked) and the log after it replayed through the same
@@ -156,7 +185,7 @@ export class LocalCollectionStore implements CollectionStore {
     const docs = new Map<string, DocumentHead>();
     const idByKey = new Map<number, string>();
     for (const head of this.#db.documentHeads(row.id)) {
-      docs.set(head.id, { key: head.key, metadata: head.metadata });
+      docs.set(head.id, { key: head.key, position: head.position, metadata: head.metadata });
       idByKey.set(head.key, head.id);
     }
     const path = this.#snapshotPath(row.id);
@@ -168,6 +197,7 @@ export class LocalCollectionStore implements CollectionStore {
       docs,
       idByKey,
       index: loaded ?? new VectorIndex(row.spec),
+      compaction: null,
       nextKey: row.next_key,
       appliedSeq: row.snapshot_seq,
       changesSinceSnapshot: 0,
@@ -180,11 +210,14 @@ export class LocalCollectionStore implements CollectionStore {
     };
     const log = this.#db.logAfter(row.id, loaded ? row.snapshot_seq : 0);
     if (loaded) {
-      const changes = [...log.keys].map((key) => ({
-        key,
-        vector: idByKey.has(key) ? (this.#db.vectorByKey(row.id, key) ?? null) : null,
-      }));
-      await this.#applyChanges(collection, changes);
+      // Keys never change their vector, so only the live ones the snapshot lacks are added; dead
+      // keys need nothing (a dead node in the snapshot stays, one born after it is not added).
+      const adds: IndexAdd[] = [];
+      for (const key of log.keys) {
+        const vector = idByKey.has(key) ? this.#db.vectorByKey(row.id, key) : undefined;
+        if (vector) adds.push({ key, vector });
+      }
+      await this.#applyChanges(collection, adds);
     } else {
       for (let after = -1; ; ) {
         const page = this.#db.vectorsAfter(row.id, after, REBUILD_PAGE);
@@ -197,11 +230,13 @@ export class LocalCollectionStore implements CollectionStore {
     this.#collections.set(row.id, collection);
     if (!loaded) {
       await this.#snapshot(collection);
-    } else if (log.entries > 0) {
+    } else {
       // The replayed changes count toward the next snapshot like served ones: it is written after
-      // the store opens (when due), so a restart does not wait for a save of the whole index.
+      // the store opens (when due, or by a compaction), so a restart does not wait for a save of
+      // the whole index.
       collection.changesSinceSnapshot = log.entries;
-      this.#chain = this.#chain.then(() => this.#considerSnapshot(collection));
+      if (this.#compactionDue(collection)) this.#startCompaction(collection);
+      else if (log.entries > 0) this.#chain = this.#chain.then(() => this.#considerSnapshot(collection));
     }
     this.#options.logger?.info(
       {
@@ -213,6 +248,7 @@ export class LocalCollectionStore implements CollectionStore {
             ? "rebuilt (snapshot missing or damaged)"
             : "built",
         replayed: loaded ? log.entries : 0,
+        dead: collection.index.size - docs.size,
         ms: Math.round(performance.now() - started),
       },
       "collection loaded",
@@ -237,7 +273,8 @@ export class LocalCollectionStore implements CollectionStore {
       ...collection.spec,
       id: collection.id,
       count: collection.docs.size,
-      bytes_in_ram: collection.index.memoryBytes(),
+      // A graph being rebuilt sits beside the serving one until the swap.
+      bytes_in_ram: collection.index.memoryBytes() + (collection.compaction?.fresh.memoryBytes() ?? 0),
       // Vectors as SQLite stores them (float32) plus the index snapshot.
       bytes_on_disk: collection.snapshotBytes + collection.docs.size * collection.spec.dimension * 4,
       created_at: collection.createdAt,
@@ -263,6 +300,7 @@ export class LocalCollectionStore implements CollectionStore {
       docs: new Map(),
       idByKey: new Map(),
       index: new VectorIndex(spec),
+      compaction: null,
       nextKey: 0,
       appliedSeq: 0,
       changesSinceSnapshot: 0,
@@ -325,7 +363,7 @@ export class LocalCollectionStore implements CollectionStore {
     for (const { collection } of batch) collection.snapshotTimer?.refresh();
     const undo: Array<() => void> = [];
     const outcomes: Array<
-      { changes: IndexChange[]; seq: number; result: UpsertResult | number } | AkidbError
+      { adds: IndexAdd[]; logged: number; seq: number; result: UpsertResult | number } | AkidbError
     > = [];
     try {
       this.#db.transaction(() => {
@@ -354,12 +392,13 @@ export class LocalCollectionStore implements CollectionStore {
       this.#chain = this.#chain
         .then(async () => {
           try {
-            await this.#applyChanges(pending.collection, outcome.changes);
+            await this.#applyChanges(pending.collection, outcome.adds);
           } finally {
             pending.collection.unapplied--;
           }
           pending.collection.appliedSeq = Math.max(pending.collection.appliedSeq, outcome.seq);
-          pending.collection.changesSinceSnapshot += outcome.changes.length;
+          pending.collection.changesSinceSnapshot += outcome.logged;
+          if (this.#compactionDue(pending.collection)) this.#startCompaction(pending.collection);
           await this.#considerSnapshot(pending.collection);
         })
         .then(
@@ -374,25 +413,29 @@ export class LocalCollectionStore implements CollectionStore {
     collection: Collection,
     operation: Operation,
     undo: Array<() => void>,
-  ): { changes: IndexChange[]; seq: number; result: UpsertResult | number } {
+  ): { adds: IndexAdd[]; logged: number; seq: number; result: UpsertResult | number } {
     const { docs, idByKey } = collection;
     collection.version++;
-    const changes: IndexChange[] = [];
+    const adds: IndexAdd[] = [];
     let seq = collection.appliedSeq;
+    // The document's previous key (if any) leaves `idByKey`: its node in the graph is dead from now.
     const setHead = (id: string, head: DocumentHead | undefined) => {
       const before = docs.get(id);
       undo.push(() => {
         if (head) idByKey.delete(head.key);
-        else if (before) idByKey.set(before.key, id);
-        if (before) docs.set(id, before);
-        else docs.delete(id);
+        if (before) {
+          docs.set(id, before);
+          idByKey.set(before.key, id);
+        } else {
+          docs.delete(id);
+        }
       });
+      if (before) idByKey.delete(before.key);
       if (head) {
         docs.set(id, head);
         idByKey.set(head.key, id);
       } else {
         docs.delete(id);
-        if (before) idByKey.delete(before.key);
       }
     };
     if (operation.kind === "upsert") {
@@ -402,16 +445,22 @@ export class LocalCollectionStore implements CollectionStore {
       });
       let inserted = 0;
       for (const doc of operation.documents) {
-        const existing = docs.get(doc.id);
-        const key = existing?.key ?? collection.nextKey++;
-        seq = this.#db.putDocument(collection.id, { ...doc, key });
-        if (!existing) inserted++;
-        setHead(doc.id, { key, metadata: doc.metadata });
-        changes.push({ key, vector: doc.vector });
+        // New documents and new versions alike: a key is never reused (see `VectorIndex.add`).
+        const key = collection.nextKey++;
+        const position = docs.get(doc.id)?.position ?? key;
+        if (position === key) inserted++;
+        seq = this.#db.putDocument(collection.id, { ...doc, key, position });
+        setHead(doc.id, { key, position, metadata: doc.metadata });
+        adds.push({ key, vector: doc.vector });
       }
-      if (collection.nextKey !== nextKey) this.#db.setNextKey(collection.id, collection.nextKey);
+      this.#db.setNextKey(collection.id, collection.nextKey);
       const ids = operation.documents.map((doc) => doc.id);
-      return { changes, seq, result: { inserted, updated: new Set(ids).size - inserted, ids } };
+      return {
+        adds,
+        logged: operation.documents.length,
+        seq,
+        result: { inserted, updated: new Set(ids).size - inserted, ids },
+      };
     }
     const { ids, filter } = operation;
     const targets = ids
@@ -421,34 +470,103 @@ export class LocalCollectionStore implements CollectionStore {
         })
       : [...docs].filter(([, head]) => !filter || matches(filter, head.metadata)).map(([id]) => id);
     for (const id of targets) {
-      const head = docs.get(id)!;
-      seq = this.#db.deleteDocument(collection.id, id, head.key);
+      seq = this.#db.deleteDocument(collection.id, id, docs.get(id)!.key);
       setHead(id, undefined);
-      changes.push({ key: head.key, vector: null });
     }
-    return { changes, seq, result: targets.length };
+    return { adds, logged: targets.length, seq, result: targets.length };
   }
 
-  /** Applies index changes in chunks, yielding to the event loop between them. Serving and recovery share it. */
-  async #applyChanges(collection: Collection, changes: IndexChange[]): Promise<void> {
+  /**
+   * Adds vectors to the index in chunks, yielding to the event loop between them. Serving and
+   * recovery share it. Keys already dead (an id repeated in one upsert, a document replaced or
+   * deleted by a later commit) are skipped, and so are keys the graph has (a snapshot or a
+   * compaction took them in already), so applying twice changes nothing. While a compaction runs,
+   * its new graph gets the same vectors.
+   */
+  async #applyChanges(collection: Collection, adds: IndexAdd[]): Promise<void> {
     const threads = this.#options.insertThreads ?? 1;
     const chunk = threads > 1 ? THREADED_APPLY_CHUNK : APPLY_CHUNK;
-    for (let start = 0; start < changes.length; start += chunk) {
+    for (let start = 0; start < adds.length; start += chunk) {
       if (start > 0) await yieldToLoop();
       if (collection.dropped) return;
-      // A key changed twice in one chunk (an id repeated in one upsert) keeps its last change.
-      const last = new Map<number, Float32Array | null>();
-      for (const { key, vector } of changes.slice(start, start + chunk)) {
-        last.delete(key);
-        last.set(key, vector);
-      }
-      const sets: Array<{ key: number; vector: Float32Array }> = [];
-      for (const [key, vector] of last) {
-        if (vector) sets.push({ key, vector });
-        else collection.index.remove(key);
-      }
-      collection.index.setMany(sets, threads);
+      const live = adds.slice(start, start + chunk).filter(({ key }) => collection.idByKey.has(key));
+      collection.index.addMany(live, threads);
+      collection.compaction?.fresh.addMany(live, threads);
     }
+  }
+
+  /** Whether dead nodes reached `compactDeadRatio` of a collection's graph (and no rebuild is under way). */
+  #compactionDue(collection: Collection): boolean {
+    if (collection.compaction || collection.dropped || this.#closed) return false;
+    const size = collection.index.size;
+    const dead = size - collection.docs.size;
+    return dead > 0 && dead >= size * (this.#options.compactDeadRatio ?? DEFAULT_COMPACT_DEAD_RATIO);
+  }
+
+  /** Starts `#compact` beside the write chain: writes keep being applied while the new graph is built. */
+  #startCompaction(collection: Collection): void {
+    const fresh = new VectorIndex(collection.spec);
+    const compaction: Compaction = { fresh, done: Promise.resolve() };
+    collection.compaction = compaction;
+    compaction.done = this.#compact(collection, fresh)
+      .catch((error: unknown) => {
+        this.#options.logger?.error(
+          { collection: collection.spec.name, error: error instanceof Error ? error.message : String(error) },
+          "index compaction failed",
+        );
+      })
+      .finally(() => {
+        if (collection.compaction === compaction) collection.compaction = null;
+      });
+  }
+
+  /**
+   * Rebuilds a collection's graph from its live vectors and swaps it in, then snapshots it (the
+   * snapshot shrinks by the dead nodes). Every key below `nextKey` at the start that is still live
+   * when its page is read is inserted here, in slices of `COMPACT_SLICE_MS` that yield; every key
+   * from `nextKey` on is committed later, so `#applyChanges` adds it to this graph too (it is
+   * registered before the first yield). So when the scan ends, the new graph holds every live key
+   * and the swap needs no catch-up. RAM holds both graphs until the swap. Stops, discarding the
+   * new graph, when the collection is dropped or the store closes.
+   */
+  async #compact(collection: Collection, fresh: VectorIndex): Promise<void> {
+    const started = performance.now();
+    const nodesBefore = collection.index.size;
+    const end = collection.nextKey;
+    const threads = this.#options.insertThreads ?? 1;
+    const chunk = threads > 1 ? THREADED_APPLY_CHUNK : APPLY_CHUNK;
+    let sliceStart = performance.now();
+    for (let after = -1; after < end - 1; ) {
+      const page = this.#db.vectorsAfter(collection.id, after, REBUILD_PAGE).filter(({ key }) => key < end);
+      if (page.length === 0) break;
+      after = page.at(-1)!.key;
+      for (let start = 0; start < page.length; start += chunk) {
+        if (performance.now() - sliceStart >= COMPACT_SLICE_MS) {
+          await yieldToLoop();
+          sliceStart = performance.now();
+        }
+        if (collection.dropped || this.#closed) return;
+        const live = page.slice(start, start + chunk).filter(({ key }) => collection.idByKey.has(key));
+        fresh.addMany(live, threads);
+      }
+    }
+    if (collection.dropped || this.#closed) return;
+    collection.index = fresh;
+    collection.compaction = null;
+    this.#options.logger?.info(
+      {
+        collection: collection.spec.name,
+        documents: collection.docs.size,
+        nodes_before: nodesBefore,
+        nodes_after: fresh.size,
+        ms: Math.round(performance.now() - started),
+      },
+      "index compacted",
+    );
+    const snapshot = this.#chain.then(() => this.#snapshot(collection));
+    // A failed save is logged by `#startCompaction`; the writes queued behind it still run.
+    this.#chain = snapshot.catch(() => {});
+    await snapshot;
   }
 
   /** Snapshots a collection whose log reached `snapshotEveryOps`: once writes pause, or now if they never do. */
@@ -604,14 +722,24 @@ export class LocalCollectionStore implements CollectionStore {
     return keys;
   }
 
+  /**
+   * The graph's nearest live keys that `keep` admits. Dead nodes take their share of any beam, so
+   * the beam grows by nodes / live documents (usearch caps it at the graph's size) to keep about
+   * as many live candidates as asked for.
+   */
   #indexSearch(
     collection: Collection,
     query: SearchQuery,
     candidates: number,
     keep: (key: number) => boolean,
   ): Array<{ key: number; score: number }> {
-    const beam = Math.max(candidates, query.k, query.ef ?? collection.spec.index.ef_search);
-    // Keys whose delete is committed but not yet applied to the index are skipped.
+    const nodes = collection.index.size;
+    const live = collection.docs.size;
+    const spread = live > 0 && nodes > live ? nodes / live : 1;
+    const beam = Math.ceil(
+      Math.max(candidates, query.k, query.ef ?? collection.spec.index.ef_search) * spread,
+    );
+    // Dead keys, and keys whose delete is committed but not yet applied, are not in `idByKey`.
     return collection.index.search(
       query.vector,
       beam,
@@ -629,6 +757,12 @@ export class LocalCollectionStore implements CollectionStore {
     if (this.#closed) throw new AkidbError("AKIDB_ERR_SHUTTING_DOWN", {});
   }
 
+  /** Waits for the queued index work and for running compactions (which stop at their next slice once the store is closed). */
+  async #settle(): Promise<void> {
+    await Promise.all([...this.#collections.values()].map((c) => c.compaction?.done));
+    await this.#chain;
+  }
+
   /**
    * Releases the data directory without writing snapshots, as a crash would leave it (writes
    * already acknowledged are committed): restart tests use it to exercise log replay.
@@ -637,7 +771,7 @@ export class LocalCollectionStore implements CollectionStore {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#pending.length > 0) this.#flush();
-    await this.#chain;
+    await this.#settle();
     for (const collection of this.#collections.values()) {
       if (collection.snapshotTimer) clearTimeout(collection.snapshotTimer);
     }
@@ -648,7 +782,7 @@ export class LocalCollectionStore implements CollectionStore {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#pending.length > 0) this.#flush();
-    await this.#chain;
+    await this.#settle();
     for (const collection of this.#collections.values()) {
       if (collection.changesSinceSnapshot > 0) await this.#snapshot(collection);
     }

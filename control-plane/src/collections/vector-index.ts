@@ -24,7 +24,11 @@ function usearchMetric(spec: CollectionSpec): MetricKind {
   return "cos" as MetricKind;
 }
 
-/** One HNSW graph in RAM (usearch), keyed by the integer key the store gives each document id. */
+/**
+ * One HNSW graph in RAM (usearch), keyed by the integer key the store gives each version of a
+ * document. Insert-only: a key's node is never removed or replaced (see `add`), so the graph holds
+ * the live keys and dead ones, which searches pass through and the caller's `keep` rejects.
+ */
 export class VectorIndex {
   readonly #index: Index;
   readonly #spec: CollectionSpec;
@@ -46,54 +50,58 @@ export class VectorIndex {
     });
   }
 
+  /** Nodes in the graph, live and dead. */
   get size(): number {
     return this.#index.size();
   }
 
-  /** Adds or replaces one vector. */
-  set(key: number, vector: Float32Array): void {
+  /**
+   * Adds one vector under a key that is not in the graph yet; a key already there is left as it is.
+   * Nothing is ever removed from a live graph: usearch's `remove` frees the node's slot and its next
+   * `add` reuses it, relinking the slot to the new vector, so live nodes that were reached only
+   * through the old node's links become unreachable (measured: 1-4 of ~4000 self-searches missed
+   * after 30 update rounds). The store gives each new version of a document a new key instead and
+   * leaves the old node dead in the graph until compaction rebuilds it.
+   */
+  add(key: number, vector: Float32Array): void {
     const k = BigInt(key);
-    if (this.#index.contains(k)) this.#index.remove(k);
-    this.#index.add(k, this.#prepared(vector), 1);
+    if (!this.#index.contains(k)) this.#index.add(k, this.#prepared(vector), 1);
   }
 
   /**
-   * Adds or replaces several vectors (distinct keys), inserting them on `threads` threads.
-   * usearch's concurrent insert can strand a node being inserted: stored, but linked from no other
-   * node, so no search reaches it (usearch issue #735; 2-9 of 4000 in our test with 4 threads).
-   * So each batch is searched for its own vectors afterwards (also threaded), and a vector whose
-   * search does not return it is inserted again alone. `collections-index.test.ts` checks recall
-   * and self-reachability against a single-threaded build.
+   * `add` of several vectors (distinct keys), inserting them on `threads` threads. usearch's
+   * concurrent insert can strand a node being inserted: stored, but linked from no other node, so
+   * no search reaches it (usearch issue #735; 2-9 of 4000 in our test with 4 threads). So each
+   * batch is searched for its own vectors afterwards (also threaded), and a vector whose search
+   * does not return it is removed and inserted again alone. That one `remove` is safe: no other
+   * slot is ever freed, so the `add` right after it refills the same slot with the same vector;
+   * the links that point at the slot stay valid, and only its own links are rebuilt.
+   * `collections-index.test.ts` checks recall and self-reachability against a single-threaded build.
    */
-  setMany(entries: Array<{ key: number; vector: Float32Array }>, threads: number): void {
-    if (threads <= 1 || entries.length <= 1) {
-      for (const { key, vector } of entries) this.set(key, vector);
+  addMany(entries: Array<{ key: number; vector: Float32Array }>, threads: number): void {
+    const fresh = entries.filter(({ key }) => !this.#index.contains(BigInt(key)));
+    if (threads <= 1 || fresh.length <= 1) {
+      for (const { key, vector } of fresh) this.add(key, vector);
       return;
     }
     const dim = this.#spec.dimension;
-    const keys = new BigUint64Array(entries.length);
-    const matrix = new Float32Array(entries.length * dim);
-    entries.forEach(({ key, vector }, i) => {
+    const keys = new BigUint64Array(fresh.length);
+    const matrix = new Float32Array(fresh.length * dim);
+    fresh.forEach(({ key, vector }, i) => {
       keys[i] = BigInt(key);
-      if (this.#index.contains(keys[i]!)) this.#index.remove(keys[i]!);
       matrix.set(this.#prepared(vector), i * dim);
     });
     this.#index.add(keys, matrix, threads);
     const beam = Math.min(SELF_CHECK_BEAM, this.#index.size());
     // Several rows: usearch answers a BatchMatches (its typing only knows arrays of vectors).
     const found = this.#index.search(matrix, beam, threads) as unknown as BatchMatches;
-    for (let i = 0; i < entries.length; i++) {
+    for (let i = 0; i < fresh.length; i++) {
       const hits = found.keys.subarray(i * beam, i * beam + Number(found.counts[i]));
       if (!hits.includes(keys[i]!)) {
         this.#index.remove(keys[i]!);
         this.#index.add(keys[i]!, matrix.subarray(i * dim, (i + 1) * dim), 1);
       }
     }
-  }
-
-  remove(key: number): void {
-    const k = BigInt(key);
-    if (this.#index.contains(k)) this.#index.remove(k);
   }
 
   /** The vector as the index holds it: unit length for cosine (a zero vector stays zero). */

@@ -238,6 +238,14 @@ const collectionSchema = z.strictObject({
    * is a race in concurrent inserts). Default 2.
    */
   insert_threads: positiveInt.max(64).default(2),
+  /**
+   * Share of a collection's graph made of dead nodes (replaced versions and deleted documents, which
+   * stay in the graph so no live node loses its links) at which the graph is rebuilt from the live
+   * vectors, beside the serving one, and snapshotted. Lower keeps RAM, snapshots and the search's
+   * oversampling (nodes / live) smaller but rebuilds more often: a rebuild inserts every live vector
+   * again, once per `ratio / (1 - ratio)` x live updates. Default 0.3.
+   */
+  compact_dead_ratio: z.number().gt(0).lt(1).default(0.3),
 });
 
 const serverSchema = z.strictObject({

@@ -1,0 +1,130 @@
+// Updates and deletes leave dead nodes in a collection's graph (a removal would strand live nodes);
+// once they reach `compactDeadRatio` the graph is rebuilt from the live vectors and snapshotted.
+import { describe, expect, it } from "vitest";
+import type { LocalCollectionStore, StoreLogger } from "../src/collections/local-store.ts";
+import { openStore, tempDataDir } from "./collection-fixtures.ts";
+
+const DIMENSION = 8;
+const DOCUMENTS = 400;
+const BATCH = 100;
+const ROUNDS = 6;
+
+/** Seeded uniform [-1, 1). */
+function generator(seed: number) {
+  let state = seed;
+  return () => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return (state / 2147483648) * 2 - 1;
+  };
+}
+
+/** A logger that keeps the store's "index compacted" lines and fails the test on an error line. */
+function recorder() {
+  const compactions: Array<Record<string, unknown>> = [];
+  const loads: Array<Record<string, unknown>> = [];
+  const waiting: Array<() => void> = [];
+  const logger: StoreLogger = {
+    info: (fields, message) => {
+      if (message === "collection loaded") loads.push(fields);
+      if (message !== "index compacted") return;
+      compactions.push(fields);
+      for (const wake of waiting.splice(0)) wake();
+    },
+    error: (fields, message) => {
+      throw new Error(`${message}: ${JSON.stringify(fields)}`);
+    },
+  };
+  /** Resolves once `count` compactions have been logged. */
+  const compacted = async (count: number) => {
+    while (compactions.length < count) await new Promise<void>((wake) => waiting.push(wake));
+  };
+  return { logger, compactions, loads, compacted };
+}
+
+function open(dir: string, logger: StoreLogger): Promise<LocalCollectionStore> {
+  return openStore(dir, { compactDeadRatio: 0.3, snapshotEveryOps: 100, logger });
+}
+
+/** Ids whose own vector does not come back first from a search (at distance 0). */
+async function unreachable(store: LocalCollectionStore, current: Map<string, Float32Array>) {
+  const ids = [...current.keys()];
+  const results = await store.search(
+    "c",
+    ids.map((id) => ({
+      vector: current.get(id)!,
+      k: 1,
+      include: { vector: false, text: false, metadata: false },
+    })),
+  );
+  return ids.filter((id, i) => results[i]![0]?.id !== id || results[i]![0]!.score !== 0);
+}
+
+async function upsertAll(store: LocalCollectionStore, current: Map<string, Float32Array>) {
+  const ids = [...current.keys()];
+  for (let start = 0; start < ids.length; start += BATCH) {
+    await store.upsert(
+      "c",
+      ids
+        .slice(start, start + BATCH)
+        .map((id) => ({ id, vector: current.get(id)!, text: null, metadata: { id } })),
+    );
+  }
+}
+
+describe("compaction of dead nodes", () => {
+  it("rebuilds the graph as updates accumulate: every document stays findable, RAM and the snapshot shrink back, restarts keep it", async () => {
+    const data = tempDataDir();
+    const log = recorder();
+    let store = await open(data.dir, log.logger);
+    await store.create({
+      name: "c",
+      dimension: DIMENSION,
+      metric: "l2",
+      quantization: "f32",
+      index: { M: 8, ef_construction: 64, ef_search: 32 },
+      model: null,
+    });
+    const random = generator(3);
+    const fresh = () => Float32Array.from({ length: DIMENSION }, random);
+    const current = new Map(Array.from({ length: DOCUMENTS }, (_, i) => [`d${i}`, fresh()] as const));
+    await upsertAll(store, current);
+    await store.close();
+    store = await open(data.dir, log.logger);
+    const baseline = await store.get("c");
+
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const id of current.keys()) current.set(id, fresh());
+      await upsertAll(store, current);
+      // A round adds DOCUMENTS dead nodes to a graph of at most DOCUMENTS / 0.7 + DOCUMENTS nodes:
+      // the ratio is crossed in every round.
+      await log.compacted(round);
+      expect(await unreachable(store, current)).toEqual([]);
+    }
+    for (const fields of log.compactions) {
+      expect(fields.nodes_after).toBeLessThan(fields.nodes_before as number);
+      expect(fields.nodes_after).toBeGreaterThanOrEqual(DOCUMENTS);
+    }
+    expect((await store.get("c")).count).toBe(DOCUMENTS);
+
+    // After a clean restart: the snapshot is the compacted graph plus at most what came after it.
+    await store.close();
+    store = await open(data.dir, log.logger);
+    const reopened = await store.get("c");
+    expect(reopened.count).toBe(DOCUMENTS);
+    expect(reopened.bytes_on_disk).toBeLessThan(baseline.bytes_on_disk * 2);
+    expect(reopened.bytes_in_ram).toBeLessThan(baseline.bytes_in_ram * 2);
+    expect(log.loads.at(-1)!.dead).toBeLessThan(DOCUMENTS / 0.7);
+    expect(await unreachable(store, current)).toEqual([]);
+
+    // Deletes leave dead nodes too; after a crash the log is replayed over the snapshot.
+    const deleted = [...current.keys()].slice(0, DOCUMENTS / 2);
+    expect(await store.deleteDocuments("c", { ids: deleted })).toBe(deleted.length);
+    for (const id of deleted) current.delete(id);
+    await store.abandon();
+    store = await open(data.dir, log.logger);
+    expect((await store.get("c")).count).toBe(DOCUMENTS / 2);
+    expect(await unreachable(store, current)).toEqual([]);
+    await store.close();
+    data.remove();
+  }, 60_000);
+});
