@@ -96,6 +96,30 @@ describe("VectorIndex", () => {
     expect(index.search(new Float32Array([13, 0]), 10, 1, () => true)).toEqual([{ key: 3, score: 0 }]);
   });
 
+  // usearch reserves per-thread state only when an add grows the index, for that add's threads: a
+  // single-vector add that grew it on one thread made the next threaded batch fail ("Reserve
+  // capacity ahead of insertions!"), as a compaction's new graph did in the crash test.
+  it("takes a threaded batch after a single add grew the index", () => {
+    const dim = 16;
+    const random = generator(5);
+    const entries = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        key: from + i,
+        vector: Float32Array.from({ length: dim }, random),
+      }));
+    // The race needs both threads to want state at once: near-certain over 1000 inserts (9-10 of
+    // 10 tries failed before), so three tries.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const index = new VectorIndex(
+        spec({ dimension: dim, metric: "l2", index: { M: 8, ef_construction: 32, ef_search: 32 } }),
+      );
+      index.addMany(entries(0, 1024), 4);
+      index.addMany(entries(1024, 1), 4);
+      index.addMany(entries(2000, 1000), 4);
+      expect(index.size).toBe(2025);
+    }
+  });
+
   // The store's update path: each new version of a document gets a new key and the old node stays
   // in the graph, dead (rejected by `keep`). Before, an update removed the old key and added the
   // new vector; usearch's add reused the freed slot and relinked it, and live nodes reached only
@@ -128,7 +152,7 @@ describe("VectorIndex", () => {
     }
     expect(index.size).toBe(ids * rounds);
     expect(missed).toBe(0);
-  });
+  }, 30_000);
 
   // usearch issue #735: concurrent inserts can leave a node no search reaches. Four threads insert
   // batches of 64 (as the store does); recall and the nodes found by their own vector must match a

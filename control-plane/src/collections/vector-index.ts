@@ -1,5 +1,6 @@
 import { closeSync, openSync, readSync, rmSync } from "node:fs";
 import { type FileHandle, open, rename } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { dirname } from "node:path";
 import { crc32 } from "node:zlib";
 import { type BatchMatches, Index, type MetricKind, type ScalarKind } from "usearch";
@@ -64,8 +65,18 @@ export class VectorIndex {
    * leaves the old node dead in the graph until compaction rebuilds it.
    */
   add(key: number, vector: Float32Array): void {
-    const k = BigInt(key);
-    if (!this.#index.contains(k)) this.#index.add(k, this.#prepared(vector), 1);
+    this.#addOne(BigInt(key), this.#prepared(vector), 1);
+  }
+
+  /**
+   * usearch's `add` grows the index when it is full, reserving per-thread state for the `threads`
+   * of that call only; a later call on more threads, before the next growth, then fails ("Reserve
+   * capacity ahead of insertions!"). So an add that grows the index reserves for `threads`.
+   */
+  #addOne(key: bigint, prepared: Float32Array, threads: number): void {
+    if (this.#index.contains(key)) return;
+    const grows = this.#index.size() + 1 >= this.#index.capacity();
+    this.#index.add(key, prepared, grows ? threads : 1);
   }
 
   /**
@@ -78,10 +89,13 @@ export class VectorIndex {
    * the links that point at the slot stay valid, and only its own links are rebuilt.
    * `collections-index.test.ts` checks recall and self-reachability against a single-threaded build.
    */
-  addMany(entries: Array<{ key: number; vector: Float32Array }>, threads: number): void {
+  addMany(entries: Array<{ key: number; vector: Float32Array }>, insertThreads: number): void {
+    // A loaded index has per-thread state for the machine's CPUs only (usearch's `load`): more
+    // threads than that would fail before the next growth, and would not be faster.
+    const threads = Math.min(insertThreads, availableParallelism());
     const fresh = entries.filter(({ key }) => !this.#index.contains(BigInt(key)));
     if (threads <= 1 || fresh.length <= 1) {
-      for (const { key, vector } of fresh) this.add(key, vector);
+      for (const { key, vector } of fresh) this.#addOne(BigInt(key), this.#prepared(vector), threads);
       return;
     }
     const dim = this.#spec.dimension;
@@ -99,7 +113,7 @@ export class VectorIndex {
       const hits = found.keys.subarray(i * beam, i * beam + Number(found.counts[i]));
       if (!hits.includes(keys[i]!)) {
         this.#index.remove(keys[i]!);
-        this.#index.add(keys[i]!, matrix.subarray(i * dim, (i + 1) * dim), 1);
+        this.#addOne(keys[i]!, matrix.subarray(i * dim, (i + 1) * dim), threads);
       }
     }
   }
