@@ -531,7 +531,7 @@ export class LocalCollectionStore implements CollectionStore {
    */
   async #compact(collection: Collection, fresh: VectorIndex): Promise<void> {
     const started = performance.now();
-    const nodesBefore = collection.index.size;
+    const nodesAtStart = collection.index.size;
     const end = collection.nextKey;
     const threads = this.#options.insertThreads ?? 1;
     const chunk = threads > 1 ? THREADED_APPLY_CHUNK : APPLY_CHUNK;
@@ -551,13 +551,16 @@ export class LocalCollectionStore implements CollectionStore {
       }
     }
     if (collection.dropped || this.#closed) return;
+    const replaced = collection.index;
     collection.index = fresh;
     collection.compaction = null;
     this.#options.logger?.info(
       {
         collection: collection.spec.name,
         documents: collection.docs.size,
-        nodes_before: nodesBefore,
+        // The serving graph's nodes when the rebuild started and when it was replaced (writes went on).
+        nodes_at_start: nodesAtStart,
+        nodes_before: replaced.size,
         nodes_after: fresh.size,
         ms: Math.round(performance.now() - started),
       },
