@@ -790,7 +790,7 @@ export interface components {
             quantization: components["schemas"]["VectorQuantization"];
             /** @description Documents in the collection. */
             count: number;
-            /** @description Estimated RAM of the vector index. */
+            /** @description Estimated RAM of the vector index: its live vectors, the dead nodes that replaced or deleted documents leave until the next compaction (`collection.compact_dead_ratio`), and during a compaction the graph being rebuilt. */
             bytes_in_ram: number;
             /** @description Estimated disk of the stored vectors and the index snapshot (text and metadata not counted). */
             bytes_on_disk: number;
