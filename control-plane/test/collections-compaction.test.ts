@@ -131,4 +131,36 @@ describe("compaction of dead nodes", () => {
     await store.close();
     data.remove();
   }, 60_000);
+
+  it("gives an id repeated in one upsert its last vector, and never inserts the earlier ones", async () => {
+    const data = tempDataDir();
+    const log = recorder();
+    let store = await open(data.dir, log.logger);
+    await store.create({
+      name: "c",
+      dimension: 2,
+      metric: "l2",
+      quantization: "f32",
+      index: { M: 8, ef_construction: 64, ef_search: 32 },
+      model: null,
+    });
+    const result = await store.upsert("c", [
+      { id: "a", vector: new Float32Array([1, 0]), text: null, metadata: null },
+      { id: "b", vector: new Float32Array([0, 1]), text: null, metadata: null },
+      { id: "a", vector: new Float32Array([5, 5]), text: null, metadata: null },
+    ]);
+    expect(result).toMatchObject({ inserted: 2, updated: 0 });
+    const none = { vector: false, text: false, metadata: false };
+    const [hits] = await store.search("c", [{ vector: new Float32Array([1, 0]), k: 2, include: none }]);
+    expect(hits).toEqual([
+      { id: "b", score: Math.SQRT2 },
+      { id: "a", score: Math.hypot(4, 5) },
+    ]);
+    await store.close();
+    store = await open(data.dir, log.logger);
+    // The first "a" was dead before its turn to be inserted: the graph holds two nodes, both live.
+    expect(log.loads.at(-1)).toMatchObject({ documents: 2, dead: 0 });
+    await store.close();
+    data.remove();
+  });
 });
