@@ -1,6 +1,7 @@
 // Start-up and recovery of a large collection (issue 8's goal: < 10 s for 1M vectors).
 //
 //   node bench/collections_recovery.ts [--n 1000000] [--dim 384] [--tail 20000] [--no-rebuild]
+//                                      [--ef-construction 128] [--data DIR]
 //
 // Builds one collection of n clustered vectors through the store in-process (no HTTP: the HTTP
 // ingest is bench/collections.ts's), closes it (the snapshot is written), then measures:
@@ -11,7 +12,11 @@
 //   as it may take minutes; --no-rebuild skips it).
 // The snapshot file was just written, so it is read from the page cache: a cold disk adds its read
 // time. Results go to bench/results/collections-recovery-<n>x<dim>.json.
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+// --ef-construction sets the build beam: start-up reads the same bytes whatever it is (the graph's
+// size is set by n, dim and M), and a low one builds a 1M collection several times faster.
+// --data keeps the built data directory in DIR and reuses it when it is there (no build), so code
+// changes can be timed on the same data; --tail 0 then leaves it as built (no log tail, no crash).
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -27,6 +32,8 @@ const { values: args } = parseArgs({
     dim: { type: "string", default: "384" },
     tail: { type: "string", default: "20000" },
     "no-rebuild": { type: "boolean", default: false },
+    "ef-construction": { type: "string", default: "128" },
+    data: { type: "string" },
   },
 });
 
@@ -42,16 +49,28 @@ const storeOptions = (dataDir: string) => ({
   insertThreads: 2,
 });
 
+/** The store's "collection loaded" log line (its ms, heads_ms, snapshot_ms, replayed), from the server's output. */
+function loadedLine(output: string): Record<string, unknown> | undefined {
+  const line = output.split("\n").find((l) => l.includes('"collection loaded"'));
+  if (!line) return undefined;
+  const { ms, heads_ms, snapshot_ms, replayed } = JSON.parse(line) as Record<string, unknown>;
+  return { ms, heads_ms, snapshot_ms, replayed };
+}
+
 async function main() {
   const n = Number(args.n);
   const dim = Number(args.dim);
   const tail = Math.min(Number(args.tail), n);
+  const efConstruction = Number(args["ef-construction"]);
   const work = mkdtempSync(path.join(os.tmpdir(), "akidb-bench-recovery-"));
-  const dataDir = path.join(work, "data");
+  const dataDir = args.data ?? path.join(work, "data");
+  const reuse = args.data !== undefined && existsSync(path.join(dataDir, "akidb.sqlite"));
   const results: Record<string, unknown> = {
     n,
     dim,
     tail,
+    // Reused data was built by an earlier run, whose parameters are not known here.
+    ...(reuse ? { data_reused: dataDir } : { ef_construction: efConstruction }),
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? "unknown", loadavg: os.loadavg() },
   };
   const out = path.join(ROOT, "bench", "results", `collections-recovery-${n}x${dim}.json`);
@@ -63,28 +82,31 @@ async function main() {
   };
   try {
     let started = performance.now();
-    const base = clustered(n, dim, 1);
+    // Reused data with no tail to write needs no vectors.
+    const base = reuse && tail === 0 ? new Float32Array(0) : clustered(n, dim, 1);
     log(`data: ${n} x ${dim} in ${seconds(started)} s`);
 
-    started = performance.now();
-    const store = await LocalCollectionStore.open(storeOptions(dataDir));
-    await store.create({
-      name: "big",
-      dimension: dim,
-      metric: "cosine",
-      quantization: "f32",
-      index: { M: 16, ef_construction: 128, ef_search: 64 },
-      model: null,
-    });
-    for (let start = 0; start < n; start += BATCH) {
-      await store.upsert("big", bucketDocuments(base, dim, start, Math.min(n, start + BATCH)));
-      if (start % 100_000 === 0 && start > 0) log(`built ${start} in ${seconds(started)} s`);
+    if (!reuse) {
+      started = performance.now();
+      const store = await LocalCollectionStore.open(storeOptions(dataDir));
+      await store.create({
+        name: "big",
+        dimension: dim,
+        metric: "cosine",
+        quantization: "f32",
+        index: { M: 16, ef_construction: efConstruction, ef_search: 64 },
+        model: null,
+      });
+      for (let start = 0; start < n; start += BATCH) {
+        await store.upsert("big", bucketDocuments(base, dim, start, Math.min(n, start + BATCH)));
+        if (start % 100_000 === 0 && start > 0) log(`built ${start} in ${seconds(started)} s`);
+      }
+      results.build_in_process_s = seconds(started);
+      results.build_docs_per_s = Math.round(n / (seconds(started) || 1));
+      started = performance.now();
+      await store.close();
+      results.close_with_snapshot_s = seconds(started);
     }
-    results.build_in_process_s = seconds(started);
-    results.build_docs_per_s = Math.round(n / (seconds(started) || 1));
-    started = performance.now();
-    await store.close();
-    results.close_with_snapshot_s = seconds(started);
     const snapshot = path.join(dataDir, "indexes");
     results.data_dir_bytes = {
       sqlite: statSync(path.join(dataDir, "akidb.sqlite")).size,
@@ -101,8 +123,15 @@ async function main() {
     started = performance.now();
     let server = await startControlPlane(config);
     results.server_start_from_snapshot_s = seconds(started);
-    log(`server start from snapshot: ${results.server_start_from_snapshot_s} s`);
+    results.server_start_from_snapshot_load = loadedLine(server.log());
+    log(
+      `server start from snapshot: ${results.server_start_from_snapshot_s} s (${JSON.stringify(results.server_start_from_snapshot_load)})`,
+    );
     save();
+    if (tail === 0) {
+      await server.stop();
+      return;
+    }
     for (let start = 0; start < tail; start += BATCH) {
       const documents = [];
       for (let i = start; i < Math.min(tail, start + BATCH); i++) {
@@ -125,6 +154,7 @@ async function main() {
     started = performance.now();
     server = await startControlPlane(config);
     results.server_start_with_log_tail_s = seconds(started);
+    results.server_start_with_log_tail_load = loadedLine(server.log());
     log(
       `server start after a crash with ${tail} updates in the log: ${results.server_start_with_log_tail_s} s`,
     );

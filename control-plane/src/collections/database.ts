@@ -189,25 +189,23 @@ export class Database {
     return Number(result.lastInsertRowid);
   }
 
-  /** Every document of a collection without its vector, in insertion order (`position`). */
-  *documentHeads(
+  /**
+   * Calls `visit` with every document of a collection without its vector, in insertion order
+   * (`position`). The rows are read in one call as arrays and no object is made per row here:
+   * stepping the statement row by row, each row an object, took twice as long (3.8 s for 1M heads
+   * against 1.9 s; the largest part of a 1M-document start-up).
+   */
+  forEachHead(
     collectionId: string,
-  ): Generator<{ id: string; key: number; position: number; metadata: Metadata | null }> {
-    const rows = this.#prepare(
+    visit: (id: string, key: number, position: number, metadata: Metadata | null) => void,
+  ): void {
+    const statement = this.#prepare(
       "SELECT id, key, position, metadata FROM documents WHERE collection_id = ? ORDER BY position",
-    ).iterate(collectionId) as Iterable<{
-      id: string;
-      key: number;
-      position: number;
-      metadata: string | null;
-    }>;
-    for (const row of rows) {
-      yield {
-        id: row.id,
-        key: row.key,
-        position: row.position,
-        metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Metadata),
-      };
+    );
+    statement.setReturnArrays(true);
+    const rows = statement.all(collectionId) as unknown as Array<[string, number, number, string | null]>;
+    for (const [id, key, position, metadata] of rows) {
+      visit(id, key, position, metadata === null ? null : (JSON.parse(metadata) as Metadata));
     }
   }
 
