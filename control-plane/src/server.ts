@@ -3,6 +3,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import type { Logger } from "pino";
+import { usearchBinary } from "./collections/usearch-binary.ts";
 import { WorkerCollectionStore } from "./collections/worker-store.ts";
 import type { AkidbConfig } from "./config/schema.ts";
 import { createEmbeddingService } from "./embedding/service.ts";
@@ -81,7 +82,7 @@ export async function startServer(
     metrics,
     logger,
     startedAt,
-    versions: { akidb: packageJson.version, node: process.version },
+    versions: { akidb: packageJson.version, node: process.version, usearch: usearchBinary() },
     closing: () => closing,
   });
 
@@ -111,7 +112,12 @@ export async function startServer(
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
   const url = `http://${host}:${port}`;
   logger.info(
-    { url, mode: config.embedding.mode, model: embedding.kind === "none" ? null : embedding.modelNames()[0] },
+    {
+      url,
+      mode: config.embedding.mode,
+      model: embedding.kind === "none" ? null : embedding.modelNames()[0],
+      usearch: usearchBinary(),
+    },
     "listening",
   );
   // The model loads in the background: /health and /admin answer meanwhile (`degraded`), and a
