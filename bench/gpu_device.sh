@@ -6,7 +6,8 @@
 #   test  : assemble and install the wheels (.whl2/), unpack the tokenizers, build the four test
 #           fixtures, run the quantized_matmul reproduction, the workaround before/after and the
 #           GPU tests
-#   serve MODEL [ARGS] : (after test) the spec's serving table through the control plane
+#   serve MODEL [ARGS] : (after test) the spec's serving table through the control plane, on the
+#           backend AKIDB_BENCH_BACKEND names (default mlx; onnx needs onnxruntime-gpu, see below)
 #           (bench/serving.ts) for one real-size fixture (built first); carries .gpucp/ (Node 24 as node.xz and the
 #           control plane's runtime node_modules as node_modules.tar.xz, made here by the `bundle` stage)
 #   bundle : (here, not on the GPU machine) writes .gpucp/ for `serve`
@@ -74,15 +75,18 @@ serve)
   export PATH="/tmp/node/bin:$PATH"
   model="$2"
   shift 2  # the rest goes to bench/serving.ts (e.g. --batch-timeout-ms 0)
-  (cd inference && python3 -c "from tests.fixtures import build; build.ensure('$model', build.default_root())")
-  node bench/serving.ts --model "$AKIDB_FIXTURES_DIR/$model" --device gpu --backend mlx "$@" \
-    --out "$OUT/serving-$model.json" 2>&1 | tee "$OUT/serving-$model.txt"
+  (cd inference && python3 -c "from tests.fixtures import build; build.ensure('$model', build.default_root())") ||
+    exit 1
+  backend="${AKIDB_BENCH_BACKEND:-mlx}"
+  node bench/serving.ts --model "$AKIDB_FIXTURES_DIR/$model" --device gpu --backend "$backend" "$@" \
+    --out "$OUT/serving-$model-$backend.json" 2>&1 | tee "$OUT/serving-$model-$backend.txt"
   ;;
 profile)
   export MLX_PTX_CACHE_DIR=/tmp/ptx-shared AKIDB_BENCH_PTX_DIR=/tmp/ptx-shared
   shift
   for model in "$@"; do
-    (cd inference && python3 -c "from tests.fixtures import build; build.ensure('$model', build.default_root())")
+    (cd inference && python3 -c "from tests.fixtures import build; build.ensure('$model', build.default_root())") ||
+      exit 1
     (cd inference && timeout 240 python3 ../bench/gpu.py --profile "$model") 2>&1 | tee "$OUT/profile-$model.txt"
     (cd inference && timeout 150 python3 ../bench/gpu.py --server "$model") 2>&1 | tee -a "$OUT/profile-$model.txt"
   done

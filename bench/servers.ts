@@ -142,7 +142,12 @@ export async function startControlPlane(config: Record<string, unknown>): Promis
     return logLine(spawned.log(), "listening")?.url as string | undefined;
   });
   await started(spawned, "the control plane's /health to say ok", async () => {
-    const health = (await (await fetch(`${url}/health`)).json()) as { status: string };
+    const health = (await (await fetch(`${url}/health`)).json()) as {
+      status: string;
+      embedder: { status: string; reason?: string } | null;
+    };
+    // A model that cannot load will not load on a later try either: give up at once.
+    if (health.embedder?.status === "failed") throw new Error(`the model failed: ${health.embedder.reason}`);
     return health.status === "ok" || undefined;
   });
   const status = (await (await fetch(`${url}/admin/v1/status`)).json()) as {

@@ -5,8 +5,8 @@
 #   2. the npm workspaces' dependencies (from package-lock.json), and usearch's addon built from
 #      its sources with scripts/usearch/prefetch.patch where a C++ compiler is present,
 #   3. the inference Python environment at inference/.venv (uv, from inference/uv.lock), with
-#      MLX's CUDA build (extra `cuda`) where nvidia-smi finds an NVIDIA GPU and driver, else its
-#      CPU build (extra `cpu`); on Apple Silicon MLX uses Metal either way.
+#      MLX's CUDA build and onnxruntime-gpu (extra `cuda`) where nvidia-smi finds an NVIDIA GPU and
+#      driver, else their CPU builds (extra `cpu`); on Apple Silicon MLX uses Metal either way.
 # With --test it also installs the test-only reference stack (torch CPU + transformers, and
 # sentence-transformers for bench/retrieval.py).
 set -euo pipefail
@@ -78,11 +78,14 @@ ensure_python_env() {
   fi
   log "syncing the inference environment (inference/.venv, MLX extra '${extra}') from inference/uv.lock"
   # --inexact keeps the test-only reference stack (torch) that is installed outside the lock; the
-  # other MLX build has to go explicitly, as both install mlx/lib/libmlx.so.
-  local other=mlx-cuda-13
-  [[ "$extra" == cuda ]] && other=mlx-cpu
+  # other extra's builds have to go explicitly, as both of each pair install the same files
+  # (mlx/lib/libmlx.so; the onnxruntime module).
+  local others=(mlx-cuda-13 onnxruntime-gpu) other
+  [[ "$extra" == cuda ]] && others=(mlx-cpu onnxruntime)
   if [[ -x inference/.venv/bin/python ]]; then
-    (cd inference && ../.tools/uv/bin/uv pip uninstall --python .venv/bin/python "$other" >/dev/null 2>&1 || true)
+    for other in "${others[@]}"; do
+      (cd inference && ../.tools/uv/bin/uv pip uninstall --python .venv/bin/python "$other" >/dev/null 2>&1 || true)
+    done
   fi
   (cd inference && UV_PYTHON_DOWNLOADS=never ../.tools/uv/bin/uv sync --frozen --inexact --extra "$extra" --python python3 >&2)
   echo "$extra" >"$stamp"

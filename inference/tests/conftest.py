@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from akidb_inference.backends import mlx_gpu_available
+from akidb_inference.backends import chosen
 from akidb_inference.backends.mlx import MLXBackend
 from akidb_inference.backends.onnx import ONNXBackend
 from akidb_inference.engine import BackendOptions, Embedder, load_embedder
@@ -15,7 +15,7 @@ from .fixtures import fixture_dir
 
 LoadFixtureEmbedder = Callable[..., Embedder]
 
-AutoBackend: type[MLXBackend | ONNXBackend] = MLXBackend if mlx_gpu_available() else ONNXBackend
+AutoBackend: type[MLXBackend | ONNXBackend] = MLXBackend if chosen(BackendOptions()) == "mlx" else ONNXBackend
 """The class the default backend setting ("auto") loads on this machine: tests that wrap a
 backend's `forward` patch this one."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from akidb_inference.backends import BackendOptions, load_backend, mlx_gpu_available
+from akidb_inference.backends import BackendOptions, auto_backend, chosen, load_backend
 from akidb_inference.backends.onnx import ONNXBackend
 from akidb_inference.backends.onnx.convert import graph_file
 from akidb_inference.checkpoint import ModelLoadError, read_checkpoint
@@ -150,12 +150,25 @@ def test_weights_that_do_not_fit_the_config_are_named(tmp_path: Path, layers: in
         load_embedder(directory, backend=ONNX)
 
 
-def test_auto_is_mlx_where_metal_is_available_and_onnx_elsewhere() -> None:
+def test_auto_loads_the_backend_chosen_for_this_host_and_a_named_one_as_named() -> None:
     checkpoint = read_checkpoint(fixture_dir("qwen3-4bit"))
-    assert load_backend(checkpoint, "cpu", BackendOptions()).name == (
-        "mlx" if mlx_gpu_available() else "onnx"
-    )
+    assert load_backend(checkpoint, "cpu", BackendOptions()).name == chosen(BackendOptions())
     assert load_backend(checkpoint, "cpu", BackendOptions(name="mlx")).name == "mlx"
+
+
+@pytest.mark.parametrize(
+    ("metal", "onnx_cuda", "mlx_cuda", "expected"),
+    [
+        (True, False, False, "mlx"),  # Apple Silicon
+        (False, True, True, "onnx"),  # NVIDIA with the cuda extra: ONNX Runtime's CUDA provider is faster
+        (False, False, True, "mlx"),  # NVIDIA with MLX's CUDA build but CPU-only onnxruntime
+        (False, False, False, "onnx"),  # CPUs
+    ],
+)
+def test_auto_prefers_metal_mlx_then_onnx_cuda_then_mlx_cuda_then_onnx_cpu(
+    metal: bool, onnx_cuda: bool, mlx_cuda: bool, expected: str
+) -> None:
+    assert auto_backend(metal=metal, onnx_cuda=onnx_cuda, mlx_cuda=mlx_cuda) == expected
 
 
 def test_reference_fixtures_exist_for_every_architecture_the_onnx_backend_writes() -> None:

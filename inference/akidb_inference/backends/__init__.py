@@ -3,9 +3,9 @@
 A backend turns a checkpoint into two functions on numpy arrays: the transformer's forward pass
 over a padded batch, and the model's head on pooled vectors. Tokenization, prompts, batching,
 pooling and Matryoshka truncation stay in the engine, so each backend (MLX, ONNX Runtime) only
-implements this Protocol. `load_backend` picks one: "auto" is MLX where it has a GPU (Metal on Apple
-Silicon, CUDA on NVIDIA with the `cuda` extra) and ONNX Runtime everywhere else, where MLX has only
-a slow CPU path.
+implements this Protocol. `load_backend` picks one: "auto" is MLX on Metal (Apple Silicon); on
+NVIDIA GPUs (the `cuda` extra) ONNX Runtime's CUDA provider, or MLX's CUDA build without it; and
+ONNX Runtime on CPUs, where MLX has only a slow path (see `auto_backend`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ OnnxPrecision = Literal["f32", "int8", "int4"]
 @dataclass(frozen=True)
 class BackendOptions:
     name: BackendName = "auto"
-    """"auto": MLX where it has a GPU (Metal, or CUDA with the `cuda` extra), ONNX Runtime elsewhere."""
+    """"auto": see `auto_backend`."""
     onnx_precision: OnnxPrecision = "f32"
     """Weight precision of the ONNX graph (an MLX 4-bit checkpoint's weights are dequantized first).
     f32 is the only one that reproduces the reference within 1e-5; int8 (dynamic quantization) is
@@ -80,10 +80,23 @@ def load_backend(checkpoint: Checkpoint, device: Device, options: BackendOptions
 
 
 def chosen(options: BackendOptions) -> Literal["mlx", "onnx"]:
-    """The backend `options` selects on this host ("auto" resolved)."""
-    if options.name == "mlx" or (options.name == "auto" and mlx_gpu_available()):
+    """The backend `options` selects on this host ("auto" resolved by `auto_backend`)."""
+    if options.name != "auto":
+        return options.name
+    metal, mlx_cuda = mlx_gpus()
+    return auto_backend(metal=metal, onnx_cuda=onnx_cuda_available(), mlx_cuda=mlx_cuda)
+
+
+def auto_backend(*, metal: bool, onnx_cuda: bool, mlx_cuda: bool) -> Literal["mlx", "onnx"]:
+    """MLX on Metal. On an NVIDIA GPU, ONNX Runtime where onnxruntime-gpu has its CUDA provider: on an
+    H200 it ran the real-size Qwen3-0.6B and EmbeddingGemma shapes 1.1-3.4x faster than MLX's CUDA
+    build at one text and 4-6x at 32 (docs/benchmarks.md, "GPU"); else MLX's CUDA build. ONNX
+    Runtime on CPUs, where MLX has only a slow path."""
+    if metal:
         return "mlx"
-    return "onnx"
+    if onnx_cuda:
+        return "onnx"
+    return "mlx" if mlx_cuda else "onnx"
 
 
 def weight_files(options: BackendOptions) -> tuple[str, ...]:
@@ -99,10 +112,20 @@ def weight_files(options: BackendOptions) -> tuple[str, ...]:
     return onnx.WEIGHT_FILES
 
 
-def mlx_gpu_available() -> bool:
-    """Whether MLX has a GPU here: Metal, or CUDA with the `cuda` extra (its CUDA build)."""
+def mlx_gpus() -> tuple[bool, bool]:
+    """Whether MLX has Metal here, and whether it has CUDA (its CUDA build, the `cuda` extra)."""
     try:
         import mlx.core as mx
     except ImportError:
+        return False, False
+    return bool(mx.metal.is_available()), bool(mx.cuda.is_available())
+
+
+def onnx_cuda_available() -> bool:
+    """Whether the installed ONNX Runtime has the CUDA provider (onnxruntime-gpu, the `cuda` extra).
+    It offers it on any machine; the session reports a fallback to the CPU (see `ONNXBackend`)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
         return False
-    return bool(mx.metal.is_available() or mx.cuda.is_available())
+    return "CUDAExecutionProvider" in ort.get_available_providers()
