@@ -25,7 +25,7 @@ import {
   searchSchema,
 } from "../collection-schemas.ts";
 import { checkInputTexts } from "../input-text.ts";
-import { type AppEnv, checkJsonContentType, clientWentAway, readJson } from "../middleware.ts";
+import { type AppEnv, bodyBytes, checkJsonContentType, readJson } from "../middleware.ts";
 import { parseUpsertBody } from "../upsert-body.ts";
 import type { UpsertParser } from "../upsert-parser.ts";
 
@@ -193,14 +193,9 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
     const started = performance.now();
     const collection = await store.get(c.req.param("collection"));
     checkJsonContentType(c);
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(await c.req.arrayBuffer());
-    } catch (error) {
-      if (clientWentAway(c.req.raw, error)) throw new AkidbError("AKIDB_ERR_CANCELLED", {}, { cause: error });
-      throw error;
-    }
-    // Off this thread when the server runs a parser thread (in-process tests parse here).
+    const bytes = bodyBytes(c);
+    // Off this thread when the server runs a parser thread (in-process tests parse here); the body's
+    // bytes are handed over to it, not copied.
     const documents = upsertParser
       ? await upsertParser.parse(bytes, collection.dimension)
       : parseUpsertBody(bytes, collection.dimension, config);
