@@ -1,6 +1,9 @@
 // Updates and deletes leave dead nodes in a collection's graph (a removal would strand live nodes);
 // once they reach `compactDeadRatio` the graph is rebuilt from the live vectors and snapshotted.
+import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
+import { DATABASE_FILE } from "../src/collections/database.ts";
 import type { LocalCollectionStore, StoreLogger } from "../src/collections/local-store.ts";
 import { openStore, tempDataDir } from "./collection-fixtures.ts";
 
@@ -160,6 +163,60 @@ describe("compaction of dead nodes", () => {
     store = await open(data.dir, log.logger);
     // The first "a" was dead before its turn to be inserted: the graph holds two nodes, both live.
     expect(log.loads.at(-1)).toMatchObject({ documents: 2, dead: 0 });
+    await store.close();
+    data.remove();
+  });
+
+  // Before documents got a new key per version, a document's key was also its place in listings.
+  it("opens a data directory from before the position column, keeping its listing order through updates", async () => {
+    const data = tempDataDir();
+    const old = new DatabaseSync(path.join(data.dir, DATABASE_FILE));
+    old.exec(`
+      CREATE TABLE collections (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, spec TEXT NOT NULL,
+        created_at TEXT NOT NULL, next_key INTEGER NOT NULL DEFAULT 0,
+        snapshot_seq INTEGER NOT NULL DEFAULT 0, snapshot_checksum TEXT);
+      CREATE TABLE documents (collection_id TEXT NOT NULL, id TEXT NOT NULL, key INTEGER NOT NULL,
+        vector BLOB NOT NULL, text TEXT, metadata TEXT, PRIMARY KEY (collection_id, id));
+      CREATE UNIQUE INDEX documents_by_key ON documents (collection_id, key);`);
+    const spec = {
+      name: "c",
+      dimension: 2,
+      metric: "l2",
+      quantization: "f32",
+      index: { M: 8, ef_construction: 64, ef_search: 32 },
+      model: null,
+    };
+    old
+      .prepare(
+        "INSERT INTO collections (id, name, spec, created_at, next_key) VALUES ('id1', 'c', ?, '2026-11-30T00:00:00Z', 3)",
+      )
+      .run(JSON.stringify(spec));
+    const insert = old.prepare(
+      "INSERT INTO documents (collection_id, id, key, vector) VALUES ('id1', ?, ?, ?)",
+    );
+    ["z", "a", "m"].forEach((id, key) => {
+      insert.run(id, key, new Float32Array([key, 0]));
+    });
+    old.close();
+    const log = recorder();
+    let store = await open(data.dir, log.logger);
+    const ids = async () =>
+      (
+        await store.getDocuments("c", {
+          limit: 10,
+          offset: 0,
+          include: { vector: false, text: false, metadata: false },
+        })
+      ).map((doc) => doc.id);
+    expect(await ids()).toEqual(["z", "a", "m"]);
+    await store.upsert("c", [{ id: "z", vector: new Float32Array([9, 9]), text: null, metadata: null }]);
+    await store.close();
+    store = await open(data.dir, log.logger);
+    expect(await ids()).toEqual(["z", "a", "m"]);
+    const [hits] = await store.search("c", [
+      { vector: new Float32Array([9, 9]), k: 1, include: { vector: false, text: false, metadata: false } },
+    ]);
+    expect(hits).toEqual([{ id: "z", score: 0 }]);
     await store.close();
     data.remove();
   });
