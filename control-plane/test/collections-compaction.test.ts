@@ -1,10 +1,13 @@
 // Updates and deletes leave dead nodes in a collection's graph (a removal would strand live nodes);
 // once they reach `compactDeadRatio` the graph is rebuilt from the live vectors and snapshotted.
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { DATABASE_FILE } from "../src/collections/database.ts";
 import type { LocalCollectionStore, StoreLogger } from "../src/collections/local-store.ts";
+import type { CollectionSpec } from "../src/collections/types.ts";
+import { VectorIndex } from "../src/collections/vector-index.ts";
 import { openStore, tempDataDir } from "./collection-fixtures.ts";
 
 const DIMENSION = 8;
@@ -186,11 +189,19 @@ describe("compaction of dead nodes", () => {
       index: { M: 8, ef_construction: 64, ef_search: 32 },
       model: null,
     };
+    // A valid snapshot of it, which must not be loaded (it could hold slots freed by usearch's remove).
+    const snapshot = new VectorIndex(spec as CollectionSpec);
+    snapshot.addMany(
+      [0, 1, 2].map((key) => ({ key, vector: new Float32Array([key, 0]) })),
+      1,
+    );
+    mkdirSync(path.join(data.dir, "indexes"));
+    const { checksum } = await snapshot.saveAtomically(path.join(data.dir, "indexes", "id1.usearch"));
     old
       .prepare(
-        "INSERT INTO collections (id, name, spec, created_at, next_key) VALUES ('id1', 'c', ?, '2026-11-30T00:00:00Z', 3)",
+        "INSERT INTO collections (id, name, spec, created_at, next_key, snapshot_checksum) VALUES ('id1', 'c', ?, '2026-11-30T00:00:00Z', 3, ?)",
       )
-      .run(JSON.stringify(spec));
+      .run(JSON.stringify(spec), checksum);
     const insert = old.prepare(
       "INSERT INTO documents (collection_id, id, key, vector) VALUES ('id1', ?, ?, ?)",
     );
@@ -208,6 +219,7 @@ describe("compaction of dead nodes", () => {
           include: { vector: false, text: false, metadata: false },
         })
       ).map((doc) => doc.id);
+    expect(log.loads.at(-1)).toMatchObject({ index: "built", documents: 3 });
     expect(await ids()).toEqual(["z", "a", "m"]);
     await store.upsert("c", [{ id: "z", vector: new Float32Array([9, 9]), text: null, metadata: null }]);
     await store.close();

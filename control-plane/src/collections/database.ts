@@ -101,8 +101,15 @@ export class Database {
     this.db.exec(SCHEMA);
     const columns = this.db.prepare("PRAGMA table_info(documents)").all() as Array<{ name: string }>;
     if (!columns.some((column) => column.name === "position")) {
-      // A data directory from before documents got a new key per update: their keys are their first.
-      this.db.exec("ALTER TABLE documents ADD COLUMN position INTEGER; UPDATE documents SET position = key");
+      // A data directory from before documents got a new key per update: their keys are their
+      // first. Its index snapshots may hold slots that usearch's `remove` freed, which the next add
+      // would reuse (stranding live nodes, see `VectorIndex.add`): forgotten, so they are rebuilt
+      // from the stored vectors.
+      this.db.exec(`BEGIN IMMEDIATE;
+        ALTER TABLE documents ADD COLUMN position INTEGER;
+        UPDATE documents SET position = key;
+        UPDATE collections SET snapshot_checksum = NULL;
+        COMMIT`);
     }
     this.db.exec("CREATE INDEX IF NOT EXISTS documents_by_position ON documents (collection_id, position)");
   }
