@@ -7,7 +7,8 @@
 // --python is an interpreter with hnswlib and chromadb installed (a throwaway venv, never the
 // project's lock: see docs/benchmarks.md). Results go to bench/results/collections.json and the
 // "Collections" section of docs/benchmarks.md; --render rewrites the section from the results.
-// --ingest-only measures the HTTP ingest (and /health meanwhile) alone and records nothing;
+// --ingest-only measures the HTTP ingests (and /health meanwhile), then the same documents into the
+// store in-process, usearch's add alone, hnswlib and Chroma (bench/results/collections-ingest.json);
 // --insert-threads sets the server's collection.insert_threads (default: the server's).
 //
 // Measured: ingest throughput (documents/s, 1000 per request, 2 clients) and the worst /health
@@ -21,7 +22,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
-import { exactSearch, MetricKind } from "usearch";
+import { exactSearch, Index, MetricKind, ScalarKind } from "usearch";
 import { bucketDocuments, bucketOf, clustered, LATENT, row, vectorField } from "./collections_data.ts";
 import { type RunningProcess, startControlPlane } from "./servers.ts";
 
@@ -128,6 +129,8 @@ async function ingest(
   let next = 0;
   // /health is timed from a thread of its own: this one's event loop is busy building request bodies.
   const health = new Worker(HEALTH_PROBE, { eval: true, workerData: { url } });
+  // Scraping /metrics restarts the server's event-loop delay histogram: the next scrape covers the ingest.
+  await serverLoopDelayMaxMs(url);
   const started = performance.now();
   await Promise.all(
     Array.from({ length: CLIENTS }, async () => {
@@ -145,6 +148,7 @@ async function ingest(
     }),
   );
   const seconds = (performance.now() - started) / 1000;
+  const loopDelayMaxMs = await serverLoopDelayMaxMs(url);
   const healthMs = await new Promise<number[]>((resolve) => {
     health.once("message", resolve);
     health.postMessage("stop");
@@ -157,7 +161,19 @@ async function ingest(
     worst_health_ms: round(healthMs.at(-1) ?? 0),
     p99_health_ms: round(healthMs[Math.floor(0.99 * (healthMs.length - 1))] ?? 0),
     health_probes: healthMs.length,
+    server_loop_delay_max_ms: round(loopDelayMaxMs),
   };
+}
+
+/**
+ * The longest the server's HTTP event loop was blocked since the previous scrape (prom-client's
+ * event-loop delay monitor, reset by each scrape): the server's own share of a slow `/health`,
+ * without the client's and the OS scheduler's.
+ */
+async function serverLoopDelayMaxMs(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split("\n").find((l) => /^\w*nodejs_eventloop_lag_max_seconds /.test(l));
+  return line ? Number(line.split(" ")[1]) * 1000 : Number.NaN;
 }
 
 async function searchSweep(
@@ -258,7 +274,11 @@ async function main() {
     const ingestBase64 = await ingest(server.url, base, dim, all, 0, "bench_b64", "base64");
     log(`akidb ingest, base64 vectors: ${JSON.stringify(ingestBase64)}`);
     await fetch(`${server.url}/api/v1/collections/bench_b64`, { method: "DELETE" });
-    if (args["ingest-only"]) return;
+    if (args["ingest-only"]) {
+      await server.stop();
+      server = undefined;
+      return await ingestComparison(work, base, dim, q, loadBefore, { ingestResult, ingestBase64 });
+    }
     const plain = await searchSweep(server.url, queries, dim, truth.plain, false);
     log(`akidb search: ${JSON.stringify(plain)}`);
     const withFilter = await searchSweep(server.url, queries, dim, truth.filtered, true);
@@ -308,21 +328,7 @@ async function main() {
     }
     log(`akidb RAM/vector: ${JSON.stringify(ram)}`);
 
-    const baselines = spawnSync(
-      args.python,
-      [
-        path.join(ROOT, "bench", "collections_baselines.py"),
-        work,
-        String(n),
-        String(dim),
-        String(q),
-        EFS.join(","),
-        String(BATCH),
-      ],
-      { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
-    );
-    if (baselines.status !== 0) throw new Error(`collections_baselines.py exited ${baselines.status}`);
-    const others = JSON.parse(baselines.stdout) as Record<string, unknown>;
+    const others = baselines(work, n, dim, q, EFS);
 
     const results = {
       machine: {
@@ -357,6 +363,119 @@ async function main() {
     await server?.stop();
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** hnswlib and Chroma on the data in `work` (bench/collections_baselines.py); no efs: their ingests only. */
+function baselines(work: string, n: number, dim: number, q: number, efs: number[]): Record<string, unknown> {
+  const run = spawnSync(
+    args.python,
+    [
+      path.join(ROOT, "bench", "collections_baselines.py"),
+      work,
+      String(n),
+      String(dim),
+      String(q),
+      efs.join(","),
+      String(BATCH),
+    ],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
+  );
+  if (run.status !== 0) throw new Error(`collections_baselines.py exited ${run.status}`);
+  return JSON.parse(run.stdout) as Record<string, unknown>;
+}
+
+/**
+ * `--ingest-only`: the HTTP ingests just measured beside, on the same data and in one run, where
+ * their time goes and the peers: the store in-process (SQLite commits and index inserts, no HTTP or
+ * JSON), usearch's `add` alone at the same M, ef_construction and insert threads (the floor on
+ * this machine), hnswlib and Chroma. Written to bench/results/collections-ingest[-dim].json.
+ */
+async function ingestComparison(
+  work: string,
+  base: Float32Array,
+  dim: number,
+  q: number,
+  loadBefore: number[],
+  http: { ingestResult: unknown; ingestBase64: unknown },
+) {
+  const n = base.length / dim;
+  const threads = Number(args["insert-threads"] ?? 2);
+  const { LocalCollectionStore } = await import("../control-plane/src/collections/local-store.ts");
+  const store = await LocalCollectionStore.open({
+    dataDir: path.join(work, "in-process"),
+    snapshotEveryOps: 10_000,
+    exactSearchMaxMatches: 2048,
+    maxCollections: 10,
+    insertThreads: threads,
+  });
+  const index = { M: 16, ef_construction: 128, ef_search: 64 };
+  await store.create({
+    name: "b",
+    dimension: dim,
+    metric: "cosine",
+    quantization: "f32",
+    index,
+    model: null,
+  });
+  let next = 0;
+  let started = performance.now();
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      while (next < n) {
+        const start = next;
+        next += BATCH;
+        await store.upsert("b", bucketDocuments(base, dim, start, Math.min(n, start + BATCH)));
+      }
+    }),
+  );
+  const inProcess = { docs_per_s: Math.round(n / ((performance.now() - started) / 1000)) };
+  await store.close();
+  log(`akidb store in-process: ${JSON.stringify(inProcess)}`);
+
+  // The vectors are unit length, so `ip` is cosine, as the store's index computes it.
+  const floorIndex = new Index({
+    dimensions: dim,
+    metric: MetricKind.IP,
+    quantization: ScalarKind.F32,
+    connectivity: index.M,
+    expansion_add: index.ef_construction,
+    expansion_search: index.ef_search,
+    multi: false,
+  });
+  started = performance.now();
+  for (let start = 0; start < n; start += BATCH) {
+    const end = Math.min(n, start + BATCH);
+    const keys = BigUint64Array.from({ length: end - start }, (_, i) => BigInt(start + i));
+    floorIndex.add(keys, base.subarray(start * dim, end * dim), threads);
+  }
+  const floor = { docs_per_s: Math.round(n / ((performance.now() - started) / 1000)), threads };
+  log(`usearch add alone: ${JSON.stringify(floor)}`);
+
+  const peers = baselines(work, n, dim, q, []);
+  const results = {
+    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? "unknown" },
+    n,
+    dim,
+    batch: BATCH,
+    clients: CLIENTS,
+    insert_threads: threads,
+    loadavg: { before: loadBefore, after: os.loadavg() },
+    akidb_http_json: http.ingestResult,
+    akidb_http_base64: http.ingestBase64,
+    akidb_store_in_process: inProcess,
+    usearch_add_alone: floor,
+    hnswlib: (peers.hnswlib as EngineResult & { ingest_2_threads?: unknown }).ingest,
+    hnswlib_2_threads: (peers.hnswlib as { ingest_2_threads?: unknown }).ingest_2_threads,
+    chroma: (peers.chroma as EngineResult).ingest,
+  };
+  const out = path.join(
+    ROOT,
+    "bench",
+    "results",
+    dim === 384 ? "collections-ingest.json" : `collections-ingest-${dim}.json`,
+  );
+  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+  log(`ingest comparison: ${JSON.stringify(results)}`);
 }
 
 /**
@@ -453,6 +572,7 @@ interface IngestResult {
   worst_health_ms: number;
   p99_health_ms?: number;
   health_probes?: number;
+  server_loop_delay_max_ms?: number;
 }
 
 interface Results {
@@ -477,7 +597,7 @@ interface Results {
 }
 
 const healthText = (i: IngestResult) =>
-  `worst ${i.worst_health_ms} ms, P99 ${i.p99_health_ms ?? "-"} ms (${i.health_probes ?? "?"} probes, one every 20 ms)`;
+  `worst ${i.worst_health_ms} ms, P99 ${i.p99_health_ms ?? "-"} ms (${i.health_probes ?? "?"} probes, one every 20 ms)${i.server_loop_delay_max_ms === undefined ? "" : `; the server's event loop blocked ${i.server_loop_delay_max_ms} ms at most`}`;
 
 const sweepText = (sweep: Sweep | undefined) =>
   (sweep ?? []).map((p) => `${p.ef}: ${p.qps} / ${p.recall}`).join("; ");

@@ -1,6 +1,7 @@
 """hnswlib and Chroma on the data bench/collections.ts wrote, for the side-by-side in one run.
 
 Usage: python bench/collections_baselines.py WORKDIR N DIM QUERIES EF,EF,... [BATCH]
+(EF,EF,... empty: the ingests only.)
 
 Run with an interpreter that has ``hnswlib`` and ``chromadb`` (a throwaway venv, never the project
 lock). Reads WORKDIR/base.f32, queries.f32 and truth.json; prints one JSON object on stdout:
@@ -80,7 +81,12 @@ def run_chroma(base: Any, queries: Any, truth: dict[str, Any], efs: list[int]) -
     result: dict[str, Any] = {"search": [], "filtered_search": []}
     with tempfile.TemporaryDirectory() as path:
         client = chromadb.PersistentClient(path=path)
-        hnsw = {"space": "cosine", "max_neighbors": 16, "ef_construction": 128, "ef_search": efs[0]}
+        hnsw = {
+            "space": "cosine",
+            "max_neighbors": 16,
+            "ef_construction": 128,
+            "ef_search": efs[0] if efs else 64,
+        }
         collection = client.create_collection("bench", configuration={"hnsw": hnsw})
         started = time.perf_counter()
         for start in range(0, n, BATCH):
@@ -111,7 +117,8 @@ def run_chroma(base: Any, queries: Any, truth: dict[str, Any], efs: list[int]) -
 
 def main() -> None:
     work, n, dim, q = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    efs = [int(x) for x in sys.argv[5].split(",")]
+    # An empty list of efs measures the ingests alone (bench/collections.ts --ingest-only).
+    efs = [int(x) for x in sys.argv[5].split(",") if x]
     base = np.fromfile(work / "base.f32", dtype=np.float32).reshape(n, dim)
     queries = np.fromfile(work / "queries.f32", dtype=np.float32).reshape(q, dim)
     truth = json.loads((work / "truth.json").read_text())
