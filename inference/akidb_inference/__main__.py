@@ -61,8 +61,8 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         "--backend",
         choices=["auto", "mlx", "onnx"],
         default=defaults.backend.name,
-        help="auto: MLX on Metal; on NVIDIA (cuda extra) ONNX Runtime's CUDA provider, else MLX's CUDA build; "
-        "ONNX Runtime on CPUs",
+        help="auto: MLX on Metal; on NVIDIA (cuda extra) ONNX Runtime's CUDA provider, else MLX's "
+        "CUDA build; ONNX Runtime on CPUs",
     )
     add(
         "--onnx-precision",

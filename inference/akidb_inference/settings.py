@@ -27,8 +27,8 @@ class Settings:
     """"auto": the GPU when the backend has one (Metal or CUDA for MLX, CUDA for onnxruntime-gpu),
     else the CPU."""
     backend: BackendOptions = field(default_factory=BackendOptions)
-    """Which backend computes ("auto": MLX on Metal, ONNX Runtime on CUDA or else MLX's CUDA build on NVIDIA, ONNX Runtime on CPUs) and the
-    ONNX Runtime options (weight precision, threads, graph cache)."""
+    """Which backend computes ("auto": see `backends.auto_backend`) and the ONNX Runtime options
+    (weight precision, threads, graph cache)."""
     log_level: str = "info"
     """"debug" adds a line when each batch starts computing."""
     offline: bool = False
