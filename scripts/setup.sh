@@ -2,8 +2,7 @@
 # Installs whatever AkiDB needs that is missing, idempotently:
 #   1. Node >= 22 (Node 24 from the npm registry package `node` into .tools/node when the
 #      machine's Node is older),
-#   2. the npm workspaces' dependencies (from package-lock.json), and usearch's addon built from
-#      its sources with scripts/usearch/prefetch.patch where a C++ compiler is present,
+#   2. the npm workspaces' dependencies (from package-lock.json),
 #   3. the inference Python environment at inference/.venv (uv, from inference/uv.lock), with
 #      MLX's CUDA build and onnxruntime-gpu (extra `cuda`) where nvidia-smi finds an NVIDIA GPU and
 #      driver, else their CPU builds (extra `cpu`); on Apple Silicon MLX uses Metal either way.
@@ -105,8 +104,6 @@ ensure_reference_stack() {
 
 ensure_node
 ensure_npm_deps
-# usearch's addon from source with its prefetch patch where a compiler is present (else the prebuilt).
-scripts/usearch/build.sh
 ensure_uv
 ensure_python_env
 if $want_test; then

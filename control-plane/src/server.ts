@@ -3,7 +3,6 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import type { Logger } from "pino";
-import { usearchBinary } from "./collections/usearch-binary.ts";
 import { WorkerCollectionStore } from "./collections/worker-store.ts";
 import type { AkidbConfig } from "./config/schema.ts";
 import { createEmbeddingService } from "./embedding/service.ts";
@@ -82,7 +81,7 @@ export async function startServer(
     metrics,
     logger,
     startedAt,
-    versions: { akidb: packageJson.version, node: process.version, usearch: usearchBinary() },
+    versions: { akidb: packageJson.version, node: process.version },
     closing: () => closing,
   });
 
@@ -112,12 +111,7 @@ export async function startServer(
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
   const url = `http://${host}:${port}`;
   logger.info(
-    {
-      url,
-      mode: config.embedding.mode,
-      model: embedding.kind === "none" ? null : embedding.modelNames()[0],
-      usearch: usearchBinary(),
-    },
+    { url, mode: config.embedding.mode, model: embedding.kind === "none" ? null : embedding.modelNames()[0] },
     "listening",
   );
   // The model loads in the background: /health and /admin answer meanwhile (`degraded`), and a

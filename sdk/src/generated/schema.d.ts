@@ -714,13 +714,6 @@ export interface components {
             versions: {
                 akidb: string;
                 node: string;
-                /**
-                 * @description The HNSW library's version and which native binary of it the collection store
-                 *     loaded: `source build` (built at setup with AkiDB's prefetch patch, faster search)
-                 *     or `prebuilt` (the npm package's binary, used where no C++ compiler was found).
-                 * @example 2.26.2 (source build)
-                 */
-                usearch?: string;
             };
         };
         /**
@@ -2123,8 +2116,7 @@ export interface operations {
                      *       ],
                      *       "versions": {
                      *         "akidb": "0.1.0",
-                     *         "node": "v24.21.0",
-                     *         "usearch": "2.26.2 (source build)"
+                     *         "node": "v24.21.0"
                      *       }
                      *     }
                      */
