@@ -1,0 +1,272 @@
+// Collections search, taken apart: on bench/collections.ts's data (clustered synthetic, cosine, HNSW
+// M 16, ef_construction 128, k 10), the QPS and recall@10 of
+//   * hnswlib (bench/collections_search_hnswlib.py, in-process, 1 thread),
+//   * usearch alone (`Index.search` on an index of the same vectors, no AkiDB code),
+//   * the AkiDB engine (`LocalCollectionStore.search`, one query per call, f32 and f16 indexes: what
+//     the store's thread runs for a search request, without HTTP and the hop to that thread).
+// Every QPS is the best of --passes passes (the machine is shared).
+//
+//   node bench/collections_search.ts [--n 100000] [--dim 384] [--queries 500] [--passes 3]
+//                                    [--python .tools/bench-peers/bin/python] [--render]
+//
+// Results: bench/results/collections-search.json and the "Collections search" section of
+// docs/benchmarks.md (--render rewrites the section from the results).
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { exactSearch, Index, MetricKind, ScalarKind } from "usearch";
+import { bucketDocuments, clustered, row } from "./collections_data.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const RESULTS = path.join(ROOT, "bench", "results", "collections-search.json");
+const DOCS = path.join(ROOT, "docs", "benchmarks.md");
+const TITLE = "## Collections search: where the time goes (`bench/collections_search.ts`)";
+const K = 10;
+const EFS = [16, 32, 64, 128];
+const BATCH = 1000;
+const INDEX = { M: 16, ef_construction: 128, ef_search: 64 };
+const QUANTIZATIONS = ["f32", "f16"] as const;
+
+const { values: args } = parseArgs({
+  options: {
+    n: { type: "string", default: "100000" },
+    dim: { type: "string", default: "384" },
+    queries: { type: "string", default: "500" },
+    passes: { type: "string", default: "3" },
+    python: { type: "string", default: ".tools/bench-peers/bin/python" },
+    render: { type: "boolean", default: false },
+  },
+});
+const n = Number(args.n);
+const dim = Number(args.dim);
+const q = Number(args.queries);
+const passes = Number(args.passes);
+
+type Point = { ef: number; qps: number; recall: number };
+interface Results {
+  machine: { cpus: number; cpu: string };
+  n: number;
+  dim: number;
+  queries: number;
+  passes: number;
+  loadavg: { before: number[]; after: number[] };
+  hnswlib: Point[];
+  usearch: Point[];
+  engine: Record<(typeof QUANTIZATIONS)[number], Point[]>;
+}
+
+const log = (message: string) => console.error(`[bench] ${message}`);
+
+function recallAt(results: number[][], truth: number[][]): number {
+  let hits = 0;
+  results.forEach((found, i) => {
+    const want = new Set(truth[i]);
+    hits += found.filter((id) => want.has(id)).length;
+  });
+  return Math.round((hits / (truth.length * K)) * 1000) / 1000;
+}
+
+/** `search(i)` returns query i's ids; the QPS of the best of `passes` passes, and the recall. */
+async function sweepPoint(
+  ef: number,
+  truth: number[][],
+  search: (i: number) => Promise<number[]> | number[],
+) {
+  let best = 0;
+  let results: number[][] = [];
+  for (let pass = 0; pass < passes; pass++) {
+    results = [];
+    const started = performance.now();
+    for (let i = 0; i < q; i++) results.push(await search(i));
+    best = Math.max(best, q / ((performance.now() - started) / 1000));
+  }
+  return { ef, qps: Math.round(best), recall: recallAt(results, truth) };
+}
+
+async function openStore(work: string, insertThreads: number) {
+  const { LocalCollectionStore } = await import("../control-plane/src/collections/local-store.ts");
+  return LocalCollectionStore.open({
+    dataDir: path.join(work, "data"),
+    snapshotEveryOps: 10_000,
+    exactSearchMaxMatches: 2048,
+    maxCollections: 10,
+    insertThreads,
+  });
+}
+
+/** usearch alone and the engine, swept over the index and collections `main` built in `work`. */
+async function sweeps(work: string, queries: Float32Array, truth: number[][]) {
+  const raw = new Index({
+    dimensions: dim,
+    metric: MetricKind.IP,
+    quantization: ScalarKind.F32,
+    connectivity: INDEX.M,
+    expansion_add: INDEX.ef_construction,
+    expansion_search: 1,
+    multi: false,
+  });
+  raw.load(path.join(work, "raw.usearch"));
+  const usearch: Point[] = [];
+  for (const ef of EFS) {
+    // As VectorIndex.search asks: a beam of `ef` results, the first k of them kept.
+    usearch.push(
+      await sweepPoint(ef, truth, (i) =>
+        Array.from(raw.search(row(queries, dim, i), ef, 1).keys.subarray(0, K), Number),
+      ),
+    );
+  }
+  const store = await openStore(work, 1);
+  const include = { vector: false, text: false, metadata: false };
+  const engine = {} as Results["engine"];
+  try {
+    for (const quantization of QUANTIZATIONS) {
+      engine[quantization] = [];
+      for (const ef of EFS) {
+        engine[quantization].push(
+          await sweepPoint(ef, truth, async (i) => {
+            const [hits] = await store.search(quantization, [
+              { vector: row(queries, dim, i), k: K, ef, include },
+            ]);
+            return hits!.map((hit) => Number(hit.id));
+          }),
+        );
+      }
+    }
+  } finally {
+    await store.close();
+  }
+  return { usearch, engine };
+}
+
+async function main(): Promise<void> {
+  const loadBefore = os.loadavg();
+  const work = mkdtempSync(path.join(os.tmpdir(), "akidb-search-bench-"));
+  try {
+    const base = clustered(n, dim, 1);
+    const queries = clustered(q, dim, 2);
+    writeFileSync(path.join(work, "base.f32"), base);
+    writeFileSync(path.join(work, "queries.f32"), queries);
+    const exact = exactSearch(base, queries, dim, K, MetricKind.Cos);
+    const plain = Array.from({ length: q }, (_, i) =>
+      Array.from(exact.keys.subarray(i * K, (i + 1) * K), Number),
+    );
+    writeFileSync(path.join(work, "truth.json"), JSON.stringify({ plain }));
+
+    log(`building the f32 and f16 collections and a usearch index of ${n} x ${dim}`);
+    const store = await openStore(work, 2);
+    for (const quantization of QUANTIZATIONS) {
+      await store.create({
+        name: quantization,
+        dimension: dim,
+        metric: "cosine",
+        quantization,
+        index: INDEX,
+        model: null,
+      });
+      for (let start = 0; start < n; start += BATCH) {
+        await store.upsert(quantization, bucketDocuments(base, dim, start, Math.min(n, start + BATCH)));
+      }
+    }
+    await store.close();
+    // The vectors are unit length, so `ip` is cosine, as the store's index computes it.
+    const raw = new Index({
+      dimensions: dim,
+      metric: MetricKind.IP,
+      quantization: ScalarKind.F32,
+      connectivity: INDEX.M,
+      expansion_add: INDEX.ef_construction,
+      expansion_search: 1,
+      multi: false,
+    });
+    raw.add(
+      BigUint64Array.from({ length: n }, (_, i) => BigInt(i)),
+      base,
+      2,
+    );
+    raw.save(path.join(work, "raw.usearch"));
+
+    const { usearch, engine } = await sweeps(work, queries, plain);
+    log(`usearch alone: ${JSON.stringify(usearch)}; engine: ${JSON.stringify(engine)}`);
+    const peer = spawnSync(
+      args.python,
+      [
+        path.join(ROOT, "bench", "collections_search_hnswlib.py"),
+        work,
+        String(n),
+        String(dim),
+        String(q),
+        EFS.join(","),
+        String(passes),
+      ],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
+    );
+    if (peer.status !== 0) throw new Error(`collections_search_hnswlib.py exited ${peer.status}`);
+    const hnswlib = (JSON.parse(peer.stdout) as { search: Point[] }).search;
+    log(`hnswlib: ${JSON.stringify(hnswlib)}`);
+
+    const results: Results = {
+      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? "unknown" },
+      n,
+      dim,
+      queries: q,
+      passes,
+      loadavg: { before: loadBefore, after: os.loadavg() },
+      hnswlib,
+      usearch,
+      engine,
+    };
+    writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
+    render(results);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Writes the section into docs/benchmarks.md, keeping its "What the numbers say" part. */
+function render(r: Results): void {
+  const cell = (points: Point[], ef: number) => {
+    const point = points.find((p) => p.ef === ef);
+    return point ? `${point.qps} / ${point.recall}` : "-";
+  };
+  const columns: Array<[string, Point[]]> = [
+    ["hnswlib", r.hnswlib],
+    ["usearch alone (f32)", r.usearch],
+    ["AkiDB engine, f32 index", r.engine.f32],
+    ["AkiDB engine, f16 index", r.engine.f16],
+  ];
+  const load = (values: number[]) => values.map((v) => v.toFixed(1)).join(" / ");
+  const table = [
+    `${r.n} x ${r.dim} clustered synthetic unit vectors and ${r.queries} queries (bench/collections.ts's data), k = 10,`,
+    `cosine, HNSW M = 16, ef_construction = 128, one query per call on 1 thread, on ${r.machine.cpus} CPUs`,
+    `(${r.machine.cpu}; load average (1, 5, 15 min) ${load(r.loadavg.before)} before, ${load(r.loadavg.after)} after: shared with other work).`,
+    `Each QPS is the best of ${r.passes} passes over the queries; usearch's npm prebuilt binary. Re-run:`,
+    "`node bench/collections_search.ts --python <venv with hnswlib>`.",
+    "",
+    "QPS / recall@10 by ef:",
+    "",
+    `| ef | ${columns.map(([name]) => name).join(" | ")} |`,
+    `|---|${columns.map(() => "---").join("|")}|`,
+    ...EFS.map((ef) => `| ${ef} | ${columns.map(([, points]) => cell(points, ef)).join(" | ")} |`),
+  ].join("\n");
+  const docs = readFileSync(DOCS, "utf8");
+  const start = docs.indexOf(TITLE);
+  let reading = "\n\n### What the numbers say\n\n(not yet written)\n";
+  let updated: string;
+  if (start < 0) {
+    const next = docs.indexOf("\n## Retrieval quality");
+    const at = next < 0 ? docs.length : next + 1;
+    updated = `${docs.slice(0, at)}${TITLE}\n\n${table}${reading}\n${docs.slice(at)}`;
+  } else {
+    const end = docs.indexOf("\n## ", start + 3);
+    const old = docs.slice(start, end < 0 ? docs.length : end + 1);
+    const kept = old.indexOf("\n### What the numbers say");
+    if (kept >= 0) reading = `\n${old.slice(kept).trimEnd()}\n`;
+    updated = `${docs.slice(0, start)}${TITLE}\n\n${table}\n${reading}${end < 0 ? "" : `\n${docs.slice(end + 1)}`}`;
+  }
+  writeFileSync(DOCS, updated);
+}
+
+if (args.render) render(JSON.parse(readFileSync(RESULTS, "utf8")) as Results);
+else await main();
