@@ -13,6 +13,10 @@
 #   bundle : (here, not on the GPU machine) writes .gpucp/ for `serve`
 #   bench : (after test, machine still warm) the engine at the real shapes: dequantized (the
 #           default on CUDA) and 4-bit Linear layers, and mx.compile of the layers
+#   onnx  : (instead of stash/test, for ONNX Runtime runs) install .whl3/ (the inference process's
+#           wheels, and mlx with its CPU build: the fixture writer quantizes with MLX), unpack the
+#           tokenizers, build the two real-size fixtures and time sentence-transformers' torch peer
+#           on them (bench/gpu.py --only torch); then `serve` with AKIDB_BENCH_BACKEND=onnx
 #   profile MODEL... : (after test) where a single query's time goes (bench/gpu.py --profile: the
 #           engine's steps, cProfile, mx.compile, the model thread, ONNX Runtime CUDA f32/int4) and
 #           the bare inference process over HTTP (bench/gpu.py --server), per real-size fixture
@@ -64,6 +68,15 @@ for name in ["qwen3-f32", "qwen3-4bit", "gemma3-f32", "gemma3-4bit"]:
   (cd inference && python3 ../bench/gpu.py --workaround) 2>&1 | tee -a "$OUT/test.txt"
   (cd inference && timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_models.py -k "not bert" -rs) 2>&1 |
     tail -30 | tee -a "$OUT/test.txt"
+  ;;
+onnx)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir .whl3/*.whl || exit 1
+  tar -xJf .whl3/tokenizers.tar.xz
+  for model in qwen3-0.6b-shape-4bit gemma-300m-shape-4bit; do
+    (cd inference && python3 -c "from tests.fixtures import build; build.ensure('$model', build.default_root())") ||
+      exit 1
+  done
+  (cd inference && timeout 300 python3 ../bench/gpu.py --only torch --out "$OUT") 2>&1 | tee "$OUT/torch.txt"
   ;;
 serve)
   mkdir -p /tmp/node/bin inference/.venv/bin
