@@ -294,25 +294,11 @@ def profile_engine(directory: Path) -> dict[str, Any]:
 
     embedder = load_embedder(directory, backend=BackendOptions(name="mlx"))
     result: dict[str, Any] = {"warm_up_s": round(embedder.warm_up(), 2)}
-    backend: Any = embedder._backend
-    steps: dict[str, list[float]] = {"tokenize": [], "forward": [], "project": []}
-
-    def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any) -> Any:
-            t0 = time.perf_counter()
-            value = function(*args)
-            steps[name].append((time.perf_counter() - t0) * 1000)
-            return value
-
-        return call
-
-    forward, project, tokenize = backend.forward, backend.project, embedder.tokenize
-    backend.forward, backend.project = timed("forward", forward), timed("project", project)
-    embedder.tokenize = timed("tokenize", tokenize)  # type: ignore[method-assign]
+    steps, restore = timed_steps(embedder)
     result["engine_single_ms"] = round(median_ms(lambda: embedder.embed(PROFILE_QUERY, "query"), 40), 2)
     result["engine_steps_median_ms"] = {k: round(float(np.median(v[1:])), 2) for k, v in steps.items()}
-    backend.forward, backend.project = forward, project
-    embedder.tokenize = tokenize  # type: ignore[method-assign]
+    restore()
+    backend: Any = embedder._backend
     result["engine"] = steady(lambda batch: embedder.embed(batch, "query"))
     profiler = cProfile.Profile()
     profiler.enable()
@@ -330,6 +316,53 @@ def profile_engine(directory: Path) -> dict[str, Any]:
         result["compiled"] = steady(lambda batch: embedder.embed(batch, "query"))
     except Exception as error:  # a failed compile is a result too
         result["compiled_error"] = repr(error)[:500]
+    return result
+
+
+def timed_steps(embedder: Any) -> tuple[dict[str, list[float]], Callable[[], None]]:
+    """Times each call of the engine's steps (tokenize, the backend's forward and head) into lists,
+    until the returned function puts the untimed steps back."""
+    backend: Any = embedder._backend
+    steps: dict[str, list[float]] = {"tokenize": [], "forward": [], "project": []}
+
+    def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            t0 = time.perf_counter()
+            value = function(*args)
+            steps[name].append((time.perf_counter() - t0) * 1000)
+            return value
+
+        return call
+
+    forward, project, tokenize = backend.forward, backend.project, embedder.tokenize
+    backend.forward, backend.project = timed("forward", forward), timed("project", project)
+    embedder.tokenize = timed("tokenize", tokenize)
+
+    def restore() -> None:
+        backend.forward, backend.project = forward, project
+        embedder.tokenize = tokenize
+
+    return steps, restore
+
+
+PASSAGE = (
+    "passage {}: AkiDB keeps embeddings and the HNSW index in memory, so that search stays private and fast."
+)
+"""bench/serving.ts's batch texts, numbered as it numbers them (lengths vary with the number)."""
+
+
+def passages_ms(embedder: Any) -> dict[str, Any]:
+    """The engine on bench/serving.ts's batches of passages (documents): medians of 20 per size and
+    of each step's time, to set beside the control plane's and the inference process's."""
+    result: dict[str, Any] = {}
+    for count in BATCHES:
+        batches = ([PASSAGE.format(i * count + k) for k in range(count)] for i in range(10**6))
+        steps, restore = timed_steps(embedder)
+        total = median_ms(partial(lambda texts: embedder.embed(next(texts), "document"), batches), 20)
+        restore()
+        result[f"batch{count}"] = {"total_ms": round(total, 2)} | {
+            f"{k}_ms": round(float(np.median(v[1:])), 2) for k, v in steps.items()
+        }
     return result
 
 
@@ -369,10 +402,12 @@ def profile_onnx(directory: Path) -> dict[str, Any]:
             onnx_cache_dir=Path(tempfile.mkdtemp()),
         )
         t0 = time.perf_counter()
-        embedder = load_embedder(directory, device="gpu", backend=options)
+        device: Any = os.environ.get("AKIDB_BENCH_DEVICE", "gpu")
+        embedder = load_embedder(directory, device=device, backend=options)
         entry: dict[str, Any] = {"device": embedder.info.device, "load_s": round(time.perf_counter() - t0, 2)}
         entry |= steady(lambda batch, e=embedder: e.embed(batch, "query"))  # type: ignore[misc]
         entry["texts_per_s_batch32"] = round(32 / entry["batch32_ms"] * 1000, 1)
+        entry["passages"] = passages_ms(embedder)
         big_ms = median_ms(lambda e=embedder: e.embed(big, "document"), 3)  # type: ignore[misc]
         entry["texts_per_s_batch512x100"] = round(512 / big_ms * 1000, 1)
         result[f"onnx_{precision}"] = entry
@@ -414,6 +449,7 @@ def main() -> int:
     parser.add_argument("--server", metavar="MODEL", help="internal: one server run")
     parser.add_argument("--torch", metavar="MODEL", help="internal: one torch run")
     parser.add_argument("--profile", metavar="MODEL", help="where a single query's time goes")
+    parser.add_argument("--profile-onnx", metavar="MODEL", help="the ONNX Runtime part of --profile alone")
     parser.add_argument("--workaround", action="store_true", help="the 4-bit fixtures with and without it")
     parser.add_argument("--modes", nargs="+", default=["plain", "buckets", "buckets+compile"])
     parser.add_argument("--only", choices=["engine", "server", "torch"], action="append")
@@ -429,6 +465,11 @@ def main() -> int:
         return 0
     if args.profile:
         print(json.dumps(profile_run(args.profile), indent=1))
+        return 0
+    if args.profile_onnx:
+        from tests.fixtures import fixture_dir
+
+        print(json.dumps(profile_onnx(fixture_dir(args.profile_onnx)), indent=1))
         return 0
     if args.workaround:
         print(json.dumps(workaround_run(), indent=1))

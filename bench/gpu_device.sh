@@ -13,10 +13,11 @@
 #   bundle : (here, not on the GPU machine) writes .gpucp/ for `serve`
 #   bench : (after test, machine still warm) the engine at the real shapes: dequantized (the
 #           default on CUDA) and 4-bit Linear layers, and mx.compile of the layers
-#   onnx  : (instead of stash/test, for ONNX Runtime runs) install .whl3/ (the inference process's
-#           wheels, and mlx with its CPU build: the fixture writer quantizes with MLX), unpack the
-#           tokenizers, build the two real-size fixtures and time sentence-transformers' torch peer
-#           on them (bench/gpu.py --only torch); then `serve` with AKIDB_BENCH_BACKEND=onnx
+#   onnx [torch] : (instead of stash/test, for ONNX Runtime runs) install .whl3/ (the inference
+#           process's wheels, and mlx with its CPU build: the fixture writer quantizes with MLX),
+#           unpack the tokenizers, build the two real-size fixtures and, with `torch`, time
+#           sentence-transformers' torch peer on them (bench/gpu.py --only torch); then `serve` with
+#           AKIDB_BENCH_BACKEND=onnx
 #   profile MODEL... : (after test) where a single query's time goes (bench/gpu.py --profile: the
 #           engine's steps, cProfile, mx.compile, the model thread, ONNX Runtime CUDA f32/int4) and
 #           the bare inference process over HTTP (bench/gpu.py --server), per real-size fixture
@@ -76,14 +77,18 @@ onnx)
     (cd inference && python3 -c "from tests.fixtures import build; build.ensure('$model', build.default_root())") ||
       exit 1
   done
-  (cd inference && timeout 300 python3 ../bench/gpu.py --only torch --out "$OUT") 2>&1 | tee "$OUT/torch.txt"
+  if [[ "${2:-}" == torch ]]; then
+    (cd inference && timeout 300 python3 ../bench/gpu.py --only torch --out "$OUT") 2>&1 | tee "$OUT/torch.txt"
+  fi
   ;;
 serve)
   mkdir -p /tmp/node/bin inference/.venv/bin
   [[ -x /tmp/node/bin/node ]] || xz -dc .gpucp/node.xz >/tmp/node/bin/node && chmod +x /tmp/node/bin/node
   tar -xJf .gpucp/node_modules.tar.xz
   # The control plane starts inference/.venv/bin/python; here the machine's Python is that environment.
-  printf '#!/bin/sh\nPYTHONPATH=%s/inference${PYTHONPATH:+:$PYTHONPATH} exec %s "$@"\n' "$PWD" "$(command -v python3)" >inference/.venv/bin/python
+  # bench/servers.ts passes the control plane PATH and HOME only, so this stage's PYTHONPATH (the
+  # onnxruntime-gpu in /tmp/ort-site) is written into the wrapper.
+  printf '#!/bin/sh\nPYTHONPATH=%s/inference%s exec %s "$@"\n' "$PWD" "${PYTHONPATH:+:$PYTHONPATH}" "$(command -v python3)" >inference/.venv/bin/python
   chmod +x inference/.venv/bin/python
   export PATH="/tmp/node/bin:$PATH"
   model="$2"

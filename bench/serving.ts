@@ -7,7 +7,8 @@
 //
 // Measured, in order: start-up until /health says ok (load and warm-up included), the first
 // single-text request after ready (cold) and the median of 30 more (warm), a batch of 10 and of
-// 32 (medians of 20), single-text requests at a fixed 50 per second, the highest rate (doubling
+// 32 (medians of 20), the same batches to the control plane with base64 vectors and to a bare
+// inference process (where the time beyond the model goes), single-text requests at a fixed 50 per second, the highest rate (doubling
 // from 50) whose P95 stays under 25 ms, and the memory the two processes hold (RSS peak; GPU memory
 // from nvidia-smi where there is one); then a restart on the same cache directory (compiled kernels
 // kept). Prints one JSON object; `--out` also writes it to FILE.
@@ -17,7 +18,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { type RunningProcess, startControlPlane } from "./servers.ts";
+import { type RunningProcess, startControlPlane, startInference } from "./servers.ts";
 import { openLoop, type RunResult } from "./traffic.ts";
 
 const TARGET_P95_MS = 25;
@@ -33,16 +34,22 @@ const query = (i: number) => `query ${i}: which local vector database runs embed
 const passage = (i: number) =>
   `passage ${i}: AkiDB keeps embeddings and the HNSW index in memory, so that search stays private and fast.`;
 
-function body(texts: string[]): string {
-  return JSON.stringify({ input: texts });
+function body(texts: string[], encoding?: "base64"): string {
+  return JSON.stringify({ input: texts, ...(encoding && { encoding_format: encoding }) });
 }
 
-async function embed(server: RunningProcess, texts: string[]): Promise<number> {
+/** Milliseconds for one `/v1/embeddings` request; `token` for a bare inference process. */
+async function embed(
+  server: RunningProcess,
+  texts: string[],
+  encoding?: "base64",
+  token?: string,
+): Promise<number> {
   const started = performance.now();
   const response = await fetch(`${server.url}/v1/embeddings`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
-    body: body(texts),
+    headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) },
+    body: body(texts, encoding),
   });
   await response.arrayBuffer();
   if (response.status !== 200) throw new Error(`/v1/embeddings answered ${response.status}`);
@@ -138,6 +145,36 @@ function held(run: RunResult): boolean {
   );
 }
 
+/**
+ * Where a request's time goes beyond the model: the same passages, 1, 10 and 32 per request (medians
+ * of 20), to the control plane with float (JSON) and base64 vectors, and to a bare inference process
+ * on the same backend and device (base64, what the control plane asks it for).
+ */
+async function breakdown(
+  server: RunningProcess,
+  values: { model?: string; device?: string; backend?: string; "onnx-precision"?: string },
+): Promise<Record<string, Record<string, number>>> {
+  const token = "bench";
+  const bare = await startInference(values.model!, token, [
+    ...["--device", values.device!, "--backend", values.backend!],
+    ...(values["onnx-precision"] ? ["--onnx-precision", values["onnx-precision"]] : []),
+  ]);
+  const rows: Record<string, Record<string, number>> = {};
+  try {
+    for (const count of [1, 10, 32]) {
+      const texts = (i: number) => [...Array(count).keys()].map((k) => passage(i * count + k));
+      rows[`batch${count}_ms`] = {
+        control_plane_float: await medianMs(20, (i) => embed(server, texts(i))),
+        control_plane_base64: await medianMs(20, (i) => embed(server, texts(i), "base64")),
+        inference_process_base64: await medianMs(20, (i) => embed(bare, texts(i), "base64", token)),
+      };
+    }
+  } finally {
+    await bare.stop();
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -207,6 +244,8 @@ async function main(): Promise<void> {
     result.batch32_ms = batch32;
     result.batch32_texts_per_s = round((32 / batch32) * 1000);
     for (const what of ["single_cold_ms", "single_warm_ms", "batch10_ms", "batch32_ms"]) progress(what);
+    result.breakdown = await breakdown(server, values);
+    progress("breakdown");
     const sustained = await fixedRate(server, FIRST_QPS, SUSTAINED_S);
     result.qps50 = summary(sustained);
     progress("qps50");
