@@ -366,6 +366,20 @@ def passages_ms(embedder: Any) -> dict[str, Any]:
     return result
 
 
+def new_shapes_ms(embedder: Any) -> list[dict[str, Any]]:
+    """The first call at a batch shape not run before, beside the same call again: what a request
+    pays when its shape is new to the backend (kernels chosen or compiled on first use)."""
+    rows = []
+    for count, words in ((1, 37), (1, 53), (3, 37), (3, 71), (7, 29), (16, 45)):
+        batch = texts(count, words)
+        t0 = time.perf_counter()
+        embedder.embed(batch, "query")
+        first = (time.perf_counter() - t0) * 1000
+        again = median_ms(lambda batch=batch: embedder.embed(batch, "query"), 5)
+        rows.append({"texts": count, "words": words, "first_ms": round(first, 2), "again_ms": round(again, 2)})
+    return rows
+
+
 async def worker_single_ms(directory: Path) -> float:
     """The profile query through `ModelWorker.run`, as the server calls it (median of 40)."""
     from akidb_inference.engine import BackendOptions
@@ -407,6 +421,7 @@ def profile_onnx(directory: Path) -> dict[str, Any]:
         entry: dict[str, Any] = {"device": embedder.info.device, "load_s": round(time.perf_counter() - t0, 2)}
         entry |= steady(lambda batch, e=embedder: e.embed(batch, "query"))  # type: ignore[misc]
         entry["texts_per_s_batch32"] = round(32 / entry["batch32_ms"] * 1000, 1)
+        entry["new_shapes"] = new_shapes_ms(embedder)
         entry["passages"] = passages_ms(embedder)
         big_ms = median_ms(lambda e=embedder: e.embed(big, "document"), 3)  # type: ignore[misc]
         entry["texts_per_s_batch512x100"] = round(512 / big_ms * 1000, 1)
