@@ -376,7 +376,9 @@ def new_shapes_ms(embedder: Any) -> list[dict[str, Any]]:
         embedder.embed(batch, "query")
         first = (time.perf_counter() - t0) * 1000
         again = median_ms(lambda batch=batch: embedder.embed(batch, "query"), 5)
-        rows.append({"texts": count, "words": words, "first_ms": round(first, 2), "again_ms": round(again, 2)})
+        rows.append(
+            {"texts": count, "words": words, "first_ms": round(first, 2), "again_ms": round(again, 2)}
+        )
     return rows
 
 
