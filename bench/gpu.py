@@ -375,7 +375,7 @@ def new_shapes_ms(embedder: Any) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         embedder.embed(batch, "query")
         first = (time.perf_counter() - t0) * 1000
-        again = median_ms(lambda batch=batch: embedder.embed(batch, "query"), 5)
+        again = median_ms(partial(embedder.embed, batch, "query"), 5)
         rows.append(
             {"texts": count, "words": words, "first_ms": round(first, 2), "again_ms": round(again, 2)}
         )
