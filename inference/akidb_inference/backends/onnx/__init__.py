@@ -18,6 +18,7 @@ import onnxruntime as ort
 from ...checkpoint import SAFETENSORS_FILES, Checkpoint, ModelLoadError
 from .. import BackendOptions, Device
 from .convert import READY_EXPORTS, graph_file, read_head, ready_export
+from .graph import HEAD_INPUT, OUTPUT, head_model
 from .precision import PRECISIONS
 from .weights import read_safetensors
 
@@ -37,13 +38,13 @@ class ONNXBackend:
     def __init__(
         self,
         session: ort.InferenceSession,
-        head: list[np.ndarray],
+        head: ort.InferenceSession | None,
         dimension: int,
         device: str,
         precision: str,
     ) -> None:
         self._session = session
-        self._head = [np.ascontiguousarray(weight.T) for weight in head]
+        self._head = head
         self._dimension = dimension
         self._inputs = {value.name: value for value in session.get_inputs()}
         self._output = _hidden_output(session)
@@ -88,7 +89,12 @@ class ONNXBackend:
             session = ort.InferenceSession(str(path), session_options, providers=providers)
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ModelLoadError(f"ONNX Runtime cannot load {path}: {error}") from error
-        return cls(session, head, dimension, _device_name(session.get_providers(), device), chosen)
+        head_session = None
+        if head:
+            head_session = ort.InferenceSession(
+                head_model(head).SerializeToString(), session_options, providers=providers
+            )
+        return cls(session, head_session, dimension, _device_name(session.get_providers(), device), chosen)
 
     @property
     def dimension(self) -> int:
@@ -105,8 +111,10 @@ class ONNXBackend:
         return hidden.astype(np.float32, copy=False)
 
     def project(self, pooled: np.ndarray) -> np.ndarray:
-        for weight in self._head:
-            pooled = pooled @ weight
+        if self._head is not None:
+            feeds = {HEAD_INPUT: np.ascontiguousarray(pooled, dtype=np.float32)}
+            projected: np.ndarray = self._head.run([OUTPUT], feeds)[0]
+            return projected
         return pooled.astype(np.float32, copy=False)
 
 
