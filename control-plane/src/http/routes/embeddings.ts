@@ -159,9 +159,6 @@ function validate(
 
 /** base64 of the vector's little-endian float32 bytes (OpenAI's `encoding_format: base64`). */
 function toBase64(vector: Float32Array): string {
-  const bytes = Buffer.alloc(vector.length * 4);
-  vector.forEach((value, i) => {
-    bytes.writeFloatLE(value, i * 4);
-  });
-  return bytes.toString("base64");
+  // The vector's own bytes, not a copy: every supported CPU is little-endian (as in decodeVector).
+  return Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString("base64");
 }
