@@ -2,9 +2,11 @@
 // M 16, ef_construction 128, k 10), the QPS and recall@10 of
 //   * hnswlib (bench/collections_search_hnswlib.py, in-process, 1 thread),
 //   * usearch alone (`Index.search` on an index of the same vectors, no AkiDB code),
+//   * AkiDB's HNSW addon alone (control-plane/native, `HnswIndex.search`, f32 and f16),
 //   * the AkiDB engine (`LocalCollectionStore.search`, one query per call, f32 and f16 indexes: what
 //     the store's thread runs for a search request, without HTTP and the hop to that thread).
-// Every QPS is the best of --passes passes (the machine is shared).
+// Every QPS is the best of --passes passes (the machine is shared). Each graph's build rate (2
+// threads, batches of 1000) is recorded beside it.
 //
 //   node bench/collections_search.ts [--n 100000] [--dim 384] [--queries 500] [--passes 3]
 //                                    [--python .tools/bench-peers/bin/python] [--render]
@@ -13,6 +15,7 @@
 // docs/benchmarks.md (--render rewrites the section from the results).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -24,10 +27,36 @@ const RESULTS = path.join(ROOT, "bench", "results", "collections-search.json");
 const DOCS = path.join(ROOT, "docs", "benchmarks.md");
 const TITLE = "## Collections search: where the time goes (`bench/collections_search.ts`)";
 const K = 10;
-const EFS = [16, 32, 64, 128];
+const EFS = [10, 16, 32, 64, 128];
 const BATCH = 1000;
 const INDEX = { M: 16, ef_construction: 128, ef_search: 64 };
 const QUANTIZATIONS = ["f32", "f16"] as const;
+const BUILD_THREADS = 2;
+
+/** The addon's surface this bench uses (control-plane/native/addon.cc). */
+interface HnswIndex {
+  addMany(keys: Float64Array, vectors: Float32Array, threads: number): number;
+  search(
+    query: Float32Array,
+    k: number,
+    ef: number,
+    filter: Uint8Array | null,
+    outKeys: Float64Array,
+    outDistances: Float32Array,
+  ): number;
+}
+const addon = createRequire(import.meta.url)(
+  path.join(import.meta.dirname, "..", "control-plane", "native", "build", "akidb_hnsw.node"),
+) as {
+  HnswIndex: new (options: {
+    dimensions: number;
+    metric: string;
+    scalar: string;
+    M: number;
+    efConstruction: number;
+  }) => HnswIndex;
+  simd: string;
+};
 
 const { values: args } = parseArgs({
   options: {
@@ -54,7 +83,11 @@ interface Results {
   loadavg: { before: number[]; after: number[] };
   hnswlib: Point[];
   usearch: Point[];
+  addon: Record<(typeof QUANTIZATIONS)[number], Point[]>;
   engine: Record<(typeof QUANTIZATIONS)[number], Point[]>;
+  /** Vectors inserted per second on BUILD_THREADS threads, batches of BATCH, by each graph alone. */
+  build: { hnswlib: number; usearch: number; addon: Record<(typeof QUANTIZATIONS)[number], number> };
+  simd: string;
 }
 
 const log = (message: string) => console.error(`[bench] ${message}`);
@@ -140,6 +173,40 @@ async function sweeps(work: string, queries: Float32Array, truth: number[][]) {
   return { usearch, engine };
 }
 
+/** The addon's graphs built alone from `base`, their build rates, and their sweeps. */
+async function addonSweeps(base: Float32Array, queries: Float32Array, truth: number[][]) {
+  const points = {} as Results["addon"];
+  const build = {} as Results["build"]["addon"];
+  const keys = Float64Array.from({ length: n }, (_, i) => i);
+  const outKeys = new Float64Array(K);
+  const outDistances = new Float32Array(K);
+  for (const scalar of QUANTIZATIONS) {
+    const index = new addon.HnswIndex({
+      dimensions: dim,
+      metric: "ip",
+      scalar,
+      M: INDEX.M,
+      efConstruction: INDEX.ef_construction,
+    });
+    const started = performance.now();
+    for (let start = 0; start < n; start += BATCH) {
+      const end = Math.min(n, start + BATCH);
+      index.addMany(keys.subarray(start, end), base.subarray(start * dim, end * dim), BUILD_THREADS);
+    }
+    build[scalar] = Math.round(n / ((performance.now() - started) / 1000));
+    points[scalar] = [];
+    for (const ef of EFS) {
+      points[scalar].push(
+        await sweepPoint(ef, truth, (i) => {
+          const found = index.search(row(queries, dim, i), K, ef, null, outKeys, outDistances);
+          return Array.from(outKeys.subarray(0, found));
+        }),
+      );
+    }
+  }
+  return { points, build };
+}
+
 async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   const work = mkdtempSync(path.join(os.tmpdir(), "akidb-search-bench-"));
@@ -180,12 +247,17 @@ async function main(): Promise<void> {
       expansion_search: 1,
       multi: false,
     });
-    raw.add(
-      BigUint64Array.from({ length: n }, (_, i) => BigInt(i)),
-      base,
-      2,
-    );
+    const allKeys = BigUint64Array.from({ length: n }, (_, i) => BigInt(i));
+    const usearchStarted = performance.now();
+    for (let start = 0; start < n; start += BATCH) {
+      const end = Math.min(n, start + BATCH);
+      raw.add(allKeys.subarray(start, end), base.subarray(start * dim, end * dim), BUILD_THREADS);
+    }
+    const usearchBuild = Math.round(n / ((performance.now() - usearchStarted) / 1000));
     raw.save(path.join(work, "raw.usearch"));
+    log(`building the addon's f32 and f16 graphs of ${n} x ${dim} (${addon.simd} kernels)`);
+    const addonResults = await addonSweeps(base, queries, plain);
+    log(`addon alone: ${JSON.stringify(addonResults)}`);
 
     const { usearch, engine } = await sweeps(work, queries, plain);
     log(`usearch alone: ${JSON.stringify(usearch)}; engine: ${JSON.stringify(engine)}`);
@@ -203,8 +275,9 @@ async function main(): Promise<void> {
       { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
     );
     if (peer.status !== 0) throw new Error(`collections_search_hnswlib.py exited ${peer.status}`);
-    const hnswlib = (JSON.parse(peer.stdout) as { search: Point[] }).search;
-    log(`hnswlib: ${JSON.stringify(hnswlib)}`);
+    const peerResults = JSON.parse(peer.stdout) as { search: Point[]; build: number };
+    const hnswlib = peerResults.search;
+    log(`hnswlib: ${JSON.stringify(peerResults)}`);
 
     const results: Results = {
       machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? "unknown" },
@@ -215,7 +288,10 @@ async function main(): Promise<void> {
       loadavg: { before: loadBefore, after: os.loadavg() },
       hnswlib,
       usearch,
+      addon: addonResults.points,
       engine,
+      build: { hnswlib: peerResults.build, usearch: usearchBuild, addon: addonResults.build },
+      simd: addon.simd,
     };
     writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
     render(results);
@@ -233,6 +309,8 @@ function render(r: Results): void {
   const columns: Array<[string, Point[]]> = [
     ["hnswlib", r.hnswlib],
     ["usearch alone (f32)", r.usearch],
+    ["AkiDB HNSW addon alone, f32", r.addon.f32],
+    ["AkiDB HNSW addon alone, f16", r.addon.f16],
     ["AkiDB engine, f32 index", r.engine.f32],
     ["AkiDB engine, f16 index", r.engine.f16],
   ];
@@ -243,6 +321,9 @@ function render(r: Results): void {
     `(${r.machine.cpu}; load average (1, 5, 15 min) ${load(r.loadavg.before)} before, ${load(r.loadavg.after)} after: shared with other work).`,
     `Each QPS is the best of ${r.passes} passes over the queries; usearch's npm prebuilt binary. Re-run:`,
     "`node bench/collections_search.ts --python <venv with hnswlib>`.",
+    "",
+    `Build rate alone (${BUILD_THREADS} threads, batches of ${BATCH}): hnswlib ${r.build.hnswlib}/s, usearch ${r.build.usearch}/s,`,
+    `AkiDB HNSW addon ${r.build.addon.f32}/s (f32), ${r.build.addon.f16}/s (f16); the addon's distance kernels: ${r.simd}.`,
     "",
     "QPS / recall@10 by ef:",
     "",
@@ -262,7 +343,7 @@ function render(r: Results): void {
     const end = docs.indexOf("\n## ", start + 3);
     const old = docs.slice(start, end < 0 ? docs.length : end + 1);
     const kept = old.indexOf("\n### What the numbers say");
-    if (kept >= 0) reading = `\n${old.slice(kept).trimEnd()}\n`;
+    if (kept >= 0) reading = `${old.slice(kept).trimEnd()}\n`;
     updated = `${docs.slice(0, start)}${TITLE}\n\n${table}\n${reading}${end < 0 ? "" : `\n${docs.slice(end + 1)}`}`;
   }
   writeFileSync(DOCS, updated);
