@@ -7,6 +7,7 @@ Nothing here knows HTTP; failures are the `errors.ApiError` kinds the handlers' 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -14,7 +15,7 @@ from typing import Literal
 from .architectures import describe_sizes
 from .engine import Embedder, Encoded, InputTooLong, NonFiniteEmbedding, check_not_truncated
 from .errors import InvalidInput, InvalidOutput, Overloaded, TooLarge
-from .logs import log
+from .logs import log, record_stage
 from .schemas import EmbeddingRequest, render_embeddings
 from .settings import Settings
 from .worker import ModelWorker
@@ -54,7 +55,9 @@ async def prepare_embeddings(
             param="dimensions",
         )
     # Only the tokenizer is read, so a batch computing on the model thread does not hold this up.
+    started = time.perf_counter()
     encoded = await asyncio.to_thread(embedder.tokenize, request.input, request.input_type)
+    record_stage("tokenize_ms", time.perf_counter() - started)
     if not request.truncate:
         try:
             check_not_truncated(encoded, info.max_tokens)

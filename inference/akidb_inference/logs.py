@@ -14,6 +14,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+stage_ms: ContextVar[dict[str, float] | None] = ContextVar("stage_ms", default=None)
+"""The current request's time per stage (`tokenize_ms`, `queue_ms`, `model_ms`), filled as it runs
+and written on its "request" line (as TEI logs tokenization, queue and inference time): where a
+request's time goes beyond the model is read from the log, on any machine."""
+
+
+def record_stage(name: str, seconds: float) -> None:
+    """Adds `seconds` to stage `name` of the current request (nothing outside a request)."""
+    stages = stage_ms.get()
+    if stages is not None:
+        stages[name] = round(stages.get(name, 0.0) + seconds * 1000, 2)
+
+
 """The id of the request being served, or None outside a request."""
 
 log = logging.getLogger("akidb_inference")

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import InternalError, Unauthorized, body_too_large, error_response
-from .logs import log, request_id
+from .logs import log, request_id, stage_ms
 
 UNAUTHENTICATED_PATHS = frozenset({"/health"})
 """Readiness is polled before the client has anything to prove; it reveals no data."""
@@ -57,6 +57,7 @@ class RequestContext:
             proof = identity_proof(self._token, challenge)
             extra_headers.append((PROOF_HEADER.encode(), proof.encode()))
         context = request_id.set(rid)
+        stages = stage_ms.set({})
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -110,8 +111,10 @@ class RequestContext:
                     "path": scope["path"],
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    **(stage_ms.get() or {}),
                 },
             )
+            stage_ms.reset(stages)
             request_id.reset(context)
 
     def _authorized(self, path: str, headers: Headers) -> bool:

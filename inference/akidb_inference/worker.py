@@ -21,7 +21,7 @@ import psutil
 
 from .download import ModelSourceError
 from .engine import BackendOptions, Device, Embedder, ModelLoadError, load_embedder
-from .logs import log
+from .logs import log, record_stage
 
 Status = Literal["loading", "ready", "failed"]
 T = TypeVar("T")
@@ -71,11 +71,22 @@ class ModelWorker:
         """Run `job` on the worker thread after the jobs before it. The caller checks `model` first."""
         model = self.model
         assert model is not None, "run() before the model is ready"
-        # The copied context carries the request id into the worker thread's log lines.
+        # The copied context carries the request id into the worker thread's log lines, and its
+        # stage times out of it (the same dict).
         context = contextvars.copy_context()
+        submitted = time.perf_counter()
+
+        def timed() -> T:
+            started = time.perf_counter()
+            record_stage("queue_ms", started - submitted)
+            try:
+                return job(model.embedder)
+            finally:
+                record_stage("model_ms", time.perf_counter() - started)
+
         self.pending += 1
         try:
-            return await asyncio.wrap_future(self._submit(lambda: context.run(job, model.embedder)))
+            return await asyncio.wrap_future(self._submit(lambda: context.run(timed)))
         finally:
             self.pending -= 1
 

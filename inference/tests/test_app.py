@@ -128,6 +128,18 @@ def test_each_request_writes_one_log_line_with_its_id(
         "status": 200,
     }
     assert line["duration_ms"] >= 0
+    # Where the time went: each stage is part of the whole.
+    stages = [line["tokenize_ms"], line["queue_ms"], line["model_ms"]]
+    assert all(stage >= 0 for stage in stages) and sum(stages) <= line["duration_ms"]
+
+
+def test_a_request_without_model_work_logs_no_stages(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="akidb_inference")
+    client.get("/v1/models", headers=AUTH)
+    [line] = [r.__dict__ for r in caplog.records if r.msg == "request"]
+    assert not {"tokenize_ms", "queue_ms", "model_ms"} & line.keys()
 
 
 def test_an_unknown_path_is_404_listing_the_routes(client: TestClient) -> None:
