@@ -111,8 +111,14 @@ class Hnsw {
     dead_.resize(n);
     upper_.resize(n, nullptr);
     std::unique_ptr<std::atomic<uint8_t>[]> locks(new std::atomic<uint8_t>[n]);
-    for (size_t i = 0; i < n; i++) locks[i].store(0, std::memory_order_relaxed);
+    std::unique_ptr<std::atomic<uint8_t>[]> ready(new std::atomic<uint8_t>[n]);
+    const size_t have = count_.load();
+    for (size_t i = 0; i < n; i++) {
+      locks[i].store(0, std::memory_order_relaxed);
+      ready[i].store(i < have && ready_ ? ready_[i].load(std::memory_order_relaxed) : 0, std::memory_order_relaxed);
+    }
     locks_ = std::move(locks);
+    ready_ = std::move(ready);
     capacity_ = n;
     lookup_.reserve(n);
   }
@@ -146,6 +152,7 @@ class Hnsw {
       if (!upper_[id]) throw std::bad_alloc();
     }
     link(id, level);
+    ready_[id].store(1, std::memory_order_release);
     return true;
   }
 
@@ -296,6 +303,7 @@ class Hnsw {
         throw std::runtime_error("inconsistent HNSW file: duplicate key");
     }
     if (n > 0 && index->levels_[h.entry] != h.max_level) throw std::runtime_error("inconsistent HNSW file: entry");
+    for (size_t i = 0; i < n; i++) index->ready_[i].store(1, std::memory_order_relaxed);
     index->count_.store(static_cast<uint32_t>(n));
     index->max_level_ = n > 0 ? h.max_level : -1;
     index->entry_ = h.entry;
@@ -407,6 +415,8 @@ class Hnsw {
     }
   }
 
+  bool ready(uint32_t id) const { return ready_[id].load(std::memory_order_acquire) != 0; }
+
   void lock(uint32_t id) const {
     while (locks_[id].exchange(1, std::memory_order_acquire)) {
       while (locks_[id].load(std::memory_order_relaxed)) std::this_thread::yield();
@@ -467,7 +477,7 @@ class Hnsw {
       unlock(current.second);
       for (uint32_t i = 0; i < size; i++) {
         const uint32_t next = list[i];
-        if (!seen.visit(next)) continue;
+        if (!seen.visit(next) || !ready(next)) continue;
         const float d = distance(q, next);
         if (top.size() < ef || d < top.top().first) {
           frontier.emplace(d, next);
@@ -578,6 +588,7 @@ class Hnsw {
         std::memcpy(list.data(), src + 1, size * sizeof(uint32_t));
         unlock(current);
         for (uint32_t i = 0; i < size; i++) {
+          if (!ready(list[i])) continue;
           const float d = distance(q, list[i]);
           if (d < best) {
             best = d;
@@ -654,6 +665,13 @@ class Hnsw {
   std::vector<uint8_t> dead_;
   std::vector<char*> upper_;
   std::unique_ptr<std::atomic<uint8_t>[]> locks_;
+  /**
+   * Set once a node's insert has finished (all its levels linked). Inserts skip nodes still being
+   * inserted: starting a level's search from one whose links at that level are not written yet
+   * would see an empty list and link the new node to almost nothing, and linking to one would race
+   * with it writing its own lists.
+   */
+  std::unique_ptr<std::atomic<uint8_t>[]> ready_;
   size_t dead_count_ = 0;
 
   std::unordered_map<uint64_t, uint32_t> lookup_;

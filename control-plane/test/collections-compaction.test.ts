@@ -1,8 +1,9 @@
 // Updates and deletes leave dead nodes in a collection's graph (a removal would strand live nodes);
 // once they reach `compactDeadRatio` the graph is rebuilt from the live vectors and snapshotted.
-import { mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { crc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { DATABASE_FILE } from "../src/collections/database.ts";
 import type { LocalCollectionStore, StoreLogger } from "../src/collections/local-store.ts";
@@ -189,14 +190,15 @@ describe("compaction of dead nodes", () => {
       index: { M: 8, ef_construction: 64, ef_search: 32 },
       model: null,
     };
-    // A valid snapshot of it, which must not be loaded (it could hold slots freed by usearch's remove).
+    // A valid snapshot of it, which must not be loaded (it could hold slots freed by usearch's remove,
+    // the index of that time).
     const snapshot = new VectorIndex(spec as CollectionSpec);
     snapshot.addMany(
       [0, 1, 2].map((key) => ({ key, vector: new Float32Array([key, 0]) })),
       1,
     );
     mkdirSync(path.join(data.dir, "indexes"));
-    const { checksum } = await snapshot.saveAtomically(path.join(data.dir, "indexes", "id1.usearch"));
+    const { checksum } = await snapshot.saveAtomically(path.join(data.dir, "indexes", "id1.hnsw"));
     old
       .prepare(
         "INSERT INTO collections (id, name, spec, created_at, next_key, snapshot_checksum) VALUES ('id1', 'c', ?, '2026-11-30T00:00:00Z', 3, ?)",
@@ -231,5 +233,63 @@ describe("compaction of dead nodes", () => {
     expect(hits).toEqual([{ id: "z", score: 0 }]);
     await store.close();
     data.remove();
+  });
+
+  // Snapshots from before the index was AkiDB's own addon are usearch files (`<id>.usearch`, and a
+  // format the addon refuses): the collection is rebuilt from its stored vectors, never refused.
+  it("starts from a data directory with usearch snapshots, rebuilding them from the stored vectors", async () => {
+    const fixture = path.join(import.meta.dirname, "fixtures", "usearch-2.26-snapshot.usearch");
+    const checksum = `${crc32(readFileSync(fixture)).toString(16).padStart(8, "0")}:${readFileSync(fixture).length}`;
+    for (const name of ["usearch", "hnsw"] as const) {
+      const data = tempDataDir();
+      const log = recorder();
+      let store = await open(data.dir, log.logger);
+      await store.create({
+        name: "c",
+        dimension: 2,
+        metric: "l2",
+        quantization: "f32",
+        index: { M: 8, ef_construction: 64, ef_search: 32 },
+        model: null,
+      });
+      await store.upsert(
+        "c",
+        ["a", "b", "z"].map((id, i) => ({
+          id,
+          vector: new Float32Array([i, 1]),
+          text: null,
+          metadata: null,
+        })),
+      );
+      await store.close();
+      const indexes = path.join(data.dir, "indexes");
+      const [snapshot] = readdirSync(indexes);
+      const id = snapshot!.replace(/\.hnsw$/, "");
+      // As the usearch version left it: its file (by name, or only by content) and its checksum.
+      rmSync(path.join(indexes, snapshot!));
+      copyFileSync(fixture, path.join(indexes, `${id}.${name}`));
+      const db = new DatabaseSync(path.join(data.dir, DATABASE_FILE));
+      db.prepare("UPDATE collections SET snapshot_checksum = ? WHERE id = ?").run(checksum, id);
+      db.close();
+      store = await open(data.dir, log.logger);
+      expect(log.loads.at(-1)).toMatchObject({
+        index: "rebuilt (snapshot missing or damaged)",
+        documents: 3,
+      });
+      const [hits] = await store.search("c", [
+        { vector: new Float32Array([2, 1]), k: 3, include: { vector: false, text: false, metadata: false } },
+      ]);
+      expect(hits).toEqual([
+        { id: "z", score: 0 },
+        { id: "b", score: 1 },
+        { id: "a", score: 2 },
+      ]);
+      expect(existsSync(path.join(indexes, `${id}.usearch`))).toBe(false);
+      await store.close();
+      store = await open(data.dir, log.logger);
+      expect(log.loads.at(-1)).toMatchObject({ index: "snapshot", documents: 3 });
+      await store.close();
+      data.remove();
+    }
   });
 });

@@ -1,4 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { crc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
+import { keyBits } from "../src/collections/live-keys.ts";
 import type { CollectionSpec } from "../src/collections/types.ts";
 import { exactScore, VectorIndex } from "../src/collections/vector-index.ts";
 
@@ -24,7 +29,7 @@ function generator(seed: number) {
 }
 
 describe("VectorIndex", () => {
-  it("ranks and scores cosine by the angle, not the length (vectors are normalised for usearch's ip)", () => {
+  it("ranks and scores cosine by the angle, not the length (vectors are normalised for the index's ip)", () => {
     for (const quantization of ["f32", "f16", "i8"] as const) {
       const index = new VectorIndex(spec({ quantization }));
       const near = new Float32Array([1, 0]);
@@ -96,9 +101,9 @@ describe("VectorIndex", () => {
     expect(index.search(new Float32Array([13, 0]), 10, 1, () => true)).toEqual([{ key: 3, score: 0 }]);
   });
 
-  // usearch reserves per-thread state only when an add grows the index, for that add's threads: a
-  // single-vector add that grew it on one thread made the next threaded batch fail ("Reserve
-  // capacity ahead of insertions!"), as a compaction's new graph did in the crash test.
+  // usearch (the index before the addon) reserved per-thread state only when an add grew the
+  // index: a single-vector add that grew it made the next threaded batch fail, as a compaction's
+  // new graph did in the crash test. Kept: growth between threaded batches.
   it("takes a threaded batch after a single add grew the index", () => {
     const dim = 16;
     const random = generator(5);
@@ -154,10 +159,11 @@ describe("VectorIndex", () => {
     expect(missed).toBe(0);
   }, 30_000);
 
-  // usearch issue #735: concurrent inserts can leave a node no search reaches. Four threads insert
+  // usearch issue #735 (the index before the addon): concurrent inserts could leave a node no search
+  // reaches. Four threads insert
   // batches of 64 (as the store does); recall and the nodes found by their own vector must match a
   // build that inserts one vector at a time.
-  it("keeps recall and reachability after threaded inserts (usearch #735)", () => {
+  it("keeps recall and reachability after threaded inserts (no usearch #735)", () => {
     const n = 4000;
     const dim = 24;
     const random = generator(11);
@@ -193,5 +199,78 @@ describe("VectorIndex", () => {
     expect(together.recall).toBeGreaterThanOrEqual(0.95);
     expect(together.recall).toBeGreaterThanOrEqual(alone.recall - 0.02);
     expect(together.unreachable).toBeLessThanOrEqual(alone.unreachable);
+  });
+
+  // The beam holds admitted keys only: with 2% of the keys admitted, a beam of 32 still returns
+  // k admitted hits at full recall, where a beam that kept every node would hold ~0.6 of them.
+  it("fills its beam with admitted keys only, so a bitset of live or matching keys needs no oversampling", () => {
+    const n = 3000;
+    const dim = 16;
+    const random = generator(3);
+    const index = new VectorIndex(
+      spec({ dimension: dim, metric: "l2", index: { M: 8, ef_construction: 64, ef_search: 32 } }),
+    );
+    const vectors = Array.from({ length: n }, () => Float32Array.from({ length: dim }, random));
+    for (let start = 0; start < n; start += 64) {
+      index.addMany(
+        vectors.slice(start, start + 64).map((vector, i) => ({ key: start + i, vector })),
+        2,
+      );
+    }
+    const admitted = new Set(Array.from({ length: n / 50 }, (_, i) => i * 50 + 7));
+    const bits = keyBits(admitted);
+    let hits = 0;
+    for (let q = 0; q < 50; q++) {
+      const query = Float32Array.from({ length: dim }, random);
+      const exact = [...admitted]
+        .map((key) => ({ key, score: exactScore("l2", query, vectors[key]!) }))
+        .sort((a, b) => a.score - b.score)
+        .slice(0, 10)
+        .map((hit) => hit.key);
+      const found = index.search(query, 32, 10, () => true, bits);
+      expect(found).toHaveLength(10);
+      expect(found.every((hit) => admitted.has(hit.key))).toBe(true);
+      const keys = new Set(found.map((hit) => hit.key));
+      hits += exact.filter((key) => keys.has(key)).length;
+    }
+    expect(hits / 500).toBeGreaterThanOrEqual(0.95);
+  });
+
+  it("loads what it saved (same hits), and nothing from a damaged file, another format or another spec", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "akidb-index-"));
+    try {
+      for (const quantization of ["f32", "f16", "i8"] as const) {
+        const dim = 12;
+        const random = generator(9);
+        const indexSpec = spec({ dimension: dim, quantization });
+        const index = new VectorIndex(indexSpec);
+        const vectors = Array.from({ length: 500 }, () => Float32Array.from({ length: dim }, random));
+        index.addMany(
+          vectors.map((vector, key) => ({ key: key * 3, vector })),
+          2,
+        );
+        const file = path.join(dir, `${quantization}.hnsw`);
+        const { checksum } = await index.saveAtomically(file);
+        const loaded = VectorIndex.load(indexSpec, file, checksum);
+        expect(loaded?.size).toBe(500);
+        for (const query of vectors.slice(0, 20)) {
+          expect(loaded!.search(query, 32, 5, () => true)).toEqual(index.search(query, 32, 5, () => true));
+        }
+        expect(VectorIndex.load(spec({ dimension: dim + 1, quantization }), file, checksum)).toBeNull();
+        expect(
+          VectorIndex.load(spec({ dimension: dim, quantization, metric: "l2" }), file, checksum),
+        ).toBeNull();
+        expect(VectorIndex.load(indexSpec, file, "00000000:1")).toBeNull();
+      }
+      // A checksum that matches proves nothing about the format: a foreign file is refused.
+      const foreign = Buffer.from("not an index at all, but long enough to hold a header of sixty bytes");
+      writeFileSync(path.join(dir, "foreign.hnsw"), foreign);
+      const foreignChecksum = `${crc32(foreign).toString(16).padStart(8, "0")}:${foreign.length}`;
+      expect(VectorIndex.load(spec(), path.join(dir, "foreign.hnsw"), foreignChecksum)).toBeNull();
+      const empty = await new VectorIndex(spec()).saveAtomically(path.join(dir, "empty.hnsw"));
+      expect(VectorIndex.load(spec(), path.join(dir, "empty.hnsw"), empty.checksum)?.size).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

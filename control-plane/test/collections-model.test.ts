@@ -262,7 +262,7 @@ class RestartCommand implements fc.AsyncCommand<Model, Real> {
     if (this.how === "clean") await r.store.close();
     else await r.store.abandon();
     const indexes = path.join(r.dataDir, "indexes");
-    const files = readdirSync(indexes).filter((f) => f.endsWith(".usearch"));
+    const files = readdirSync(indexes).filter((f) => f.endsWith(".hnsw"));
     for (const file of files) {
       if (this.how === "damaged-snapshot") writeFileSync(path.join(indexes, file), "not an index");
       if (this.how === "missing-snapshot") rmSync(path.join(indexes, file));

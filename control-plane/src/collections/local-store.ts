@@ -18,6 +18,7 @@ import type {
   StoredDocument,
   UpsertResult,
 } from "./types.ts";
+import { keyBits, LiveKeys } from "./live-keys.ts";
 import { better, exactScore, VectorIndex } from "./vector-index.ts";
 
 /** Where the store reports loads and snapshots (a pino logger fits; the worker thread forwards to one). */
@@ -43,7 +44,7 @@ export interface LocalStoreOptions {
 }
 
 /**
- * Index changes applied between two yields to the event loop (a usearch add is synchronous, and
+ * Index changes applied between two yields to the event loop (an index add is synchronous, and
  * searches wait behind it): with one insert thread, few; with several, enough to keep them busy.
  */
 const APPLY_CHUNK = 8;
@@ -60,6 +61,18 @@ const SNAPSHOT_IDLE_MS = 1000;
 export const SNAPSHOT_FORCE_FACTOR = 8;
 /** Filters whose matching documents are remembered per collection (until the next write to it). */
 const FILTER_CACHE_SIZE = 16;
+/** The bitset of a cached filter's matching keys, made once per key set (see `#matchingKeys`). */
+const matchingBitsCache = new WeakMap<Set<number>, Uint8Array>();
+
+function matchingBits(keys: Set<number>): Uint8Array {
+  let bits = matchingBitsCache.get(keys);
+  if (!bits) {
+    bits = keyBits(keys);
+    matchingBitsCache.set(keys, bits);
+  }
+  return bits;
+}
+
 /** `compactDeadRatio` when none is given (the config's default). */
 const DEFAULT_COMPACT_DEAD_RATIO = 0.3;
 /** How long a compaction inserts before it yields to the event loop (writes and searches go on meanwhile). */
@@ -103,7 +116,7 @@ interface Collection {
   spec: CollectionSpec;
   createdAt: string;
   docs: Map<string, DocumentHead>;
-  idByKey: Map<number, string>;
+  idByKey: LiveKeys;
   index: VectorIndex;
   /** The rebuild of `index` under way, if any. */
   compaction: Compaction | null;
@@ -136,7 +149,7 @@ interface PendingOperation {
 }
 
 /**
- * Collections in this process: each an HNSW index in RAM (usearch) over documents kept in SQLite.
+ * Collections in this process: each an HNSW index in RAM (control-plane/native) over documents kept in SQLite.
  *
  * Writes: operations wait in a queue that is flushed on the next turn of the event loop, so
  * concurrent requests share one transaction (group commit: one fsync for all of them). The flush
@@ -145,9 +158,9 @@ interface PendingOperation {
  * loop. A request resolves once its transaction committed and its changes are in the index.
  *
  * Updates and deletes: every upserted document gets a new key, and its previous key (like a
- * deleted document's) stays in the graph as a dead node that searches pass through and skip
- * (oversampling by the dead share so results stay `k` deep): usearch's `remove` would strand live
- * nodes (see `VectorIndex.add`). Once dead nodes reach `compactDeadRatio` of the graph, it is
+ * deleted document's) stays in the graph as a dead node that searches pass through without
+ * giving it a place in the beam (the live keys' bitset): removing nodes from a graph strands live
+ * ones (see `VectorIndex.add`). Once dead nodes reach `compactDeadRatio` of the graph, it is
  * rebuilt from the live vectors beside the serving one, in slices that yield, and swapped in and
  * snapshotted, so RAM and the snapshot shrink back (`#compact`).
  *
@@ -172,6 +185,7 @@ export class LocalCollectionStore implements CollectionStore {
     this.#options = options;
     this.#snapshotDir = join(options.dataDir, "indexes");
     mkdirSync(this.#snapshotDir, { recursive: true });
+    VectorIndex.removeOldSnapshots(this.#snapshotDir);
   }
 
   /** Opens `dataDir` (refusing one another server holds) and loads every collection. */
@@ -189,7 +203,7 @@ export class LocalCollectionStore implements CollectionStore {
   async #load(row: ReturnType<Database["collections"]>[number]): Promise<void> {
     const started = performance.now();
     const docs = new Map<string, DocumentHead>();
-    const idByKey = new Map<number, string>();
+    const idByKey = new LiveKeys();
     this.#db.forEachHead(row.id, (id, key, position, metadata) => {
       docs.set(id, { key, position, metadata });
       idByKey.set(key, id);
@@ -267,7 +281,7 @@ export class LocalCollectionStore implements CollectionStore {
   }
 
   #snapshotPath(id: string): string {
-    return join(this.#snapshotDir, `${id}.usearch`);
+    return join(this.#snapshotDir, `${id}.hnsw`);
   }
 
   #resolve(nameOrId: string): Collection {
@@ -309,7 +323,7 @@ export class LocalCollectionStore implements CollectionStore {
       spec,
       createdAt,
       docs: new Map(),
-      idByKey: new Map(),
+      idByKey: new LiveKeys(),
       index: new VectorIndex(spec),
       compaction: null,
       nextKey: 0,
@@ -692,7 +706,7 @@ export class LocalCollectionStore implements CollectionStore {
 
   /**
    * A filter with few matches is searched exactly over them (the graph would rarely reach them); one
-   * with many searches the graph for k / selectivity candidates, doubling until k pass the filter.
+   * with many searches the graph with the matching keys' bitset, which the walk fills its beam from.
    */
   #filteredSearch(
     collection: Collection,
@@ -711,12 +725,9 @@ export class LocalCollectionStore implements CollectionStore {
       );
       return scored.slice(0, query.k);
     }
-    const selectivity = matching.size / collection.docs.size;
-    const wanted = Math.min(query.k, matching.size);
-    for (let candidates = Math.ceil((query.k / selectivity) * 2); ; candidates *= 2) {
-      const hits = this.#indexSearch(collection, query, candidates, (key) => matching.has(key));
-      if (hits.length >= wanted || candidates >= collection.index.size) return hits.slice(0, query.k);
-    }
+    // The graph walk admits only matching keys into its beam (they are live: `#matchingKeys` reads
+    // the heads), so no oversampling by the selectivity is needed.
+    return this.#indexSearch(collection, query, query.k, (key) => matching.has(key), matchingBits(matching));
   }
 
   /** Keys of the documents the filter admits: a scan of the metadata in RAM, remembered until the next write. */
@@ -737,28 +748,25 @@ export class LocalCollectionStore implements CollectionStore {
   }
 
   /**
-   * The graph's nearest live keys that `keep` admits. Dead nodes take their share of any beam, so
-   * the beam grows by nodes / live documents (usearch caps it at the graph's size) to keep about
-   * as many live candidates as asked for.
+   * The graph's nearest live keys that `keep` admits. The walk fills its beam only with keys in
+   * `admitted` (default: the live keys' bitset), so dead nodes cost steps but no places and the
+   * beam needs no widening by nodes / live documents.
    */
   #indexSearch(
     collection: Collection,
     query: SearchQuery,
     candidates: number,
     keep: (key: number) => boolean,
+    admitted: Uint8Array = collection.idByKey.bits,
   ): Array<{ key: number; score: number }> {
-    const nodes = collection.index.size;
-    const live = collection.docs.size;
-    const spread = live > 0 && nodes > live ? nodes / live : 1;
-    const beam = Math.ceil(
-      Math.max(candidates, query.k, query.ef ?? collection.spec.index.ef_search) * spread,
-    );
+    const beam = Math.max(candidates, query.k, query.ef ?? collection.spec.index.ef_search);
     // Dead keys, and keys whose delete is committed but not yet applied, are not in `idByKey`.
     return collection.index.search(
       query.vector,
       beam,
       Math.max(candidates, query.k),
       (key) => collection.idByKey.has(key) && keep(key),
+      admitted,
     );
   }
 

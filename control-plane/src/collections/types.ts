@@ -25,7 +25,7 @@ export interface CollectionInfo extends CollectionSpec {
   id: string;
   /** Live documents. */
   count: number;
-  /** Bytes the vector index holds in RAM (usearch's memory, tombstones included). */
+  /** Bytes the vector index holds in RAM (its graph and vectors, dead nodes included). */
   bytes_in_ram: number;
   /** Bytes of the collection's index snapshot on disk (its rows live in the shared SQLite file). */
   bytes_on_disk: number;
@@ -97,7 +97,7 @@ export interface SearchHit extends StoredDocument {
 }
 
 /**
- * Where collections live. The local store keeps them in this process (usearch in RAM, SQLite on
+ * Where collections live. The local store keeps them in this process (HNSW graphs in RAM, SQLite on
  * disk); a distributed engine (a Qdrant or Milvus cluster) can implement the same interface
  * without touching HTTP (docs/scale-out.md). Collections are addressed by name or id. Errors are
  * AkidbErrors (collection or document not found, name taken); inputs arrive validated.

@@ -1,54 +1,104 @@
-import { closeSync, openSync, readSync, rmSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readSync, rmSync } from "node:fs";
 import { type FileHandle, open, rename } from "node:fs/promises";
-import { availableParallelism } from "node:os";
-import { dirname } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { crc32 } from "node:zlib";
-import { type BatchMatches, Index, type MetricKind, type ScalarKind } from "usearch";
 import type { CollectionSpec, Metric } from "./types.ts";
 
-const BYTES_PER_SCALAR = { f32: 4, f16: 2, i8: 1 } as const;
-/** Beam of the search that checks each vector of a threaded insert is reachable. */
-const SELF_CHECK_BEAM = 16;
 /** Bytes read per step of a snapshot's checksum. */
 const CRC_CHUNK = 1 << 22;
+/** Where scripts/build-native.sh writes the addon (control-plane/native, built at setup). */
+const ADDON_PATH = new URL("../../native/build/akidb_hnsw.node", import.meta.url).pathname;
 
-/**
- * usearch's metric for a collection. Cosine vectors are normalised before they reach the index
- * (the vectors in SQLite stay as given), so cosine is a dot product there: usearch's `cos` kernel
- * computes two norms per distance, `ip` none. i8 keeps `cos`: its integer dot product is not
- * rescaled to [-1, 1]. (A snapshot records its own metric, and usearch's `load` takes it from the
- * file: an index saved as `cos` ranks normalised vectors the same.)
- */
-function usearchMetric(spec: CollectionSpec): MetricKind {
-  if (spec.metric === "l2") return "l2sq" as MetricKind;
-  if (spec.metric === "ip" || spec.quantization !== "i8") return "ip" as MetricKind;
-  return "cos" as MetricKind;
+/** The surface of the HNSW addon (control-plane/native/addon.cc). Keys are integers below 2^53. */
+interface HnswIndex {
+  add(key: number, vector: Float32Array): boolean;
+  addMany(keys: Float64Array, vectors: Float32Array, threads: number): number;
+  /** Writes up to `k` hits, best first, into the out arrays; returns how many. */
+  search(
+    query: Float32Array,
+    k: number,
+    ef: number,
+    admitted: Uint8Array | null,
+    outKeys: Float64Array,
+    outDistances: Float32Array,
+  ): number;
+  contains(key: number): boolean;
+  size(): number;
+  memoryBytes(): number;
+  save(path: string): void;
+  info(): { dimensions: number; metric: string; scalar: string; M: number; efConstruction: number };
+}
+
+interface HnswAddon {
+  HnswIndex: new (options: {
+    dimensions: number;
+    metric: string;
+    scalar: string;
+    M: number;
+    efConstruction: number;
+  }) => HnswIndex;
+  loadIndex(path: string): HnswIndex;
+  /** The distance kernels this CPU runs: avx512, avx2 or portable. */
+  simd: string;
+}
+
+let loadedAddon: HnswAddon | undefined;
+
+function addon(): HnswAddon {
+  if (loadedAddon) return loadedAddon;
+  try {
+    loadedAddon = createRequire(import.meta.url)(ADDON_PATH) as HnswAddon;
+  } catch (error) {
+    throw new Error(
+      `AkiDB's vector index addon could not be loaded from ${ADDON_PATH} (${error instanceof Error ? error.message : String(error)}): ` +
+        "run scripts/setup.sh (or `make serve`), which builds it and needs a C++ compiler",
+    );
+  }
+  return loadedAddon;
+}
+
+/** The distance kernels the index runs on this CPU (`avx512`, `avx2` or `portable`). */
+export function indexKernels(): string {
+  return addon().simd;
 }
 
 /**
- * One HNSW graph in RAM (usearch), keyed by the integer key the store gives each version of a
- * document. Insert-only: a key's node is never removed or replaced (see `add`), so the graph holds
- * the live keys and dead ones, which searches pass through and the caller's `keep` rejects.
+ * The addon's metric for a collection. Cosine vectors are normalised before they reach the index
+ * (the vectors in SQLite stay as given), so cosine is a dot product there; i8 keeps `cos`, the
+ * cosine of the integer vectors (rounding moves their norms off 127).
+ */
+function indexMetric(spec: CollectionSpec): string {
+  if (spec.metric === "l2") return "l2sq";
+  if (spec.metric === "ip" || spec.quantization !== "i8") return "ip";
+  return "cos";
+}
+
+/**
+ * One HNSW graph in RAM (control-plane/native: an addon of our own), keyed by the integer key the
+ * store gives each version of a document. Insert-only: a key's node is never removed or replaced
+ * (see `add`), so the graph holds the live keys and dead ones; a search walks through dead nodes
+ * but, given the live keys' bitset, never spends its beam on them.
  */
 export class VectorIndex {
-  readonly #index: Index;
+  readonly #index: HnswIndex;
   readonly #spec: CollectionSpec;
   readonly #normalize: boolean;
+  #outKeys = new Float64Array(64);
+  #outDistances = new Float32Array(64);
 
-  constructor(spec: CollectionSpec) {
+  constructor(spec: CollectionSpec, loaded?: HnswIndex) {
     this.#spec = spec;
     this.#normalize = spec.metric === "cosine";
-    this.#index = new Index({
-      dimensions: spec.dimension,
-      metric: usearchMetric(spec),
-      quantization: spec.quantization as ScalarKind,
-      connectivity: spec.index.M,
-      expansion_add: spec.index.ef_construction,
-      // usearch's beam is max(this, the results asked for), fixed at construction; 1 lets each
-      // search set it exactly by the number of results it asks for (see `search`).
-      expansion_search: 1,
-      multi: false,
-    });
+    this.#index =
+      loaded ??
+      new (addon().HnswIndex)({
+        dimensions: spec.dimension,
+        metric: indexMetric(spec),
+        scalar: spec.quantization,
+        M: spec.index.M,
+        efConstruction: spec.index.ef_construction,
+      });
   }
 
   /** Nodes in the graph, live and dead. */
@@ -58,64 +108,30 @@ export class VectorIndex {
 
   /**
    * Adds one vector under a key that is not in the graph yet; a key already there is left as it is.
-   * Nothing is ever removed from a live graph: usearch's `remove` frees the node's slot and its next
-   * `add` reuses it, relinking the slot to the new vector, so live nodes that were reached only
-   * through the old node's links become unreachable (measured: 1-4 of ~4000 self-searches missed
-   * after 30 update rounds). The store gives each new version of a document a new key instead and
-   * leaves the old node dead in the graph until compaction rebuilds it.
+   * Nothing is ever removed from a live graph: the store gives each new version of a document a new
+   * key and leaves the old node dead in the graph until compaction rebuilds it (freeing a node's
+   * slot for reuse, as usearch's `remove` did, stranded live nodes reached only through it).
    */
   add(key: number, vector: Float32Array): void {
-    this.#addOne(BigInt(key), this.#prepared(vector), 1);
+    this.#index.add(key, this.#prepared(vector));
   }
 
   /**
-   * usearch's `add` grows the index when it is full, reserving per-thread state for the `threads`
-   * of that call only; a later call on more threads, before the next growth, then fails ("Reserve
-   * capacity ahead of insertions!"). So an add that grows the index reserves for `threads`.
+   * `add` of several vectors (distinct keys), inserted concurrently on `threads` threads (the call
+   * returns when all are in). Each node's neighbour list has its own lock and a node is linked
+   * only after it is complete, so no insert strands another (usearch issue #735 did):
+   * `collections-index.test.ts` checks recall and self-reachability against a one-by-one build.
    */
-  #addOne(key: bigint, prepared: Float32Array, threads: number): void {
-    if (this.#index.contains(key)) return;
-    const grows = this.#index.size() + 1 >= this.#index.capacity();
-    this.#index.add(key, prepared, grows ? threads : 1);
-  }
-
-  /**
-   * `add` of several vectors (distinct keys), inserting them on `threads` threads. usearch's
-   * concurrent insert can strand a node being inserted: stored, but linked from no other node, so
-   * no search reaches it (usearch issue #735; 2-9 of 4000 in our test with 4 threads). So each
-   * batch is searched for its own vectors afterwards (also threaded), and a vector whose search
-   * does not return it is removed and inserted again alone. That one `remove` is safe: no other
-   * slot is ever freed, so the `add` right after it refills the same slot with the same vector;
-   * the links that point at the slot stay valid, and only its own links are rebuilt.
-   * `collections-index.test.ts` checks recall and self-reachability against a single-threaded build.
-   */
-  addMany(entries: Array<{ key: number; vector: Float32Array }>, insertThreads: number): void {
-    // A loaded index has per-thread state for the machine's CPUs only (usearch's `load`): more
-    // threads than that would fail before the next growth, and would not be faster.
-    const threads = Math.min(insertThreads, availableParallelism());
-    const fresh = entries.filter(({ key }) => !this.#index.contains(BigInt(key)));
-    if (threads <= 1 || fresh.length <= 1) {
-      for (const { key, vector } of fresh) this.#addOne(BigInt(key), this.#prepared(vector), threads);
-      return;
-    }
+  addMany(entries: Array<{ key: number; vector: Float32Array }>, threads: number): void {
+    if (entries.length === 0) return;
     const dim = this.#spec.dimension;
-    const keys = new BigUint64Array(fresh.length);
-    const matrix = new Float32Array(fresh.length * dim);
-    fresh.forEach(({ key, vector }, i) => {
-      keys[i] = BigInt(key);
+    const keys = new Float64Array(entries.length);
+    const matrix = new Float32Array(entries.length * dim);
+    entries.forEach(({ key, vector }, i) => {
+      keys[i] = key;
       matrix.set(this.#prepared(vector), i * dim);
     });
-    this.#index.add(keys, matrix, threads);
-    const beam = Math.min(SELF_CHECK_BEAM, this.#index.size());
-    // Several rows: usearch answers a BatchMatches (its typing only knows arrays of vectors).
-    const found = this.#index.search(matrix, beam, threads) as unknown as BatchMatches;
-    for (let i = 0; i < fresh.length; i++) {
-      const hits = found.keys.subarray(i * beam, i * beam + Number(found.counts[i]));
-      if (!hits.includes(keys[i]!)) {
-        this.#index.remove(keys[i]!);
-        this.#addOne(keys[i]!, matrix.subarray(i * dim, (i + 1) * dim), threads);
-      }
-    }
+    this.#index.addMany(keys, matrix, threads);
   }
 
   /** The vector as the index holds it: unit length for cosine (a zero vector stays zero). */
@@ -131,37 +147,50 @@ export class VectorIndex {
   }
 
   /**
-   * The nearest keys with their scores, best first: the graph is searched with a beam of `beam`
-   * (hnswlib's `ef`), and of the keys it returns, the first `limit` that `keep` admits are kept.
+   * The `limit` nearest keys with their scores, best first, searched with a beam of `beam`
+   * (hnswlib's `ef`). When `admitted` is given (a bitset by key: `LiveKeys.bits`, or a filter's
+   * `keyBits`), the graph walk returns only keys it admits and fills its beam with them alone, so
+   * dead nodes and filtered-out ones cost steps but never places; `keep` then checks each hit.
    */
   search(
     vector: Float32Array,
     beam: number,
     limit: number,
     keep: (key: number) => boolean,
+    admitted: Uint8Array | null = null,
   ): Array<{ key: number; score: number }> {
-    const size = this.#index.size();
-    if (size === 0) return [];
-    const found = this.#index.search(this.#prepared(vector), Math.min(Math.max(beam, limit), size), 1);
+    if (this.#index.size() === 0 || limit <= 0) return [];
+    // The whole beam comes back, so `keep` can reject some and `limit` still be met.
+    const width = Math.max(beam, limit);
+    if (this.#outKeys.length < width) {
+      this.#outKeys = new Float64Array(width);
+      this.#outDistances = new Float32Array(width);
+    }
+    const found = this.#index.search(
+      this.#prepared(vector),
+      width,
+      width,
+      admitted,
+      this.#outKeys,
+      this.#outDistances,
+    );
     const hits: Array<{ key: number; score: number }> = [];
-    for (let i = 0; i < found.keys.length && hits.length < limit; i++) {
-      const key = Number(found.keys[i]);
-      if (keep(key)) hits.push({ key, score: scoreOf(this.#spec.metric, found.distances[i]!) });
+    for (let i = 0; i < found && hits.length < limit; i++) {
+      const key = this.#outKeys[i]!;
+      if (keep(key)) hits.push({ key, score: scoreOf(this.#spec.metric, this.#outDistances[i]!) });
     }
     return hits;
   }
 
-  /** An estimate of usearch's RAM: the quantized vectors plus the base layer's links. */
+  /** RAM the graph holds: its node slots (vectors and base-layer links), upper levels and key map. */
   memoryBytes(): number {
-    const perVector =
-      this.#spec.dimension * BYTES_PER_SCALAR[this.#spec.quantization] + this.#spec.index.M * 2 * 4 + 16;
-    return this.#index.capacity() * perVector;
+    return this.#index.memoryBytes();
   }
 
   /**
    * Writes the index to `path` atomically (a temp file, fsync, rename, fsync of the directory) and
    * returns the file's checksum, which `load` checks: a torn or foreign file is never loaded. Only
-   * usearch's `save` holds the event loop (it has no asynchronous form); the fsyncs and the
+   * the addon's `save` holds the event loop (a write of the graph's memory); the fsyncs and the
    * checksum's read-back run on libuv's thread pool.
    */
   async saveAtomically(path: string): Promise<{ checksum: string; bytes: number }> {
@@ -186,7 +215,11 @@ export class VectorIndex {
     return { checksum, bytes };
   }
 
-  /** The index saved at `path`, or null when the file is missing, its checksum differs, or usearch refuses it. */
+  /**
+   * The index saved at `path`, or null when the file is missing, its checksum differs, the addon
+   * refuses it (not its format, e.g. a usearch snapshot from before the addon), or it was built
+   * for other dimensions, metric or quantization.
+   */
   static load(spec: CollectionSpec, path: string, checksum: string): VectorIndex | null {
     let actual: string;
     try {
@@ -195,18 +228,35 @@ export class VectorIndex {
       return null;
     }
     if (actual !== checksum) return null;
-    const index = new VectorIndex(spec);
+    let loaded: HnswIndex;
     try {
-      index.#index.load(path);
+      loaded = addon().loadIndex(path);
     } catch {
       return null;
     }
-    return index.#index.dimensions() === spec.dimension ? index : null;
+    const info = loaded.info();
+    const fits =
+      info.dimensions === spec.dimension &&
+      info.metric === indexMetric(spec) &&
+      info.scalar === spec.quantization &&
+      info.M === spec.index.M;
+    return fits ? new VectorIndex(spec, loaded) : null;
   }
 
   static removeFile(path: string): void {
     rmSync(path, { force: true });
     rmSync(`${path}.tmp`, { force: true });
+  }
+
+  /**
+   * Deletes snapshots of usearch, the index before this one (`<id>.usearch`): the store rebuilds
+   * their collections from the stored vectors, as for any snapshot that does not load.
+   */
+  static removeOldSnapshots(dir: string): void {
+    for (const name of readdirSync(dir)) {
+      if (name.endsWith(".usearch") || name.endsWith(".usearch.tmp"))
+        rmSync(join(dir, name), { force: true });
+    }
   }
 }
 
@@ -245,7 +295,7 @@ function checksumString(crc: number, size: number): string {
   return `${crc.toString(16).padStart(8, "0")}:${size}`;
 }
 
-/** cosine: similarity (the dot product of unit vectors); ip: dot product; l2: Euclidean distance. usearch returns distances. */
+/** cosine: similarity (the dot product of unit vectors); ip: dot product; l2: Euclidean distance. The index returns distances. */
 function scoreOf(metric: Metric, distance: number): number {
   if (metric === "l2") return Math.sqrt(Math.max(0, distance));
   return 1 - distance;

@@ -62,7 +62,7 @@ async function startThread(options: StoreThreadOptions, logger: StoreLogger | un
 }
 
 /**
- * The local store (LocalCollectionStore: SQLite commits, usearch inserts, searches and snapshot
+ * The local store (LocalCollectionStore: SQLite commits, HNSW inserts, searches and snapshot
  * saves, all synchronous native calls) run in a worker thread, so the event loop that serves HTTP
  * only parses, validates and answers: `/health` stays responsive while an ingest commits and
  * indexes. Each method is one message each way (arguments and results are structured-cloned);

@@ -228,22 +228,22 @@ const collectionSchema = z.strictObject({
   max_queries_per_search: positiveInt.default(100),
   /**
    * A filtered search whose filter matches at most this many documents compares the query with each
-   * of them exactly (full recall, cost linear in the matches); a wider filter searches the graph
-   * with oversampling. Default 2048.
+   * of them exactly (full recall, cost linear in the matches); a wider filter searches the graph,
+   * whose walk fills its beam with matching documents only. Default 2048.
    */
   exact_search_max_matches: z.int().min(0).default(2048),
   /**
    * Threads that insert one batch of vectors into a collection's index (up to 64 vectors per call,
    * in the store's thread). More ingests faster where cores are free; 1 inserts one vector at a
-   * time. Recall after threaded inserts is tested equal to single-threaded ones (usearch issue #735
-   * is a race in concurrent inserts). Default 2.
+   * time. Recall and reachability after threaded inserts are tested equal to single-threaded ones
+   * (usearch, the index before AkiDB's own, could strand nodes: its issue #735). Default 2.
    */
   insert_threads: positiveInt.max(64).default(2),
   /**
    * Share of a collection's graph made of dead nodes (replaced versions and deleted documents, which
    * stay in the graph so no live node loses its links) at which the graph is rebuilt from the live
-   * vectors, beside the serving one, and snapshotted. Lower keeps RAM, snapshots and the search's
-   * oversampling (nodes / live) smaller but rebuilds more often: a rebuild inserts every live vector
+   * vectors, beside the serving one, and snapshotted. Lower keeps RAM, snapshots and the steps a
+   * search spends passing dead nodes smaller but rebuilds more often: a rebuild inserts every live vector
    * again, once per `ratio / (1 - ratio)` x live updates. Default 0.3.
    */
   compact_dead_ratio: z.number().gt(0).lt(1).default(0.3),

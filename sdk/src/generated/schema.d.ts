@@ -288,7 +288,7 @@ export interface paths {
          * Nearest documents to a text or a vector, optionally filtered
          * @description Query text is embedded as a `query` (the model's query prompt). A filter that few documents
          *     match (at most `collection.exact_search_max_matches`) is searched exactly over them; a wider
-         *     one searches the graph with oversampling until `k` matching documents are found.
+         *     one searches the graph, whose walk admits only matching documents into its beam.
          */
         post: operations["searchCollection"];
         delete?: never;
