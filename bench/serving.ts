@@ -167,12 +167,32 @@ async function breakdown(
         control_plane_float: await medianMs(20, (i) => embed(server, texts(i))),
         control_plane_base64: await medianMs(20, (i) => embed(server, texts(i), "base64")),
         inference_process_base64: await medianMs(20, (i) => embed(bare, texts(i), "base64", token)),
+        ...processStages(bare.log(), 20),
       };
     }
   } finally {
     await bare.stop();
   }
   return rows;
+}
+
+/** Medians of the stage times (docs/inference.md, "Logs") on the last `count` embeddings request lines. */
+function processStages(log: string, count: number): Record<string, number> {
+  const lines = log
+    .split("\n")
+    .filter((line) => line.includes('"path": "/v1/embeddings"') || line.includes('"path":"/v1/embeddings"'))
+    .slice(-count)
+    .map((line) => JSON.parse(line) as Record<string, number>);
+  const median = (field: string) => {
+    const values = lines.map((line) => line[field] ?? Number.NaN).sort((a, b) => a - b);
+    return round(values[Math.floor(values.length / 2)]!, 2);
+  };
+  return Object.fromEntries(
+    ["duration_ms", "tokenize_ms", "queue_ms", "model_ms"].map((field) => [
+      `inference_process_${field}`,
+      median(field),
+    ]),
+  );
 }
 
 async function main(): Promise<void> {
