@@ -8,7 +8,7 @@
 // project's lock: see docs/benchmarks.md). Results go to bench/results/collections.json and the
 // "Collections" section of docs/benchmarks.md; --render rewrites the section from the results.
 // --ingest-only measures the HTTP ingests (and /health meanwhile), then the same documents into the
-// store in-process, usearch's add alone, hnswlib and Chroma (bench/results/collections-ingest.json);
+// store in-process, the index's add alone, hnswlib and Chroma (bench/results/collections-ingest.json);
 // --insert-threads sets the server's collection.insert_threads (default: the server's).
 //
 // Measured: ingest throughput (documents/s, 1000 per request, 2 clients) and the worst /health
@@ -22,8 +22,15 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
-import { exactSearch, Index, MetricKind, ScalarKind } from "usearch";
-import { bucketDocuments, bucketOf, clustered, LATENT, row, vectorField } from "./collections_data.ts";
+import {
+  bucketDocuments,
+  bucketOf,
+  clustered,
+  exactTopK,
+  LATENT,
+  row,
+  vectorField,
+} from "./collections_data.ts";
 import { type RunningProcess, startControlPlane } from "./servers.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -71,21 +78,13 @@ const { values: args } = parseArgs({
 
 const FILTER_BUCKET = 3;
 
-/** Exact top-K ids of each query among `ids` (usearch's exact search, SIMD). */
+/** Exact top-K ids of each query among `ids` (cosine: the vectors are unit length). */
 function groundTruth(base: Float32Array, ids: number[], queries: Float32Array, dim: number): number[][] {
   const subset = new Float32Array(ids.length * dim);
   ids.forEach((id, i) => {
     subset.set(row(base, dim, id), i * dim);
   });
-  const found = exactSearch(subset, queries, dim, K, MetricKind.Cos);
-  const q = queries.length / dim;
-  const truth: number[][] = [];
-  for (let i = 0; i < q; i++) {
-    const hits =
-      "get" in found ? (found as { get(i: number): { keys: BigUint64Array } }).get(i).keys : found.keys;
-    truth.push(Array.from(hits, (key) => ids[Number(key)]!));
-  }
-  return truth;
+  return exactTopK(subset, queries, dim, K).map((found) => found.map((i) => ids[i]!));
 }
 
 function recallAt(results: number[][], truth: number[][]): number {
@@ -209,7 +208,7 @@ function round(x: number, digits = 1): number {
   return Math.round(x * f) / f;
 }
 
-/** `--ram-child q`: RSS growth of this fresh process for RAM_N vectors in a usearch index of quantization q. */
+/** `--ram-child q`: RSS growth of this fresh process for RAM_N vectors in an index of quantization q. */
 async function ramChild(quantization: string, dim: number) {
   const { VectorIndex } = await import("../control-plane/src/collections/vector-index.ts");
   const base = clustered(RAM_N, dim, 7);
@@ -387,7 +386,7 @@ function baselines(work: string, n: number, dim: number, q: number, efs: number[
 /**
  * `--ingest-only`: the HTTP ingests just measured beside, on the same data and in one run, where
  * their time goes and the peers: the store in-process (SQLite commits and index inserts, no HTTP or
- * JSON), usearch's `add` alone at the same M, ef_construction and insert threads (the floor on
+ * JSON), the index's `addMany` alone at the same M, ef_construction and insert threads (the floor on
  * this machine), hnswlib and Chroma. Written to bench/results/collections-ingest[-dim].json.
  */
 async function ingestComparison(
@@ -432,24 +431,26 @@ async function ingestComparison(
   await store.close();
   log(`akidb store in-process: ${JSON.stringify(inProcess)}`);
 
-  // The vectors are unit length, so `ip` is cosine, as the store's index computes it.
-  const floorIndex = new Index({
-    dimensions: dim,
-    metric: MetricKind.IP,
-    quantization: ScalarKind.F32,
-    connectivity: index.M,
-    expansion_add: index.ef_construction,
-    expansion_search: index.ef_search,
-    multi: false,
+  // The store's own index class, without SQLite, the log or the apply chunks around it.
+  const { VectorIndex } = await import("../control-plane/src/collections/vector-index.ts");
+  const floorIndex = new VectorIndex({
+    name: "floor",
+    dimension: dim,
+    metric: "cosine",
+    quantization: "f32",
+    index,
+    model: null,
   });
   started = performance.now();
   for (let start = 0; start < n; start += BATCH) {
     const end = Math.min(n, start + BATCH);
-    const keys = BigUint64Array.from({ length: end - start }, (_, i) => BigInt(start + i));
-    floorIndex.add(keys, base.subarray(start * dim, end * dim), threads);
+    floorIndex.addMany(
+      Array.from({ length: end - start }, (_, i) => ({ key: start + i, vector: row(base, dim, start + i) })),
+      threads,
+    );
   }
   const floor = { docs_per_s: Math.round(n / ((performance.now() - started) / 1000)), threads };
-  log(`usearch add alone: ${JSON.stringify(floor)}`);
+  log(`index add alone: ${JSON.stringify(floor)}`);
 
   const peers = baselines(work, n, dim, q, []);
   const results = {
@@ -463,7 +464,7 @@ async function ingestComparison(
     akidb_http_json: http.ingestResult,
     akidb_http_base64: http.ingestBase64,
     akidb_store_in_process: inProcess,
-    usearch_add_alone: floor,
+    index_add_alone: floor,
     hnswlib: (peers.hnswlib as EngineResult & { ingest_2_threads?: unknown }).ingest,
     hnswlib_2_threads: (peers.hnswlib as { ingest_2_threads?: unknown }).ingest_2_threads,
     chroma: (peers.chroma as EngineResult).ingest,

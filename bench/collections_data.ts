@@ -71,3 +71,41 @@ export function bucketDocuments(data: Float32Array, dim: number, start: number, 
   }
   return documents;
 }
+
+/**
+ * Exact top-`k` rows of `base` by dot product for each query (cosine on these unit vectors), best
+ * first: the ground truth recall is measured against. Four queries per pass over `base`, so each
+ * base row is read once per four queries.
+ */
+export function exactTopK(base: Float32Array, queries: Float32Array, dim: number, k: number): number[][] {
+  const n = base.length / dim;
+  const q = queries.length / dim;
+  const truth: number[][] = [];
+  for (let first = 0; first < q; first += 4) {
+    const group = Math.min(4, q - first);
+    const best = Array.from({ length: group }, () => ({
+      ids: new Int32Array(k).fill(-1),
+      scores: new Float64Array(k).fill(Number.NEGATIVE_INFINITY),
+    }));
+    for (let i = 0; i < n; i++) {
+      const offset = i * dim;
+      for (let g = 0; g < group; g++) {
+        const query = (first + g) * dim;
+        let dot = 0;
+        for (let j = 0; j < dim; j++) dot += base[offset + j]! * queries[query + j]!;
+        const { ids, scores } = best[g]!;
+        if (dot <= scores[k - 1]!) continue;
+        let at = k - 1;
+        while (at > 0 && scores[at - 1]! < dot) {
+          scores[at] = scores[at - 1]!;
+          ids[at] = ids[at - 1]!;
+          at--;
+        }
+        scores[at] = dot;
+        ids[at] = i;
+      }
+    }
+    for (const { ids } of best) truth.push(Array.from(ids));
+  }
+  return truth;
+}

@@ -1,7 +1,6 @@
 // Collections search, taken apart: on bench/collections.ts's data (clustered synthetic, cosine, HNSW
 // M 16, ef_construction 128, k 10), the QPS and recall@10 of
 //   * hnswlib (bench/collections_search_hnswlib.py, in-process, 1 thread),
-//   * usearch alone (`Index.search` on an index of the same vectors, no AkiDB code),
 //   * AkiDB's HNSW addon alone (control-plane/native, `HnswIndex.search`, f32 and f16),
 //   * the AkiDB engine (`LocalCollectionStore.search`, one query per call, f32 and f16 indexes: what
 //     the store's thread runs for a search request, without HTTP and the hop to that thread).
@@ -19,8 +18,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { exactSearch, Index, MetricKind, ScalarKind } from "usearch";
-import { bucketDocuments, clustered, row } from "./collections_data.ts";
+import { bucketDocuments, clustered, exactTopK, row } from "./collections_data.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const RESULTS = path.join(ROOT, "bench", "results", "collections-search.json");
@@ -82,11 +80,10 @@ interface Results {
   passes: number;
   loadavg: { before: number[]; after: number[] };
   hnswlib: Point[];
-  usearch: Point[];
   addon: Record<(typeof QUANTIZATIONS)[number], Point[]>;
   engine: Record<(typeof QUANTIZATIONS)[number], Point[]>;
   /** Vectors inserted per second on BUILD_THREADS threads, batches of BATCH, by each graph alone. */
-  build: { hnswlib: number; usearch: number; addon: Record<(typeof QUANTIZATIONS)[number], number> };
+  build: { hnswlib: number; addon: Record<(typeof QUANTIZATIONS)[number], number> };
   simd: string;
 }
 
@@ -129,27 +126,8 @@ async function openStore(work: string, insertThreads: number) {
   });
 }
 
-/** usearch alone and the engine, swept over the index and collections `main` built in `work`. */
+/** The engine, swept over the collections `main` built in `work`. */
 async function sweeps(work: string, queries: Float32Array, truth: number[][]) {
-  const raw = new Index({
-    dimensions: dim,
-    metric: MetricKind.IP,
-    quantization: ScalarKind.F32,
-    connectivity: INDEX.M,
-    expansion_add: INDEX.ef_construction,
-    expansion_search: 1,
-    multi: false,
-  });
-  raw.load(path.join(work, "raw.usearch"));
-  const usearch: Point[] = [];
-  for (const ef of EFS) {
-    // As VectorIndex.search asks: a beam of `ef` results, the first k of them kept.
-    usearch.push(
-      await sweepPoint(ef, truth, (i) =>
-        Array.from(raw.search(row(queries, dim, i), ef, 1).keys.subarray(0, K), Number),
-      ),
-    );
-  }
   const store = await openStore(work, 1);
   const include = { vector: false, text: false, metadata: false };
   const engine = {} as Results["engine"];
@@ -170,7 +148,7 @@ async function sweeps(work: string, queries: Float32Array, truth: number[][]) {
   } finally {
     await store.close();
   }
-  return { usearch, engine };
+  return engine;
 }
 
 /** The addon's graphs built alone from `base`, their build rates, and their sweeps. */
@@ -215,13 +193,11 @@ async function main(): Promise<void> {
     const queries = clustered(q, dim, 2);
     writeFileSync(path.join(work, "base.f32"), base);
     writeFileSync(path.join(work, "queries.f32"), queries);
-    const exact = exactSearch(base, queries, dim, K, MetricKind.Cos);
-    const plain = Array.from({ length: q }, (_, i) =>
-      Array.from(exact.keys.subarray(i * K, (i + 1) * K), Number),
-    );
+    log(`exact top ${K} of ${q} queries`);
+    const plain = exactTopK(base, queries, dim, K);
     writeFileSync(path.join(work, "truth.json"), JSON.stringify({ plain }));
 
-    log(`building the f32 and f16 collections and a usearch index of ${n} x ${dim}`);
+    log(`building the f32 and f16 collections of ${n} x ${dim}`);
     const store = await openStore(work, 2);
     for (const quantization of QUANTIZATIONS) {
       await store.create({
@@ -237,30 +213,12 @@ async function main(): Promise<void> {
       }
     }
     await store.close();
-    // The vectors are unit length, so `ip` is cosine, as the store's index computes it.
-    const raw = new Index({
-      dimensions: dim,
-      metric: MetricKind.IP,
-      quantization: ScalarKind.F32,
-      connectivity: INDEX.M,
-      expansion_add: INDEX.ef_construction,
-      expansion_search: 1,
-      multi: false,
-    });
-    const allKeys = BigUint64Array.from({ length: n }, (_, i) => BigInt(i));
-    const usearchStarted = performance.now();
-    for (let start = 0; start < n; start += BATCH) {
-      const end = Math.min(n, start + BATCH);
-      raw.add(allKeys.subarray(start, end), base.subarray(start * dim, end * dim), BUILD_THREADS);
-    }
-    const usearchBuild = Math.round(n / ((performance.now() - usearchStarted) / 1000));
-    raw.save(path.join(work, "raw.usearch"));
     log(`building the addon's f32 and f16 graphs of ${n} x ${dim} (${addon.simd} kernels)`);
     const addonResults = await addonSweeps(base, queries, plain);
     log(`addon alone: ${JSON.stringify(addonResults)}`);
 
-    const { usearch, engine } = await sweeps(work, queries, plain);
-    log(`usearch alone: ${JSON.stringify(usearch)}; engine: ${JSON.stringify(engine)}`);
+    const engine = await sweeps(work, queries, plain);
+    log(`engine: ${JSON.stringify(engine)}`);
     const peer = spawnSync(
       args.python,
       [
@@ -287,10 +245,9 @@ async function main(): Promise<void> {
       passes,
       loadavg: { before: loadBefore, after: os.loadavg() },
       hnswlib,
-      usearch,
       addon: addonResults.points,
       engine,
-      build: { hnswlib: peerResults.build, usearch: usearchBuild, addon: addonResults.build },
+      build: { hnswlib: peerResults.build, addon: addonResults.build },
       simd: addon.simd,
     };
     writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
@@ -308,7 +265,6 @@ function render(r: Results): void {
   };
   const columns: Array<[string, Point[]]> = [
     ["hnswlib", r.hnswlib],
-    ["usearch alone (f32)", r.usearch],
     ["AkiDB HNSW addon alone, f32", r.addon.f32],
     ["AkiDB HNSW addon alone, f16", r.addon.f16],
     ["AkiDB engine, f32 index", r.engine.f32],
@@ -319,10 +275,10 @@ function render(r: Results): void {
     `${r.n} x ${r.dim} clustered synthetic unit vectors and ${r.queries} queries (bench/collections.ts's data), k = 10,`,
     `cosine, HNSW M = 16, ef_construction = 128, one query per call on 1 thread, on ${r.machine.cpus} CPUs`,
     `(${r.machine.cpu}; load average (1, 5, 15 min) ${load(r.loadavg.before)} before, ${load(r.loadavg.after)} after: shared with other work).`,
-    `Each QPS is the best of ${r.passes} passes over the queries; usearch's npm prebuilt binary. Re-run:`,
+    `Each QPS is the best of ${r.passes} passes over the queries. Re-run:`,
     "`node bench/collections_search.ts --python <venv with hnswlib>`.",
     "",
-    `Build rate alone (${BUILD_THREADS} threads, batches of ${BATCH}): hnswlib ${r.build.hnswlib}/s, usearch ${r.build.usearch}/s,`,
+    `Build rate alone (${BUILD_THREADS} threads, batches of ${BATCH}): hnswlib ${r.build.hnswlib}/s,`,
     `AkiDB HNSW addon ${r.build.addon.f32}/s (f32), ${r.build.addon.f16}/s (f16); the addon's distance kernels: ${r.simd}.`,
     "",
     "QPS / recall@10 by ef:",
