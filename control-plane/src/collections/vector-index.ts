@@ -58,11 +58,6 @@ function addon(): HnswAddon {
   return loadedAddon;
 }
 
-/** The distance kernels the index runs on this CPU (`avx512`, `avx2` or `portable`). */
-export function indexKernels(): string {
-  return addon().simd;
-}
-
 /**
  * The addon's metric for a collection. Cosine vectors are normalised before they reach the index
  * (the vectors in SQLite stay as given), so cosine is a dot product there; i8 keeps `cos`, the
