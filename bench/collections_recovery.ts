@@ -7,7 +7,9 @@
 // ingest is bench/collections.ts's), closes it (the snapshot is written), then measures:
 // * the server (`bin/akidb serve`) starting from that snapshot, until `/health` answers;
 // * the server starting after a crash with `tail` updates in the log after the snapshot (they are
-//   upserted over HTTP with snapshots held off, then the server is SIGKILLed): load + replay;
+//   upserted over HTTP with snapshots held off, then the server is SIGKILLed): load, and the tail's
+//   vectors read; then one search for a tail document while the tail is inserted into the graph in
+//   the background, and the time until the store logs "log tail indexed";
 // * the store opening with the snapshot deleted, so the index is rebuilt from SQLite (in-process,
 //   as it may take minutes; --no-rebuild skips it).
 // The snapshot file was just written, so it is read from the page cache: a cold disk adds its read
@@ -53,8 +55,16 @@ const storeOptions = (dataDir: string) => ({
 function loadedLine(output: string): Record<string, unknown> | undefined {
   const line = output.split("\n").find((l) => l.includes('"collection loaded"'));
   if (!line) return undefined;
-  const { ms, heads_ms, snapshot_ms, replayed } = JSON.parse(line) as Record<string, unknown>;
-  return { ms, heads_ms, snapshot_ms, replayed };
+  const { ms, heads_ms, snapshot_ms, replayed, unindexed } = JSON.parse(line) as Record<string, unknown>;
+  return { ms, heads_ms, snapshot_ms, replayed, unindexed };
+}
+
+/** The store's "log tail indexed" line (its ms), once the server has written it. */
+function tailIndexedLine(output: string): Record<string, unknown> | undefined {
+  const line = output.split("\n").find((l) => l.includes('"log tail indexed"'));
+  if (!line) return undefined;
+  const { ms, vectors } = JSON.parse(line) as Record<string, unknown>;
+  return { ms, vectors };
 }
 
 async function main() {
@@ -157,6 +167,29 @@ async function main() {
     results.server_start_with_log_tail_load = loadedLine(server.log());
     log(
       `server start after a crash with ${tail} updates in the log: ${results.server_start_with_log_tail_s} s`,
+    );
+    // Served at once: the last tail document, by its own vector, while the tail is being indexed.
+    const searched = performance.now();
+    const last = tail - 1;
+    const response = await fetch(`${server.url}/api/v1/collections/big/search`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ vector: vectorField(row(base, dim, (last + 7919) % n), "base64"), k: 10 }),
+    });
+    const found = ((await response.json()) as { results: Array<{ id: string; score: number }> }).results;
+    results.first_search_after_crash_restart = {
+      ms: Math.round(performance.now() - searched),
+      // Among the best: document `(last + 7919) % n` holds the same vector (a tie).
+      tail_document_found: found.some(
+        (hit) => hit.id === String(last) && hit.score >= found[0]!.score - 1e-6,
+      ),
+      tail_indexed_yet: tailIndexedLine(server.log()) !== undefined,
+    };
+    while (!tailIndexedLine(server.log())) await new Promise((resolve) => setTimeout(resolve, 100));
+    results.tail_indexed_after_start_s = seconds(started);
+    results.tail_indexed = tailIndexedLine(server.log());
+    log(
+      `first search ${JSON.stringify(results.first_search_after_crash_restart)}; tail indexed ${results.tail_indexed_after_start_s} s after the start began`,
     );
     await server.stop();
     save();

@@ -253,14 +253,6 @@ export class Database {
     };
   }
 
-  vectorByKey(collectionId: string, key: number): Float32Array | undefined {
-    const row = this.#prepare("SELECT vector FROM documents WHERE collection_id = ? AND key = ?").get(
-      collectionId,
-      key,
-    ) as { vector: Uint8Array } | undefined;
-    return row && toVector(row.vector);
-  }
-
   /** Key and vector of each of `keys` that is stored, in one statement. */
   vectorsByKeys(collectionId: string, keys: number[]): Array<{ key: number; vector: Float32Array }> {
     const rows = this.#prepare(
