@@ -53,14 +53,17 @@ export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
     });
     const base64 = body.encoding_format === "base64";
     const promptTokens = result.tokenCounts.reduce((sum, count) => sum + count, 0);
-    const response: Omit<Schemas["EmbeddingResponse"], "data"> = {
+    const response: Schemas["EmbeddingResponse"] = {
       object: "list",
+      data: result.vectors.map((vector, index) => ({
+        object: "embedding",
+        index,
+        embedding: base64 ? toBase64(vector) : Array.from(vector),
+      })),
       model: body.model ?? embedding.modelNames()[0] ?? "",
       usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
     };
-    return c.body(responseJson(response, result.vectors, base64), 200, {
-      "content-type": "application/json",
-    });
+    return c.json(response);
   });
 
   app.get("/v1/models", (c) => {
@@ -152,24 +155,6 @@ function validate(
     normalize: body.normalize ?? modelSettings(config).normalize,
     truncate,
   };
-}
-
-/**
- * The `EmbeddingResponse` as JSON text, `data` in input order. A float vector is written with
- * `join`: the same text as JSON.stringify of its numbers, 3-4x faster for 32 x 1024 (0.9 against
- * 3.4 ms here, the largest part of a float response's time in the control plane). The vectors are
- * finite (the inference process refuses a NaN or infinity), so no component needs JSON's `null`.
- */
-export function responseJson(
-  response: Omit<Schemas["EmbeddingResponse"], "data">,
-  vectors: Float32Array[],
-  base64: boolean,
-): string {
-  const items = vectors.map((vector, index) => {
-    const embedding = base64 ? `"${toBase64(vector)}"` : `[${vector.join(",")}]`;
-    return `{"object":"embedding","index":${index},"embedding":${embedding}}`;
-  });
-  return `${JSON.stringify(response).slice(0, -1)},"data":[${items.join(",")}]}`;
 }
 
 /** base64 of the vector's little-endian float32 bytes (OpenAI's `encoding_format: base64`). */
