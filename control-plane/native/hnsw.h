@@ -475,11 +475,19 @@ class Hnsw {
       const uint32_t size = src[0];
       std::memcpy(list.data(), src + 1, size * sizeof(uint32_t));
       unlock(current.second);
+      if (size > 0) __builtin_prefetch(data_of(list[0]));
       for (uint32_t i = 0; i < size; i++) {
         const uint32_t next = list[i];
-        if (!seen.visit(next) || !ready(next)) continue;
+        if (i + 1 < size) {
+          const char* ahead = data_of(list[i + 1]);
+          __builtin_prefetch(ahead);
+          __builtin_prefetch(ahead + 64);
+        }
+        // A node's vector is written before anything links to it, so it can be scored before the
+        // (separate, rarely needed) ready flag is read.
+        if (!seen.visit(next)) continue;
         const float d = distance(q, next);
-        if (top.size() < ef || d < top.top().first) {
+        if ((top.size() < ef || d < top.top().first) && ready(next)) {
           frontier.emplace(d, next);
           top.emplace(d, next);
           if (top.size() > ef) top.pop();

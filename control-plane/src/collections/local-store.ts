@@ -787,15 +787,17 @@ export class LocalCollectionStore implements CollectionStore {
 
   /**
    * The graph's nearest live keys that `keep` admits. The walk fills its beam only with keys in
-   * `admitted` (default: the live keys' bitset), so dead nodes cost steps but no places and the
-   * beam needs no widening by nodes / live documents.
+   * `admitted` (default: the live keys' bitset, when the graph has dead nodes), so dead nodes cost
+   * steps but no places and the beam needs no widening by nodes / live documents.
    */
   #indexSearch(
     collection: Collection,
     query: SearchQuery,
     candidates: number,
     keep: (key: number) => boolean,
-    admitted: Uint8Array = collection.idByKey.bits,
+    admitted: Uint8Array | null = collection.index.size > collection.docs.size
+      ? collection.idByKey.bits
+      : null,
   ): Array<{ key: number; score: number }> {
     const beam = Math.max(candidates, query.k, query.ef ?? collection.spec.index.ef_search);
     // Dead keys, and keys whose delete is committed but not yet applied, are not in `idByKey`.

@@ -79,12 +79,15 @@ export class VectorIndex {
   readonly #index: HnswIndex;
   readonly #spec: CollectionSpec;
   readonly #normalize: boolean;
+  /** A search's normalised query (searches run one at a time on the store's thread). */
+  readonly #query: Float32Array;
   #outKeys = new Float64Array(64);
   #outDistances = new Float32Array(64);
 
   constructor(spec: CollectionSpec, loaded?: HnswIndex) {
     this.#spec = spec;
     this.#normalize = spec.metric === "cosine";
+    this.#query = new Float32Array(spec.dimension);
     this.#index =
       loaded ??
       new (addon().HnswIndex)({
@@ -124,19 +127,21 @@ export class VectorIndex {
     const matrix = new Float32Array(entries.length * dim);
     entries.forEach(({ key, vector }, i) => {
       keys[i] = key;
-      matrix.set(this.#prepared(vector), i * dim);
+      const row = matrix.subarray(i * dim, (i + 1) * dim);
+      const prepared = this.#prepared(vector, row);
+      if (prepared !== row) row.set(prepared);
     });
     this.#index.addMany(keys, matrix, threads);
   }
 
-  /** The vector as the index holds it: unit length for cosine (a zero vector stays zero). */
-  #prepared(vector: Float32Array): Float32Array {
+  /** The vector as the index holds it, in `into` when given: unit length for cosine (a zero vector stays zero). */
+  #prepared(vector: Float32Array, into?: Float32Array): Float32Array {
     if (!this.#normalize) return vector;
     let norm = 0;
     for (let i = 0; i < vector.length; i++) norm += vector[i]! * vector[i]!;
     if (norm === 0) return vector;
     const scale = 1 / Math.sqrt(norm);
-    const unit = new Float32Array(vector.length);
+    const unit = into ?? new Float32Array(vector.length);
     for (let i = 0; i < vector.length; i++) unit[i] = vector[i]! * scale;
     return unit;
   }
@@ -162,7 +167,7 @@ export class VectorIndex {
       this.#outDistances = new Float32Array(width);
     }
     const found = this.#index.search(
-      this.#prepared(vector),
+      this.#prepared(vector, this.#query),
       width,
       width,
       admitted,
