@@ -275,37 +275,6 @@ napi_value search(napi_env env, napi_callback_info info) {
   });
 }
 
-napi_value contains(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    Args args = get_args(env, info, 1);
-    return js_bool(env, unwrap(env, args.self).contains(key_arg(env, args.argv[0])));
-  });
-}
-
-napi_value mark_dead(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    Args args = get_args(env, info, 1);
-    return js_bool(env, unwrap(env, args.self).mark_dead(key_arg(env, args.argv[0])));
-  });
-}
-
-napi_value is_dead(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    Args args = get_args(env, info, 1);
-    return js_bool(env, unwrap(env, args.self).is_dead(key_arg(env, args.argv[0])));
-  });
-}
-
-napi_value reserve(napi_env env, napi_callback_info info) {
-  return guarded(env, [&] {
-    Args args = get_args(env, info, 1);
-    unwrap(env, args.self).reserve(count_arg(env, args.argv[0], "capacity"));
-    napi_value undefined;
-    CHECK(napi_get_undefined(env, &undefined));
-    return undefined;
-  });
-}
-
 napi_value save(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Args args = get_args(env, info, 1);
@@ -316,7 +285,7 @@ napi_value save(napi_env env, napi_callback_info info) {
   });
 }
 
-// size(), capacity(), deadCount(), memoryBytes(): numbers.
+// size(), memoryBytes(): numbers.
 template <size_t (Hnsw::*Getter)() const>
 napi_value getter(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
@@ -375,14 +344,8 @@ napi_value init(napi_env env, napi_value exports) {
         {"add", nullptr, add, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"addMany", nullptr, add_many, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"search", nullptr, search, nullptr, nullptr, nullptr, napi_default, nullptr},
-        {"contains", nullptr, contains, nullptr, nullptr, nullptr, napi_default, nullptr},
-        {"markDead", nullptr, mark_dead, nullptr, nullptr, nullptr, napi_default, nullptr},
-        {"isDead", nullptr, is_dead, nullptr, nullptr, nullptr, napi_default, nullptr},
-        {"reserve", nullptr, reserve, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"save", nullptr, save, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"size", nullptr, getter<&Hnsw::size>, nullptr, nullptr, nullptr, napi_default, nullptr},
-        {"capacity", nullptr, getter<&Hnsw::capacity>, nullptr, nullptr, nullptr, napi_default, nullptr},
-        {"deadCount", nullptr, getter<&Hnsw::dead_count>, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"memoryBytes", nullptr, getter<&Hnsw::memory_bytes>, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"info", nullptr, describe, nullptr, nullptr, nullptr, napi_default, nullptr},
     };

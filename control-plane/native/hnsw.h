@@ -6,13 +6,13 @@
 // its own slot and its neighbours' slots and nothing else; upper levels (a node has one with
 // probability 1/M) live in small per-node blocks. Visited marks are a per-thread array of epochs,
 // reset by bumping the epoch, not a hash set. Keys are the caller's 64-bit integers; node ids are
-// dense 32-bit slots in insertion order. Insert-only: a node can be marked dead (searches pass
-// through it and never return it), never removed, so a concurrent insert can never relink a slot
-// that someone else's links point at.
+// dense 32-bit slots in insertion order. Insert-only: a node is never removed (the caller keeps
+// dead ones out of results with a key bitset), so no insert ever relinks a slot that someone
+// else's links point at.
 //
 // Threads: `insert` may run on several threads at once (each node's neighbour list has its own
 // spin lock and no thread ever holds two of them; a new top level takes the graph's entry lock for
-// the whole insert). `search`, `reserve`, `save` and marking dead must not overlap inserts: the
+// the whole insert). `search`, `reserve` and `save` must not overlap inserts: the
 // addon calls them on the JS thread only, and its threaded inserts finish before they return.
 #pragma once
 
@@ -95,7 +95,6 @@ class Hnsw {
   const Params& params() const { return p_; }
   size_t size() const { return count_.load(); }
   size_t capacity() const { return capacity_; }
-  size_t dead_count() const { return dead_count_; }
 
   /** Grows the slots to hold `n` nodes (never shrinks). Not concurrent with anything. */
   void reserve(size_t n) {
@@ -108,7 +107,6 @@ class Hnsw {
     level0_ = grown;
     keys_.resize(n);
     levels_.resize(n);
-    dead_.resize(n);
     upper_.resize(n, nullptr);
     std::unique_ptr<std::atomic<uint8_t>[]> locks(new std::atomic<uint8_t>[n]);
     std::unique_ptr<std::atomic<uint8_t>[]> ready(new std::atomic<uint8_t>[n]);
@@ -143,7 +141,6 @@ class Hnsw {
     const int level = random_level();
     keys_[id] = key;
     levels_[id] = static_cast<uint8_t>(level);
-    dead_[id] = 0;
     char* slot = slot_of(id);
     std::memset(slot, 0, slot_bytes_);
     encode(vector, slot + data_offset_);
@@ -156,23 +153,9 @@ class Hnsw {
     return true;
   }
 
-  /** Marks `key` dead: searches still pass through its node and never return it. */
-  bool mark_dead(uint64_t key) {
-    auto it = lookup_.find(key);
-    if (it == lookup_.end() || dead_[it->second]) return false;
-    dead_[it->second] = 1;
-    dead_count_++;
-    return true;
-  }
-
-  bool is_dead(uint64_t key) const {
-    auto it = lookup_.find(key);
-    return it != lookup_.end() && dead_[it->second];
-  }
-
   /**
-   * The `k` nearest live nodes to `vector` that `filter` admits (any when it has no bits), found
-   * with a beam of `ef`. Dead and filtered-out nodes are walked through but take no place in the
+   * The `k` nearest nodes to `vector` that `filter` admits (any when it has no bits), found
+   * with a beam of `ef`. Nodes it does not admit are walked through but take no place in the
    * beam, so a filter needs no oversampling: the walk goes on until the beam holds `ef` admitted
    * nodes or the reachable graph is exhausted. Single-threaded with respect to inserts.
    */
@@ -201,7 +184,7 @@ class Hnsw {
         }
       }
     }
-    const bool filtered = filter.bits != nullptr || dead_count_ > 0;
+    const bool filtered = filter.bits != nullptr;
     MaxHeap top = filtered ? search_level0<true>(q, current, std::max(ef, k), filter)
                            : search_level0<false>(q, current, std::max(ef, k), filter);
     while (top.size() > k) top.pop();
@@ -247,7 +230,8 @@ class Hnsw {
     write(file.get(), &h, sizeof h);
     write(file.get(), keys_.data(), n * sizeof(uint64_t));
     write(file.get(), levels_.data(), n);
-    write(file.get(), dead_.data(), n);
+    // A reserved byte per node (zero), where the first files of this version kept dead flags.
+    write(file.get(), std::vector<uint8_t>(n, 0).data(), n);
     write(file.get(), level0_, n * slot_bytes_);
     for (size_t i = 0; i < n; i++)
       if (levels_[i] > 0) write(file.get(), upper_[i], levels_[i] * upper_bytes_);
@@ -279,7 +263,8 @@ class Hnsw {
     index->reserve(std::max<size_t>(n + spare, 1));
     read(file.get(), index->keys_.data(), n * sizeof(uint64_t));
     read(file.get(), index->levels_.data(), n);
-    read(file.get(), index->dead_.data(), n);
+    std::vector<uint8_t> reserved(n);
+    read(file.get(), reserved.data(), n);
     read(file.get(), index->level0_, n * index->slot_bytes_);
     for (size_t i = 0; i < n; i++) {
       const uint8_t level = index->levels_[i];
@@ -298,7 +283,6 @@ class Hnsw {
         for (uint32_t j = 1; j <= list[0]; j++)
           if (list[j] >= n) throw std::runtime_error("inconsistent HNSW file: links");
       }
-      if (index->dead_[i]) index->dead_count_++;
       if (!index->lookup_.emplace(index->keys_[i], static_cast<uint32_t>(i)).second)
         throw std::runtime_error("inconsistent HNSW file: duplicate key");
     }
@@ -506,7 +490,7 @@ class Hnsw {
     MaxHeap top;
     MinHeap frontier;
     auto admitted = [&](uint32_t id) {
-      return !dead_[id] && (filter.bits == nullptr || filter.admits(keys_[id]));
+      return filter.admits(keys_[id]);
     };
     const float d0 = distance(q, start);
     float bound = std::numeric_limits<float>::max();
@@ -670,7 +654,6 @@ class Hnsw {
   std::atomic<uint32_t> count_{0};
   std::vector<uint64_t> keys_;
   std::vector<uint8_t> levels_;
-  std::vector<uint8_t> dead_;
   std::vector<char*> upper_;
   std::unique_ptr<std::atomic<uint8_t>[]> locks_;
   /**
@@ -680,7 +663,6 @@ class Hnsw {
    * with it writing its own lists.
    */
   std::unique_ptr<std::atomic<uint8_t>[]> ready_;
-  size_t dead_count_ = 0;
 
   std::unordered_map<uint64_t, uint32_t> lookup_;
   std::mutex lookup_mutex_;
