@@ -2,13 +2,15 @@
 // hnswlib and Chroma (PersistentClient) on the same clustered synthetic data, in one run.
 //
 //   node bench/collections.ts [--n 100000] [--dim 384] [--queries 500] [--python PATH] [--render]
-//                             [--ingest-only] [--insert-threads N]
+//                             [--ingest-only] [--http-only] [--insert-threads N]
 //
 // --python is an interpreter with hnswlib and chromadb installed (a throwaway venv, never the
 // project's lock: see docs/benchmarks.md). Results go to bench/results/collections.json and the
 // "Collections" section of docs/benchmarks.md; --render rewrites the section from the results.
 // --ingest-only measures the HTTP ingests (and /health meanwhile), then the same documents into the
 // store in-process, the index's add alone, hnswlib and Chroma (bench/results/collections-ingest.json);
+// --http-only measures the two HTTP ingests alone (and /health meanwhile), for paired before/after
+// runs of the server's ingest path (bench/results/collections-ingest-http[-dim].json);
 // --insert-threads sets the server's collection.insert_threads (default: the server's).
 //
 // Measured: ingest throughput (documents/s, 1000 per request, 2 clients) and the worst /health
@@ -71,6 +73,7 @@ const { values: args } = parseArgs({
     python: { type: "string", default: ".tools/bench-peers/bin/python" },
     render: { type: "boolean", default: false },
     "ingest-only": { type: "boolean", default: false },
+    "http-only": { type: "boolean", default: false },
     "insert-threads": { type: "string" },
     "ram-child": { type: "string" },
   },
@@ -249,10 +252,13 @@ async function main() {
     writeFileSync(path.join(work, "queries.f32"), queries);
     const all = Array.from({ length: n }, (_, i) => i);
     const filtered = all.filter((i) => bucketOf(i) === FILTER_BUCKET);
-    const truth = {
-      plain: groundTruth(base, all, queries, dim),
-      filtered: groundTruth(base, filtered, queries, dim),
-    };
+    // --http-only measures no search: no ground truth (an exact scan, minutes at 1024 dimensions).
+    const truth = args["http-only"]
+      ? { plain: [], filtered: [] }
+      : {
+          plain: groundTruth(base, all, queries, dim),
+          filtered: groundTruth(base, filtered, queries, dim),
+        };
     writeFileSync(path.join(work, "truth.json"), JSON.stringify(truth));
     log(`data: ${n} x ${dim}, ${q} queries, ground truth done`);
 
@@ -273,6 +279,26 @@ async function main() {
     const ingestBase64 = await ingest(server.url, base, dim, all, 0, "bench_b64", "base64");
     log(`akidb ingest, base64 vectors: ${JSON.stringify(ingestBase64)}`);
     await fetch(`${server.url}/api/v1/collections/bench_b64`, { method: "DELETE" });
+    if (args["http-only"]) {
+      const out = path.join(
+        ROOT,
+        "bench",
+        "results",
+        dim === 384 ? "collections-ingest-http.json" : `collections-ingest-http-${dim}.json`,
+      );
+      const results = {
+        n,
+        dim,
+        batch: BATCH,
+        clients: CLIENTS,
+        loadavg: { before: loadBefore, after: os.loadavg() },
+        akidb_http_json: ingestResult,
+        akidb_http_base64: ingestBase64,
+      };
+      writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+      log(`http ingests: ${JSON.stringify(results)}`);
+      return;
+    }
     if (args["ingest-only"]) {
       await server.stop();
       server = undefined;

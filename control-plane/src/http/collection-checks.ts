@@ -47,7 +47,16 @@ export function vectorOf(
     checkDimension(param, bytes.length / 4, dimension);
     new Uint8Array(into.buffer, into.byteOffset, into.byteLength).set(bytes);
   }
-  const bad = into.findIndex((x) => !Number.isFinite(x));
+  // A plain loop (findIndex's call per element cost ~3 ms per 1000 x 384 upsert); x - x is NaN
+  // exactly for NaN and the infinities.
+  let bad = -1;
+  for (let i = 0; i < into.length; i++) {
+    const x = into[i]!;
+    if (x - x !== 0) {
+      bad = i;
+      break;
+    }
+  }
   if (bad >= 0) {
     const at = `${param}[${bad}]`;
     const problem = `${into[bad]} is not a finite float32 (NaN, infinite, or past float32's range)`;

@@ -9,11 +9,18 @@ type Schemas = components["schemas"];
 
 const id = z.string({ error: "must be a string" }).min(1, { error: "must not be empty" });
 /**
- * Padded standard base64, as openapi.yaml's Vector pattern: a length that is a multiple of 4 and
- * this linear pattern (the contract's grouped one backtracks: ~35 ms for 1000 x 384 vectors).
+ * Padded standard base64, as openapi.yaml's Vector pattern (`[A-Za-z0-9+/]`, a length that is a
+ * multiple of 4, at most two `=` at the end), checked by decoding: Node's decoder skips or stops at
+ * any other character, so a string holding one decodes to fewer bytes than its length promises.
+ * It also takes base64url's `-` and `_`, which are refused here. A regular expression cost 17 us
+ * per 384-float vector (0.5 s of the parser thread's CPU in a 30k-document ingest); this, ~1 us.
  */
-const BASE64_CHARS = /^[A-Za-z0-9+/]+={0,2}$/;
-const isBase64 = (value: string) => value.length % 4 === 0 && BASE64_CHARS.test(value);
+function isBase64(value: string): boolean {
+  const length = value.length;
+  if (length === 0 || length % 4 !== 0 || value.includes("-") || value.includes("_")) return false;
+  const padding = value.endsWith("==") ? 2 : value.endsWith("=") ? 1 : 0;
+  return Buffer.from(value, "base64").length === (length / 4) * 3 - padding;
+}
 
 /**
  * A vector: a non-empty array of finite numbers, or a base64 string of little-endian float32 bytes
@@ -36,7 +43,15 @@ const vector = z
       context.addIssue({ code: "custom", input: values, message: "must not be empty" });
       return;
     }
-    const bad = values.findIndex((value) => typeof value !== "number" || !Number.isFinite(value));
+    // A plain loop: findIndex's call per element cost ~2 ms per 1000 x 384 upsert.
+    let bad = -1;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i];
+      if (typeof value !== "number" || !Number.isFinite(value)) {
+        bad = i;
+        break;
+      }
+    }
     if (bad >= 0) {
       context.addIssue({
         code: "custom",
