@@ -20,6 +20,10 @@ if [[ -z "$cxx" ]]; then
     if command -v "$candidate" >/dev/null 2>&1; then cxx="$candidate"; break; fi
   done
 fi
+if [[ -n "$cxx" ]] && ! command -v "$cxx" >/dev/null 2>&1; then
+  log "CXX is set to '$cxx', which is not a command"
+  cxx=""
+fi
 if [[ -z "$cxx" ]]; then
   log "no C++ compiler found (AkiDB builds its vector index addon at setup): install one, e.g."
   log "  Debian/Ubuntu: sudo apt-get install g++    Fedora: sudo dnf install gcc-c++"
