@@ -109,7 +109,10 @@ describe("compaction of dead nodes", () => {
     }
     for (const fields of log.compactions) {
       expect(fields.nodes_after).toBeLessThan(fields.nodes_before as number);
-      expect(fields.nodes_after).toBeGreaterThanOrEqual(DOCUMENTS);
+      // The new graph holds every live document at the swap except those of the one upsert that
+      // may be committed but not yet applied (it is applied to the new graph right after): a
+      // faster rebuild made that window show (396 of 400 once, under load).
+      expect(fields.nodes_after).toBeGreaterThanOrEqual(DOCUMENTS - BATCH);
     }
     expect((await store.get("c")).count).toBe(DOCUMENTS);
 
