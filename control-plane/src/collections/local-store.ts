@@ -260,8 +260,11 @@ export class LocalCollectionStore implements CollectionStore {
     collection.appliedSeq = log.lastSeq;
     this.#collections.set(row.id, collection);
     // The tail is inserted after the store opens, first in the chain, so every write and snapshot
-    // queued later waits for it (a snapshot records the log position `appliedSeq` as covered).
-    if (tail.length > 0) this.#chain = this.#chain.then(() => this.#replayTail(collection, tail));
+    // queued later waits for it (a snapshot records the log position `appliedSeq` as covered). It
+    // starts a turn of the event loop later: the store's thread reports itself open first (the
+    // first insert into a loaded graph grows it, seconds at 1M vectors, and held that report back).
+    if (tail.length > 0)
+      this.#chain = this.#chain.then(yieldToLoop).then(() => this.#replayTail(collection, tail));
     if (!loaded) {
       await this.#snapshot(collection);
     } else {
