@@ -143,7 +143,7 @@ void finalize(napi_env, void* data, void*) { delete static_cast<Hnsw*>(data); }
 void make_room(Hnsw& index, size_t extra) {
   const size_t need = index.size() + extra;
   if (need <= index.capacity()) return;
-  index.reserve(std::max(need, index.capacity() + index.capacity() / 2 + 64));
+  index.reserve(Hnsw::grown_capacity(need, index.capacity()));
 }
 
 void check_dimension(const Hnsw& index, size_t length, const char* name) {
@@ -317,7 +317,7 @@ napi_value load_index(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Args args = get_args(env, info, 1);
     const std::string path = string_arg(env, args.argv[0], "path");
-    std::unique_ptr<Hnsw> loaded = Hnsw::load(path, 0);
+    std::unique_ptr<Hnsw> loaded = Hnsw::load(path);
     AddonData* data = nullptr;
     CHECK(napi_get_instance_data(env, reinterpret_cast<void**>(&data)));
     napi_value constructor, external, instance;

@@ -96,6 +96,11 @@ class Hnsw {
   size_t size() const { return count_.load(); }
   size_t capacity() const { return capacity_; }
 
+  /** Room for `need` nodes, and at least half again `capacity`: growth is geometric. */
+  static size_t grown_capacity(size_t need, size_t capacity) {
+    return std::max(need, capacity + capacity / 2 + 64);
+  }
+
   /** Grows the slots to hold `n` nodes (never shrinks). Not concurrent with anything. */
   void reserve(size_t n) {
     if (n <= capacity_) return;
@@ -238,8 +243,13 @@ class Hnsw {
     if (std::fflush(file.get()) != 0) throw std::runtime_error("cannot write " + path);
   }
 
-  /** The graph `save` wrote; throws on a file that is not one, or is truncated or inconsistent. */
-  static std::unique_ptr<Hnsw> load(const std::string& path, size_t spare) {
+  /**
+   * The graph `save` wrote, with room to grow (`grown_capacity`): growing copies every slot, and
+   * a loaded 1M x 384 graph's first insert spent 4-5 s doing so, which the first search after a
+   * restart waited for. The room costs address space until it is written. Throws on a file that is
+   * not a graph, or is truncated or inconsistent.
+   */
+  static std::unique_ptr<Hnsw> load(const std::string& path) {
     if (!little_endian()) throw std::runtime_error("index files are little-endian; this CPU is not");
     std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
     if (!file) throw std::runtime_error("cannot open " + path);
@@ -260,7 +270,7 @@ class Hnsw {
         (h.count > 0 && (h.entry >= h.count || h.max_level < 0 || h.max_level > static_cast<int32_t>(kMaxLevel))))
       throw std::runtime_error("inconsistent HNSW file header");
     const size_t n = h.count;
-    index->reserve(std::max<size_t>(n + spare, 1));
+    index->reserve(grown_capacity(n, n));
     read(file.get(), index->keys_.data(), n * sizeof(uint64_t));
     read(file.get(), index->levels_.data(), n);
     std::vector<uint8_t> reserved(n);
