@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { generator, vectorField } from "./collections_data.ts";
+import { generator } from "./collections_data.ts";
 import { startControlPlane } from "./servers.ts";
 
 const BATCH = 500;
