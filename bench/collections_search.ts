@@ -14,10 +14,10 @@
 // docs/benchmarks.md (--render rewrites the section from the results).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { addon as hnswAddon } from "../control-plane/src/collections/vector-index.ts";
 import { bucketDocuments, clustered, exactTopK, row } from "./collections_data.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -31,30 +31,7 @@ const INDEX = { M: 16, ef_construction: 128, ef_search: 64 };
 const QUANTIZATIONS = ["f32", "f16"] as const;
 const BUILD_THREADS = 2;
 
-/** The addon's surface this bench uses (control-plane/native/addon.cc). */
-interface HnswIndex {
-  addMany(keys: Float64Array, vectors: Float32Array, threads: number): number;
-  search(
-    query: Float32Array,
-    k: number,
-    ef: number,
-    filter: Uint8Array | null,
-    outKeys: Float64Array,
-    outDistances: Float32Array,
-  ): number;
-}
-const addon = createRequire(import.meta.url)(
-  path.join(import.meta.dirname, "..", "control-plane", "native", "build", "akidb_hnsw.node"),
-) as {
-  HnswIndex: new (options: {
-    dimensions: number;
-    metric: string;
-    scalar: string;
-    M: number;
-    efConstruction: number;
-  }) => HnswIndex;
-  simd: string;
-};
+const addon = hnswAddon();
 
 const { values: args } = parseArgs({
   options: {

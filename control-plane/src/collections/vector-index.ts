@@ -45,7 +45,8 @@ interface HnswAddon {
 
 let loadedAddon: HnswAddon | undefined;
 
-function addon(): HnswAddon {
+/** The addon, loaded once; a clear error when setup has not built it. */
+export function addon(): HnswAddon {
   if (loadedAddon) return loadedAddon;
   try {
     loadedAddon = createRequire(import.meta.url)(ADDON_PATH) as HnswAddon;
