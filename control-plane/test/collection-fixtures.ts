@@ -2,7 +2,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll } from "vitest";
-import { LocalCollectionStore, type LocalStoreOptions } from "../src/collections/local-store.ts";
+import {
+  LocalCollectionStore,
+  type LocalStoreOptions,
+  type StoreLogger,
+} from "../src/collections/local-store.ts";
 import type { CollectionStore } from "../src/collections/types.ts";
 import { AkidbError } from "../src/errors.ts";
 
@@ -67,4 +71,39 @@ export function openStore(
     insertThreads: 2,
     ...options,
   });
+}
+
+/** Seeded uniform [-1, 1) (a linear congruential generator), so a test's vectors are the same each run. */
+export function seededUniform(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return (state / 2147483648) * 2 - 1;
+  };
+}
+
+/**
+ * A store logger that keeps the "collection loaded" lines and the lines of `event` (e.g. "index
+ * compacted"), fails the test on an error line, and lets a test wait until `event` was logged
+ * `count` times (`logged`).
+ */
+export function storeLog(event: string) {
+  const loads: Array<Record<string, unknown>> = [];
+  const events: Array<Record<string, unknown>> = [];
+  const waiting: Array<() => void> = [];
+  const logger: StoreLogger = {
+    info: (fields, message) => {
+      if (message === "collection loaded") loads.push(fields);
+      if (message !== event) return;
+      events.push(fields);
+      for (const wake of waiting.splice(0)) wake();
+    },
+    error: (fields, message) => {
+      throw new Error(`${message}: ${JSON.stringify(fields)}`);
+    },
+  };
+  const logged = async (count: number) => {
+    while (events.length < count) await new Promise<void>((wake) => waiting.push(wake));
+  };
+  return { logger, loads, events, logged };
 }

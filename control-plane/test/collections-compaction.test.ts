@@ -9,44 +9,12 @@ import { DATABASE_FILE } from "../src/collections/database.ts";
 import type { LocalCollectionStore, StoreLogger } from "../src/collections/local-store.ts";
 import type { CollectionSpec } from "../src/collections/types.ts";
 import { VectorIndex } from "../src/collections/vector-index.ts";
-import { openStore, tempDataDir } from "./collection-fixtures.ts";
+import { openStore, seededUniform, storeLog, tempDataDir } from "./collection-fixtures.ts";
 
 const DIMENSION = 8;
 const DOCUMENTS = 400;
 const BATCH = 100;
 const ROUNDS = 6;
-
-/** Seeded uniform [-1, 1). */
-function generator(seed: number) {
-  let state = seed;
-  return () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return (state / 2147483648) * 2 - 1;
-  };
-}
-
-/** A logger that keeps the store's "index compacted" lines and fails the test on an error line. */
-function recorder() {
-  const compactions: Array<Record<string, unknown>> = [];
-  const loads: Array<Record<string, unknown>> = [];
-  const waiting: Array<() => void> = [];
-  const logger: StoreLogger = {
-    info: (fields, message) => {
-      if (message === "collection loaded") loads.push(fields);
-      if (message !== "index compacted") return;
-      compactions.push(fields);
-      for (const wake of waiting.splice(0)) wake();
-    },
-    error: (fields, message) => {
-      throw new Error(`${message}: ${JSON.stringify(fields)}`);
-    },
-  };
-  /** Resolves once `count` compactions have been logged. */
-  const compacted = async (count: number) => {
-    while (compactions.length < count) await new Promise<void>((wake) => waiting.push(wake));
-  };
-  return { logger, compactions, loads, compacted };
-}
 
 function open(dir: string, logger: StoreLogger): Promise<LocalCollectionStore> {
   return openStore(dir, { compactDeadRatio: 0.3, snapshotEveryOps: 100, logger });
@@ -81,7 +49,7 @@ async function upsertAll(store: LocalCollectionStore, current: Map<string, Float
 describe("compaction of dead nodes", () => {
   it("rebuilds the graph as updates accumulate: every document stays findable, RAM and the snapshot shrink back, restarts keep it", async () => {
     const data = tempDataDir();
-    const log = recorder();
+    const log = storeLog("index compacted");
     let store = await open(data.dir, log.logger);
     await store.create({
       name: "c",
@@ -91,7 +59,7 @@ describe("compaction of dead nodes", () => {
       index: { M: 8, ef_construction: 64, ef_search: 32 },
       model: null,
     });
-    const random = generator(3);
+    const random = seededUniform(3);
     const fresh = () => Float32Array.from({ length: DIMENSION }, random);
     const current = new Map(Array.from({ length: DOCUMENTS }, (_, i) => [`d${i}`, fresh()] as const));
     await upsertAll(store, current);
@@ -104,10 +72,10 @@ describe("compaction of dead nodes", () => {
       await upsertAll(store, current);
       // A round adds DOCUMENTS dead nodes to a graph of at most DOCUMENTS / 0.7 + DOCUMENTS nodes:
       // the ratio is crossed in every round.
-      await log.compacted(round);
+      await log.logged(round);
       expect(await unreachable(store, current)).toEqual([]);
     }
-    for (const fields of log.compactions) {
+    for (const fields of log.events) {
       expect(fields.nodes_after).toBeLessThan(fields.nodes_before as number);
       // The new graph holds every live document at the swap except those of the one upsert that
       // may be committed but not yet applied (it is applied to the new graph right after): a
@@ -119,10 +87,10 @@ describe("compaction of dead nodes", () => {
     // After a clean restart: the snapshot is the compacted graph plus what came after it, and a
     // graph loaded with dead nodes over the ratio is compacted at once.
     await store.close();
-    const compactedBefore = log.compactions.length;
+    const compactedBefore = log.events.length;
     store = await open(data.dir, log.logger);
     const dead = log.loads.at(-1)!.dead as number;
-    if (dead >= 0.3 * (dead + DOCUMENTS)) await log.compacted(compactedBefore + 1);
+    if (dead >= 0.3 * (dead + DOCUMENTS)) await log.logged(compactedBefore + 1);
     const reopened = await store.get("c");
     expect(reopened.count).toBe(DOCUMENTS);
     expect(reopened.bytes_on_disk).toBeLessThan(baseline.bytes_on_disk * 2);
@@ -144,7 +112,7 @@ describe("compaction of dead nodes", () => {
 
   it("gives an id repeated in one upsert its last vector, and never inserts the earlier ones", async () => {
     const data = tempDataDir();
-    const log = recorder();
+    const log = storeLog("index compacted");
     let store = await open(data.dir, log.logger);
     await store.create({
       name: "c",
@@ -214,7 +182,7 @@ describe("compaction of dead nodes", () => {
       insert.run(id, key, new Float32Array([key, 0]));
     });
     old.close();
-    const log = recorder();
+    const log = storeLog("index compacted");
     let store = await open(data.dir, log.logger);
     const ids = async () =>
       (
@@ -245,7 +213,7 @@ describe("compaction of dead nodes", () => {
     const checksum = `${crc32(readFileSync(fixture)).toString(16).padStart(8, "0")}:${readFileSync(fixture).length}`;
     for (const name of ["usearch", "hnsw"] as const) {
       const data = tempDataDir();
-      const log = recorder();
+      const log = storeLog("index compacted");
       let store = await open(data.dir, log.logger);
       await store.create({
         name: "c",

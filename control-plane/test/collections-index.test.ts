@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { keyBits } from "../src/collections/live-keys.ts";
 import type { CollectionSpec } from "../src/collections/types.ts";
 import { exactScore, VectorIndex } from "../src/collections/vector-index.ts";
+import { seededUniform } from "./collection-fixtures.ts";
 
 function spec(overrides: Partial<CollectionSpec> = {}): CollectionSpec {
   return {
@@ -16,15 +17,6 @@ function spec(overrides: Partial<CollectionSpec> = {}): CollectionSpec {
     index: { M: 8, ef_construction: 64, ef_search: 64 },
     model: null,
     ...overrides,
-  };
-}
-
-/** Seeded uniform [-1, 1). */
-function generator(seed: number) {
-  let state = seed;
-  return () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return (state / 2147483648) * 2 - 1;
   };
 }
 
@@ -48,7 +40,7 @@ describe("VectorIndex", () => {
 
   it("searches with the beam it is given, below the collection's ef_search too", () => {
     const dimension = 32;
-    const random = generator(7);
+    const random = seededUniform(7);
     const index = new VectorIndex(spec({ dimension, index: { M: 8, ef_construction: 64, ef_search: 256 } }));
     const vectors: Float32Array[] = [];
     for (let key = 0; key < 3000; key++) {
@@ -106,7 +98,7 @@ describe("VectorIndex", () => {
   // new graph did in the crash test. Kept: growth between threaded batches.
   it("takes a threaded batch after a single add grew the index", () => {
     const dim = 16;
-    const random = generator(5);
+    const random = seededUniform(5);
     const entries = (from: number, n: number) =>
       Array.from({ length: n }, (_, i) => ({
         key: from + i,
@@ -134,7 +126,7 @@ describe("VectorIndex", () => {
     const ids = 200;
     const rounds = 30;
     const dim = 8;
-    const random = generator(1);
+    const random = seededUniform(1);
     const index = new VectorIndex(
       spec({ dimension: dim, metric: "l2", index: { M: 8, ef_construction: 64, ef_search: 64 } }),
     );
@@ -166,7 +158,7 @@ describe("VectorIndex", () => {
   it("keeps recall and reachability after threaded inserts (no usearch #735)", () => {
     const n = 4000;
     const dim = 24;
-    const random = generator(11);
+    const random = seededUniform(11);
     const vectors = Array.from({ length: n }, () => Float32Array.from({ length: dim }, random));
     const queries = Array.from({ length: 100 }, () => Float32Array.from({ length: dim }, random));
     const indexSpec = spec({ dimension: dim, index: { M: 16, ef_construction: 64, ef_search: 64 } });
@@ -206,7 +198,7 @@ describe("VectorIndex", () => {
   it("fills its beam with admitted keys only, so a bitset of live or matching keys needs no oversampling", () => {
     const n = 3000;
     const dim = 16;
-    const random = generator(3);
+    const random = seededUniform(3);
     const index = new VectorIndex(
       spec({ dimension: dim, metric: "l2", index: { M: 8, ef_construction: 64, ef_search: 32 } }),
     );
@@ -241,7 +233,7 @@ describe("VectorIndex", () => {
     try {
       for (const quantization of ["f32", "f16", "i8"] as const) {
         const dim = 12;
-        const random = generator(9);
+        const random = seededUniform(9);
         const indexSpec = spec({ dimension: dim, quantization });
         const index = new VectorIndex(indexSpec);
         const vectors = Array.from({ length: 500 }, () => Float32Array.from({ length: dim }, random));

@@ -1,45 +1,14 @@
 // A restart after a crash finds writes in the log that its index snapshot lacks. The store opens
 // without waiting for them to be inserted into the graph: searches scan them exactly until they are.
 import { describe, expect, it } from "vitest";
-import type { LocalCollectionStore, StoreLogger } from "../src/collections/local-store.ts";
-import { openStore, tempDataDir } from "./collection-fixtures.ts";
+import type { LocalCollectionStore } from "../src/collections/local-store.ts";
+import { openStore, seededUniform, storeLog, tempDataDir } from "./collection-fixtures.ts";
 
 const DIMENSION = 8;
 const SNAPSHOTTED = 300;
 /** More than one insert chunk, so most of the tail is still unindexed when the first search runs. */
 const TAIL = 200;
 const none = { vector: false, text: false, metadata: false };
-
-/** Seeded uniform [-1, 1). */
-function generator(seed: number) {
-  let state = seed;
-  return () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return (state / 2147483648) * 2 - 1;
-  };
-}
-
-/** A logger that keeps the store's "collection loaded" lines and wakes waiters on "log tail indexed". */
-function recorder() {
-  const loads: Array<Record<string, unknown>> = [];
-  const indexed: Array<Record<string, unknown>> = [];
-  const waiting: Array<() => void> = [];
-  const logger: StoreLogger = {
-    info: (fields, message) => {
-      if (message === "collection loaded") loads.push(fields);
-      if (message !== "log tail indexed") return;
-      indexed.push(fields);
-      for (const wake of waiting.splice(0)) wake();
-    },
-    error: (fields, message) => {
-      throw new Error(`${message}: ${JSON.stringify(fields)}`);
-    },
-  };
-  const tailIndexed = async (count: number) => {
-    while (indexed.length < count) await new Promise<void>((wake) => waiting.push(wake));
-  };
-  return { logger, loads, indexed, tailIndexed };
-}
 
 /** Ids whose own vector does not come back first, or that come back twice in a result. */
 async function misses(store: LocalCollectionStore, current: Map<string, Float32Array>) {
@@ -57,8 +26,8 @@ async function misses(store: LocalCollectionStore, current: Map<string, Float32A
 describe("a crash restart's log tail", () => {
   it("is searched exactly until it is in the graph, then indexed in the background and snapshotted", async () => {
     const data = tempDataDir();
-    const log = recorder();
-    const random = generator(11);
+    const log = storeLog("log tail indexed");
+    const random = seededUniform(11);
     const vector = () => Float32Array.from({ length: DIMENSION }, random);
     const open = () => openStore(data.dir, { snapshotEveryOps: 1e6, logger: log.logger });
     const current = new Map<string, Float32Array>();
@@ -101,12 +70,12 @@ describe("a crash restart's log tail", () => {
     store = await open();
     expect(log.loads.at(-1)).toMatchObject({ index: "snapshot", unindexed: TAIL });
     // Searched at once: the tail is not all in the graph yet, and every live document is found.
-    expect(log.indexed).toHaveLength(0);
+    expect(log.events).toHaveLength(0);
     expect(await misses(store, current)).toEqual([]);
     expect((await store.get("c")).count).toBe(SNAPSHOTTED + TAIL - 50 - deleted.length);
 
-    await log.tailIndexed(1);
-    expect(log.indexed[0]).toMatchObject({ vectors: TAIL });
+    await log.logged(1);
+    expect(log.events[0]).toMatchObject({ vectors: TAIL });
     expect(await misses(store, current)).toEqual([]);
 
     // The close snapshots the graph with the tail in it: the next open has nothing to replay.
