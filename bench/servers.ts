@@ -70,13 +70,16 @@ function spawnGroup(file: string, args: string[], env: Record<string, string>, d
 }
 
 /** The first JSON log line whose `msg` is `msg` and which no component re-logged. */
+/** The JSON-line records of a process's log, in order (other lines skipped). */
+export function logRecords(log: string): Record<string, unknown>[] {
+  return log
+    .split("\n")
+    .filter((line) => line.startsWith("{") && line.endsWith("}"))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
 function logLine(log: string, msg: string): Record<string, unknown> | undefined {
-  for (const line of log.split("\n")) {
-    if (!line.startsWith("{") || !line.endsWith("}")) continue;
-    const record = JSON.parse(line) as Record<string, unknown>;
-    if (record.msg === msg && record.component === undefined) return record;
-  }
-  return undefined;
+  return logRecords(log).find((record) => record.msg === msg && record.component === undefined);
 }
 
 /** SIGTERM the group, SIGKILL it after the grace period, then the other pids if they linger. */

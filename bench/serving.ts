@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { type RunningProcess, startControlPlane, startInference } from "./servers.ts";
+import { logRecords, type RunningProcess, startControlPlane, startInference } from "./servers.ts";
 import { openLoop, type RunResult } from "./traffic.ts";
 
 const TARGET_P95_MS = 25;
@@ -95,12 +95,7 @@ function gpuMemoryMiB(): Record<number, number> {
 
 /** The inference process's "model ready" line, re-logged by the control plane. */
 function modelReady(log: string): Record<string, unknown> | undefined {
-  for (const line of log.split("\n")) {
-    if (!line.includes('"model ready"')) continue;
-    const record = JSON.parse(line) as Record<string, unknown>;
-    if (record.msg === "model ready") return record;
-  }
-  return undefined;
+  return logRecords(log).find((record) => record.msg === "model ready");
 }
 
 function fixedRate(server: RunningProcess, qps: number, measureS: number): Promise<RunResult> {
@@ -178,13 +173,13 @@ async function breakdown(
 
 /** Medians of the stage times (docs/inference.md, "Logs") on the last `count` embeddings request lines. */
 function processStages(log: string, count: number): Record<string, number> {
-  const lines = log
-    .split("\n")
-    .filter((line) => line.includes('"path": "/v1/embeddings"') || line.includes('"path":"/v1/embeddings"'))
-    .slice(-count)
-    .map((line) => JSON.parse(line) as Record<string, number>);
+  const lines = logRecords(log)
+    .filter((record) => record.msg === "request" && record.path === "/v1/embeddings")
+    .slice(-count);
   const median = (field: string) => {
-    const values = lines.map((line) => line[field] ?? Number.NaN).sort((a, b) => a - b);
+    const values = lines
+      .map((line) => (line[field] as number | undefined) ?? Number.NaN)
+      .sort((a, b) => a - b);
     return round(values[Math.floor(values.length / 2)]!, 2);
   };
   return Object.fromEntries(
