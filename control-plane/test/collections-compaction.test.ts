@@ -210,7 +210,8 @@ describe("compaction of dead nodes", () => {
   // format the addon refuses): the collection is rebuilt from its stored vectors, never refused.
   it("starts from a data directory with usearch snapshots, rebuilding them from the stored vectors", async () => {
     const fixture = path.join(import.meta.dirname, "fixtures", "usearch-2.26-snapshot.usearch");
-    const checksum = `${crc32(readFileSync(fixture)).toString(16).padStart(8, "0")}:${readFileSync(fixture).length}`;
+    const bytes = readFileSync(fixture);
+    const checksum = `${crc32(bytes).toString(16).padStart(8, "0")}:${bytes.length}`;
     for (const name of ["usearch", "hnsw"] as const) {
       const data = tempDataDir();
       const log = storeLog("index compacted");
