@@ -31,6 +31,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 AKIDB_FIXTURES_DIR=/tmp/akidb-fixtures
 stage="$1"
+# Builds one test fixture (tests/fixtures/build.py) unless it is already there.
+ensure_fixture() {
+  (cd inference && python3 -c "from tests.fixtures import build; build.ensure('$1', build.default_root())")
+}
 mkdir -p /tmp/akidb-ort
 for part in .ort?/*; do [[ -e "$part" ]] && cp "$part" /tmp/akidb-ort/; done
 if [[ ! -d /tmp/ort-site/onnxruntime && -f /tmp/akidb-ort/ort.sha256 ]] &&
@@ -74,8 +78,7 @@ onnx)
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir .whl3/*.whl || exit 1
   tar -xJf .whl3/tokenizers.tar.xz
   for model in qwen3-0.6b-shape-4bit gemma-300m-shape-4bit; do
-    (cd inference && python3 -c "from tests.fixtures import build; build.ensure('$model', build.default_root())") ||
-      exit 1
+    ensure_fixture "$model" || exit 1
   done
   if [[ "${2:-}" == torch ]]; then
     (cd inference && timeout 300 python3 ../bench/gpu.py --only torch --out "$OUT") 2>&1 | tee "$OUT/torch.txt"
@@ -93,8 +96,7 @@ serve)
   export PATH="/tmp/node/bin:$PATH"
   model="$2"
   shift 2  # the rest goes to bench/serving.ts (e.g. --batch-timeout-ms 0)
-  (cd inference && python3 -c "from tests.fixtures import build; build.ensure('$model', build.default_root())") ||
-    exit 1
+  ensure_fixture "$model" || exit 1
   backend="${AKIDB_BENCH_BACKEND:-mlx}"
   node bench/serving.ts --model "$AKIDB_FIXTURES_DIR/$model" --device gpu --backend "$backend" "$@" \
     --out "$OUT/serving-$model-$backend.json" 2>&1 | tee "$OUT/serving-$model-$backend.txt"
@@ -103,8 +105,7 @@ profile)
   export MLX_PTX_CACHE_DIR=/tmp/ptx-shared AKIDB_BENCH_PTX_DIR=/tmp/ptx-shared
   shift
   for model in "$@"; do
-    (cd inference && python3 -c "from tests.fixtures import build; build.ensure('$model', build.default_root())") ||
-      exit 1
+    ensure_fixture "$model" || exit 1
     (cd inference && timeout 240 python3 ../bench/gpu.py --profile "$model") 2>&1 | tee "$OUT/profile-$model.txt"
     (cd inference && timeout 150 python3 ../bench/gpu.py --server "$model") 2>&1 | tee -a "$OUT/profile-$model.txt"
   done
