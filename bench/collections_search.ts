@@ -17,7 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { addon as hnswAddon } from "../control-plane/src/collections/vector-index.ts";
+import { addon as hnswAddon } from "../control-plane/src/native.ts";
 import { bucketDocuments, clustered, exactTopK, row } from "./collections_data.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Builds the HNSW index addon (control-plane/native/*.cc, *.h) into
-# control-plane/native/build/akidb_hnsw.node with one plain compiler call against the running
-# Node's Node-API headers (no node-gyp). Rebuilds only when the sources, the compiler or the Node
+# Builds AkiDB's native addon (control-plane/native/*.cc, *.h: the HNSW index and the float32 JSON
+# writer) into control-plane/native/build/akidb_native.node with one plain compiler call against the
+# running Node's Node-API headers (no node-gyp). Rebuilds only when the sources, the compiler or the Node
 # version change (a hash stamp beside the output). The baseline is the CPU family's generic target;
 # the distance kernels pick AVX2/AVX-512 at run time (native/distance.h), so the binary is portable.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 src="$root/control-plane/native"
-out="$src/build/akidb_hnsw.node"
+out="$src/build/akidb_native.node"
 stamp="$src/build/.stamp"
 
 log() { printf '[build-native] %s\n' "$*" >&2; }
@@ -25,7 +25,7 @@ if [[ -n "$cxx" ]] && ! command -v "$cxx" >/dev/null 2>&1; then
   cxx=""
 fi
 if [[ -z "$cxx" ]]; then
-  log "no C++ compiler found (AkiDB builds its vector index addon at setup): install one, e.g."
+  log "no C++ compiler found (AkiDB builds its native addon, the vector index, at setup): install one, e.g."
   log "  Debian/Ubuntu: sudo apt-get install g++    Fedora: sudo dnf install gcc-c++"
   log "  macOS: xcode-select --install              or set CXX to a C++17 compiler"
   exit 1
@@ -65,7 +65,7 @@ if [[ -f "$out" && -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
   exit 0
 fi
 
-log "compiling the HNSW index addon with $cxx"
+log "compiling the native addon (vector index, JSON writer) with $cxx"
 mkdir -p "$src/build"
 "$cxx" "${flags[@]}" "$src/addon.cc" -o "$out.tmp"
 mv "$out.tmp" "$out"

@@ -2,8 +2,8 @@
 # Installs whatever AkiDB needs that is missing, idempotently:
 #   1. Node >= 22 (Node 24 from the npm registry package `node` into .tools/node when the
 #      machine's Node is older),
-#   2. the npm workspaces' dependencies (from package-lock.json), and the vector index addon
-#      (control-plane/native, built by scripts/build-native.sh; needs a C++ compiler),
+#   2. the npm workspaces' dependencies (from package-lock.json), and the native addon
+#      (control-plane/native: the vector index; built by scripts/build-native.sh, needs a C++ compiler),
 #   3. the inference Python environment at inference/.venv (uv, from inference/uv.lock), with
 #      MLX's CUDA build and onnxruntime-gpu (extra `cuda`) where nvidia-smi finds an NVIDIA GPU and
 #      driver, else their CPU builds (extra `cpu`); on Apple Silicon MLX uses Metal either way.

@@ -1,8 +1,9 @@
-// The Node-API binding of hnsw.h: `new HnswIndex({dimensions, metric, scalar, M, efConstruction})`,
-// `loadIndex(path)`, and `simd` (the distance kernels this CPU runs). Written against the C API of
-// node_api.h only, so it builds with a plain compiler call (scripts/build-native.sh) and loads in
-// any Node with that Node-API version. Every call is synchronous on the calling JS thread;
-// `addMany` spreads one batch over threads and joins them before it returns.
+// The Node-API binding of hnsw.h and json.h: `new HnswIndex({dimensions, metric, scalar, M,
+// efConstruction})`, `loadIndex(path)`, `simd` (the distance kernels this CPU runs) and
+// `float32Json(vector)`. Written against the C API of node_api.h only, so it builds with a plain
+// compiler call (scripts/build-native.sh) and loads in any Node with that Node-API version. Every
+// call is synchronous on the calling JS thread; `addMany` spreads one batch over threads and joins
+// them before it returns.
 #include <node_api.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "hnsw.h"
+#include "json.h"
 
 namespace {
 
@@ -332,6 +334,19 @@ napi_value load_index(napi_env env, napi_callback_info info) {
   });
 }
 
+// float32Json(vector: Float32Array): the vector as JSON text (json.h).
+napi_value float32_json(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args args = get_args(env, info, 1);
+    size_t length = 0;
+    const float* values = typed_array<float>(env, args.argv[0], napi_float32_array, "vector", &length);
+    const std::string text = akidb::float32_json(values, length);
+    napi_value out;
+    CHECK(napi_create_string_latin1(env, text.data(), text.size(), &out));
+    return out;
+  });
+}
+
 void delete_data(napi_env env, void* raw, void*) {
   auto* data = static_cast<AddonData*>(raw);
   if (data->constructor) napi_delete_reference(env, data->constructor);
@@ -355,12 +370,14 @@ napi_value init(napi_env env, napi_value exports) {
     auto* data = new AddonData();
     CHECK(napi_create_reference(env, constructor, 1, &data->constructor));
     CHECK(napi_set_instance_data(env, data, delete_data, nullptr));
-    napi_value loader, simd;
+    napi_value loader, simd, json;
     CHECK(napi_create_function(env, "loadIndex", NAPI_AUTO_LENGTH, load_index, nullptr, &loader));
+    CHECK(napi_create_function(env, "float32Json", NAPI_AUTO_LENGTH, float32_json, nullptr, &json));
     CHECK(napi_create_string_utf8(env, Hnsw::simd(), NAPI_AUTO_LENGTH, &simd));
     CHECK(napi_set_named_property(env, exports, "HnswIndex", constructor));
     CHECK(napi_set_named_property(env, exports, "loadIndex", loader));
     CHECK(napi_set_named_property(env, exports, "simd", simd));
+    CHECK(napi_set_named_property(env, exports, "float32Json", json));
     return exports;
   });
 }

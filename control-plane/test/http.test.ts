@@ -149,7 +149,11 @@ describe("POST /v1/embeddings (mock mode)", () => {
       ["embedding", 0],
       ["embedding", 1],
     ]);
-    expect(body.data.map((d) => d.embedding)).toEqual(expected.vectors.map((v) => Array.from(v)));
+    // Each value is written as the shortest decimal of its float32 (native/json.h), so it reads
+    // back as that float32, not as the float32's exact double.
+    expect(body.data.map((d) => (d.embedding as number[]).map(Math.fround))).toEqual(
+      expected.vectors.map((v) => Array.from(v)),
+    );
     // The mock's count: ceil(5 bytes / 4) + 1 = 3 tokens per word.
     expect(body.usage).toEqual({ prompt_tokens: 6, total_tokens: 6 });
   });
@@ -167,7 +171,7 @@ describe("POST /v1/embeddings (mock mode)", () => {
       await post(app, "/v1/embeddings", { input: "same", encoding_format: "base64" })
     ).json()) as EmbeddingBody;
     const decoded = Array.from(decodeBase64(asBase64.data[0]!.embedding as string));
-    expect(decoded).toEqual(asFloat.data[0]!.embedding);
+    expect(decoded).toEqual((asFloat.data[0]!.embedding as number[]).map(Math.fround));
   });
 
   it("honours dimensions (truncate + renormalise), input_type and normalize", async () => {

