@@ -3,11 +3,12 @@
 // the real-size Qwen3 and Gemma shapes ("GPU" in docs/benchmarks.md); it runs anywhere.
 //
 //   node bench/serving.ts --model DIR [--device gpu|cpu|auto] [--backend mlx|onnx|auto]
-//                         [--batch-timeout-ms N] [--onnx-precision f32|int8|int4] [--out FILE]
+//                         [--batch-timeout-ms N] [--batches-in-flight N]
+//                         [--onnx-precision f32|int8|int4] [--out FILE]
 //
 // Measured, in order: start-up until /health says ok (load and warm-up included), the first
 // single-text request after ready (cold) and the median of 30 more (warm), a batch of 10 and of
-// 32 (medians of 20), the same batches to the control plane with base64 vectors and to a bare
+// 32 (medians of 20), 32-text requests from 4 clients at once (texts/s under load), the same batches to the control plane with base64 vectors and to a bare
 // inference process (where the time beyond the model goes), single-text requests at a fixed 50 per second, the highest rate (doubling
 // from 50) whose P95 stays under 25 ms, and the memory the two processes hold (RSS peak; GPU memory
 // from nvidia-smi where there is one); then a restart on the same cache directory (compiled kernels
@@ -28,6 +29,9 @@ const SUSTAINED_S = 20;
 const SWEEP_S = 8;
 const WARMUP_S = 2;
 const REQUEST_TIMEOUT_MS = 10_000;
+/** Clients sending 32-text requests back to back for the throughput under load, and requests each. */
+const LOADED_CLIENTS = 4;
+const LOADED_REQUESTS = 16;
 /** A typical short search query (about 12 tokens); numbered so no two requests are equal. */
 const query = (i: number) => `query ${i}: which local vector database runs embeddings on an edge machine?`;
 /** A passage of about 25 tokens, the batch requests' inputs. */
@@ -54,6 +58,29 @@ async function embed(
   await response.arrayBuffer();
   if (response.status !== 200) throw new Error(`/v1/embeddings answered ${response.status}`);
   return performance.now() - started;
+}
+
+/**
+ * Texts per second with `LOADED_CLIENTS` clients each sending `LOADED_REQUESTS` 32-text requests back
+ * to back: the server's throughput at batch 32 (batch_size 32 keeps every forward pass at 32 inputs)
+ * when the next batch is already waiting, as under real load.
+ */
+async function loadedTextsPerS(server: RunningProcess, encoding?: "base64"): Promise<number> {
+  const started = performance.now();
+  await Promise.all(
+    [...Array(LOADED_CLIENTS).keys()].map(async (client) => {
+      for (let r = 0; r < LOADED_REQUESTS; r++) {
+        const first = (client * LOADED_REQUESTS + r) * 32;
+        await embed(
+          server,
+          [...Array(32).keys()].map((k) => passage(first + k)),
+          encoding,
+        );
+      }
+    }),
+  );
+  const texts = LOADED_CLIENTS * LOADED_REQUESTS * 32;
+  return Math.round(texts / ((performance.now() - started) / 1000));
 }
 
 async function medianMs(times: number, request: (i: number) => Promise<number>): Promise<number> {
@@ -197,6 +224,7 @@ async function main(): Promise<void> {
       device: { type: "string", default: "auto" },
       backend: { type: "string", default: "auto" },
       "batch-timeout-ms": { type: "string" },
+      "batches-in-flight": { type: "string" },
       "onnx-precision": { type: "string" },
       out: { type: "string" },
     },
@@ -217,6 +245,9 @@ async function main(): Promise<void> {
           ...(values["batch-timeout-ms"] === undefined
             ? {}
             : { batch_timeout_ms: Number(values["batch-timeout-ms"]) }),
+          ...(values["batches-in-flight"] === undefined
+            ? {}
+            : { batches_in_flight: Number(values["batches-in-flight"]) }),
         },
         queue: { request_timeout_ms: REQUEST_TIMEOUT_MS },
         ...(values["onnx-precision"] === undefined ? {} : { onnx: { precision: values["onnx-precision"] } }),
@@ -232,6 +263,7 @@ async function main(): Promise<void> {
   const result: Record<string, unknown> = {
     model: values.model,
     batch_timeout_ms: values["batch-timeout-ms"] ?? "default",
+    batches_in_flight: values["batches-in-flight"] ?? "default",
     onnx_precision: values["onnx-precision"],
   };
   try {
@@ -258,7 +290,19 @@ async function main(): Promise<void> {
     );
     result.batch32_ms = batch32;
     result.batch32_texts_per_s = round((32 / batch32) * 1000);
-    for (const what of ["single_cold_ms", "single_warm_ms", "batch10_ms", "batch32_ms"]) progress(what);
+    result.batch32_loaded_texts_per_s = {
+      clients: LOADED_CLIENTS,
+      float: await loadedTextsPerS(server),
+      base64: await loadedTextsPerS(server, "base64"),
+    };
+    for (const what of [
+      "single_cold_ms",
+      "single_warm_ms",
+      "batch10_ms",
+      "batch32_ms",
+      "batch32_loaded_texts_per_s",
+    ])
+      progress(what);
     result.breakdown = await breakdown(server, values);
     progress("breakdown");
     const sustained = await fixedRate(server, FIRST_QPS, SUSTAINED_S);

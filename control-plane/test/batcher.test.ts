@@ -10,6 +10,8 @@ const LIMITS: BatcherLimits = {
   batchSize: 4,
   batchTimeoutMs: 5,
   maxBatchTokens: 1000,
+  // One batch at a time keeps these tests' batch boundaries simple; pipelining has its own tests.
+  batchesInFlight: 1,
   maxPendingInputs: 64,
   requestTimeoutMs: 10_000,
 };
@@ -53,6 +55,46 @@ describe("Batcher", () => {
     for (const [i, result] of results.entries()) {
       expect((await result).vectors).toEqual(await unbatched(requests[i]!));
     }
+  });
+
+  it("keeps batches_in_flight batches at the embedder: the next is sent while one computes", async () => {
+    const embedder = new GatedEmbedder();
+    const limits = { ...LIMITS, batchTimeoutMs: 60_000, batchesInFlight: 2 };
+    const batcher = new Batcher({ embedder, limits, estimateTokens: charTokens });
+    const texts = Array.from({ length: 12 }, (_, i) => `t${i}`);
+    const result = submit(batcher, request(texts));
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(2));
+    expect(batcher.inFlightSize).toBe(8);
+    expect(batcher.queueDepth).toBe(4);
+    // The third batch waits for a free place, not for the first batch in particular.
+    embedder.calls[1]!.release();
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(3));
+    expect(embedder.calls.map((call) => call.batch.texts)).toEqual([
+      texts.slice(0, 4),
+      texts.slice(4, 8),
+      texts.slice(8),
+    ]);
+    embedder.calls[2]!.release();
+    embedder.calls[0]!.release();
+    expect((await result).vectors).toEqual(await unbatched(request(texts)));
+    expect(embedder.maxInFlight).toBe(2);
+  });
+
+  it("with a place free, sends a lone request at once at light load while another batch computes", async () => {
+    const embedder = new GatedEmbedder();
+    const batcher = new Batcher({
+      embedder,
+      limits: { ...LIMITS, batchesInFlight: 2 },
+      estimateTokens: charTokens,
+    });
+    const first = submit(batcher, request(["first"]));
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(1));
+    const second = submit(batcher, request(["second"]));
+    await vi.waitFor(() => expect(embedder.calls).toHaveLength(2));
+    expect(embedder.calls[1]!.batch.texts).toEqual(["second"]);
+    for (const call of embedder.calls) call.release();
+    expect((await first).vectors).toEqual(await unbatched(request(["first"])));
+    expect((await second).vectors).toEqual(await unbatched(request(["second"])));
   });
 
   it("waits batch_timeout_ms for company only while requests come closer together than that", async () => {
@@ -434,6 +476,7 @@ describe("Batcher under random arrivals", () => {
           batchTimeoutMs: fc.integer({ min: 0, max: 10 }),
           maxBatchTokens: fc.integer({ min: 5, max: 60 }),
           requestTimeoutMs: fc.integer({ min: 20, max: 200 }),
+          batchesInFlight: fc.integer({ min: 1, max: 3 }),
         }),
         fc.array(arrival, { minLength: 1, maxLength: 25 }),
         async (policy, arrivals) => {
@@ -472,7 +515,7 @@ describe("Batcher under random arrivals", () => {
           await vi.runAllTimersAsync();
           vi.useRealTimers();
 
-          expect(embedder.maxInFlight).toBeLessThanOrEqual(1);
+          expect(embedder.maxInFlight).toBeLessThanOrEqual(limits.batchesInFlight);
           expect(batcher.pendingInputs).toBe(0);
           expect(batcher.queueDepth).toBe(0);
           for (const { texts, batch } of embedder.batches) {

@@ -67,6 +67,7 @@ describe("metrics", () => {
       batchSize: 4,
       batchTimeoutMs: 60_000,
       maxBatchTokens: 1000,
+      batchesInFlight: 1,
       maxPendingInputs: 100,
       requestTimeoutMs: 10_000,
     };

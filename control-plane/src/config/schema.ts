@@ -60,6 +60,12 @@ const mlxSchema = z.strictObject({
    */
   batch_timeout_ms: z.int().min(0).default(5),
   /**
+   * Batches sent to the inference process and not yet answered. With 2, the next batch travels and
+   * is tokenized while one computes, so the model does not idle between batches (TEI prepares its
+   * next batch the same way); 1 sends a batch only once the last has returned. Default 2.
+   */
+  batches_in_flight: positiveInt.max(8).default(2),
+  /**
    * Token budget of one batch (padded tokens), bounding the memory of one forward pass. Lower is
    * safer on small machines; higher packs more long inputs together. Default 16384.
    */

@@ -17,6 +17,8 @@ export interface BatcherLimits {
   batchTimeoutMs: number;
   /** Most estimated tokens in one batch (model setting `max_batch_tokens`); a larger single input goes alone. */
   maxBatchTokens: number;
+  /** Batches sent to the embedder and not yet answered (model setting `batches_in_flight`). */
+  batchesInFlight: number;
   /** Inputs accepted and not yet answered (`embedding.queue.max_pending_inputs`); beyond it, 429. */
   maxPendingInputs: number;
   /** Deadline of a request from enqueue to answer (`embedding.queue.request_timeout_ms`); beyond it, 504. */
@@ -37,6 +39,7 @@ export function batcherLimits(config: AkidbConfig): BatcherLimits {
     batchSize: model.batch_size,
     batchTimeoutMs: model.batch_timeout_ms,
     maxBatchTokens: model.max_batch_tokens,
+    batchesInFlight: model.batches_in_flight,
     maxPendingInputs: queue.max_pending_inputs,
     requestTimeoutMs: queue.request_timeout_ms,
     refuseDoomed: queue.refuse_doomed,
@@ -96,15 +99,17 @@ function compatibilityKey(request: EmbedRequest): string {
 /**
  * Owns the embedding queue (like text-embeddings-inference's router queue): HTTP handlers
  * reserve capacity, enqueue and await; the batcher packs compatible inputs into batches bounded
- * by size and a token budget, sends at most one batch at a time, drops inputs whose client went
- * away before sending them, and enforces each request's deadline.
+ * by size and a token budget, drops inputs whose client went away before sending them, and
+ * enforces each request's deadline.
  *
- * A batch is sent when the embedder is idle and either the oldest input's group fills a batch
- * or that input has waited `batchTimeoutMs`; while a batch is in flight the next one forms in
- * the queue and is cut the moment the embedder is free. Waiting for company pays only when company
- * comes: while requests arrive further apart than `batchTimeoutMs` on average (a moving average of
- * the gaps between arrivals), an idle embedder takes the queue at once, so a lone request at light
- * load never waits out the timeout for nothing.
+ * A batch is sent when fewer than `batchesInFlight` are at the embedder and either the oldest
+ * input's group fills a batch or that input has waited `batchTimeoutMs`; while all are out, the next
+ * one forms in the queue and is cut the moment one returns. With two in flight (the default), the
+ * next batch reaches the inference process and is tokenized there while the model computes the
+ * current one, so the model does not idle between batches. Waiting for company pays only when
+ * company comes: while requests arrive further apart than `batchTimeoutMs` on average (a moving
+ * average of the gaps between arrivals), a free embedder takes the queue at once, so a lone request
+ * at light load never waits out the timeout for nothing.
  */
 export class Batcher {
   readonly limits: BatcherLimits;
@@ -114,7 +119,7 @@ export class Batcher {
   readonly #logger: Logger | undefined;
   readonly #permits: Permits;
   #queue: Slot[] = [];
-  #inFlight: Batch | null = null;
+  readonly #inFlight = new Set<Batch>();
   #timer: NodeJS.Timeout | null = null;
   #seq = 0;
   /** Arrival numbers of pending exclusive tasks; only inputs before the first are sent (see `exclusive`). */
@@ -126,6 +131,8 @@ export class Batcher {
   /** Moving average of the gaps between request arrivals (each gap capped at twice the timeout). */
   #arrivalGapMs = 0;
   #lastArrival: number | null = null;
+  /** When the embedder last answered a batch. */
+  #lastAnswered = 0;
   /** Recent milliseconds of compute per input (batch time over its size), for admission. */
   #inputMsAverage: number | null = null;
 
@@ -143,9 +150,11 @@ export class Batcher {
     return this.#queue.length;
   }
 
-  /** Inputs in the batch being computed. */
+  /** Inputs in the batches sent to the embedder and not yet answered. */
   get inFlightSize(): number {
-    return this.#inFlight?.slots.length ?? 0;
+    let inputs = 0;
+    for (const batch of this.#inFlight) inputs += batch.slots.length;
+    return inputs;
   }
 
   /** True while a model switch or restart waits for accepted inputs (later ones are held). */
@@ -269,10 +278,11 @@ export class Batcher {
     return this.#drained(Number.POSITIVE_INFINITY);
   }
 
-  /** Answers every waiting request with AKIDB_ERR_SHUTTING_DOWN and aborts the batch in flight. */
+  /** Answers every waiting request with AKIDB_ERR_SHUTTING_DOWN and aborts the batches in flight. */
   abortAll(): void {
     this.#closed = true;
-    const waiters = new Set([...this.#queue, ...(this.#inFlight?.slots ?? [])].map((slot) => slot.waiter));
+    const inFlight = [...this.#inFlight].flatMap((batch) => batch.slots);
+    const waiters = new Set([...this.#queue, ...inFlight].map((slot) => slot.waiter));
     for (const waiter of waiters) this.#settle(waiter, new AkidbError("AKIDB_ERR_SHUTTING_DOWN", {}));
   }
 
@@ -281,25 +291,27 @@ export class Batcher {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
-    if (!this.#inFlight) this.#dispatchOrWait();
+    while (this.#inFlight.size < this.limits.batchesInFlight && this.#dispatchOrWait()) {}
     this.#resolveDrainWaiters();
   }
 
-  #dispatchOrWait(): void {
+  /** Sends the next batch if it is ready (true), else sets the timer for when it will be. */
+  #dispatchOrWait(): boolean {
     const head = this.#queue[0];
-    if (!head || !this.#eligible(head)) return;
+    if (!head || !this.#eligible(head)) return false;
     const { slots, full } = this.#form(head);
     const waited = performance.now() - head.enqueuedAt;
     const flushing = this.#closed || this.#barriers.length > 0;
     const sparse = this.#arrivalGapMs >= this.limits.batchTimeoutMs;
     if (full || flushing || sparse || waited >= this.limits.batchTimeoutMs) {
       this.#dispatch(slots);
-    } else {
-      this.#timer = setTimeout(() => {
-        this.#timer = null;
-        this.#schedule();
-      }, this.limits.batchTimeoutMs - waited);
+      return true;
     }
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#schedule();
+    }, this.limits.batchTimeoutMs - waited);
+    return false;
   }
 
   #arrived(now: number): void {
@@ -356,7 +368,7 @@ export class Batcher {
     this.#queue = this.#queue.filter((slot) => !taken.has(slot));
     this.#queueChanged();
     const batch: Batch = { slots, controller: new AbortController() };
-    this.#inFlight = batch;
+    this.#inFlight.add(batch);
     const first = slots[0]!.waiter.request;
     const now = performance.now();
     for (const slot of slots) this.#metrics?.latencyMs.observe({ stage: "queue" }, now - slot.enqueuedAt);
@@ -383,8 +395,12 @@ export class Batcher {
           reason: `the embedder returned ${result.vectors.length} vectors for ${batch.slots.length} inputs`,
         });
       }
-      const elapsed = performance.now() - started;
-      this.#metrics?.latencyMs.observe({ stage: "inference" }, elapsed);
+      const finished = performance.now();
+      this.#metrics?.latencyMs.observe({ stage: "inference" }, finished - started);
+      // The pace estimates want the batch's own compute, not its wait behind the batch sent before it:
+      // the embedder answers in order, so that is the time since the later of its start and the last answer.
+      const elapsed = finished - Math.max(started, this.#lastAnswered);
+      this.#lastAnswered = finished;
       this.#batchMsAverage =
         this.#batchMsAverage === null ? elapsed : 0.8 * this.#batchMsAverage + 0.2 * elapsed;
       // Full batches only: a lone input's time says little about the cost of many.
@@ -417,7 +433,7 @@ export class Batcher {
     } catch (error) {
       this.#fail(batch.slots, error);
     } finally {
-      this.#inFlight = null;
+      this.#inFlight.delete(batch);
       this.#schedule();
     }
   }
@@ -458,8 +474,9 @@ export class Batcher {
     const before = this.#queue.length;
     this.#queue = this.#queue.filter((slot) => slot.waiter !== waiter);
     if (this.#queue.length !== before) this.#queueChanged();
-    const inFlight = this.#inFlight;
-    if (inFlight?.slots.every((slot) => slot.waiter.settled)) inFlight.controller.abort();
+    for (const batch of this.#inFlight) {
+      if (batch.slots.every((slot) => slot.waiter.settled)) batch.controller.abort();
+    }
     waiter.reject(error);
     this.#schedule();
   }
@@ -477,7 +494,7 @@ export class Batcher {
   }
 
   #resolveDrainWaiters(): void {
-    if (this.#inFlight) return;
+    if (this.#inFlight.size > 0) return;
     this.#drainWaiters = this.#drainWaiters.filter(({ barrier, done }) => {
       if (this.#queue.some((slot) => slot.seq < barrier)) return true;
       done();
