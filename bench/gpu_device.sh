@@ -8,8 +8,9 @@
 #           GPU tests
 #   serve MODEL [ARGS] : (after test) the spec's serving table through the control plane, on the
 #           backend AKIDB_BENCH_BACKEND names (default mlx; onnx needs onnxruntime-gpu, see below)
-#           (bench/serving.ts) for one real-size fixture (built first); carries .gpucp/ (Node 24 as node.xz and the
-#           control plane's runtime node_modules as node_modules.tar.xz, made here by the `bundle` stage)
+#           (bench/serving.ts) for one real-size fixture (built first); carries .gpucp/ (Node 24 as node.xz, the
+#           control plane's runtime node_modules as node_modules.tar.xz and its native addon, made here by
+#           the `bundle` stage)
 #   bundle : (here, not on the GPU machine) writes .gpucp/ for `serve`
 #   bench : (after test, machine still warm) the engine at the real shapes: dequantized (the
 #           default on CUDA) and 4-bit Linear layers, and mx.compile of the layers
@@ -50,6 +51,7 @@ bundle)
   PATH="$(scripts/node-path.sh):$PATH" npm ls --omit=dev --workspace control-plane --all --parseable |
     grep /node_modules/ | grep -v /node_modules/@akidb/ | sed "s|^$PWD/||" | sort -u >.gpucp/files
   tar -cJf .gpucp/node_modules.tar.xz -T .gpucp/files
+  scripts/build-native.sh && cp control-plane/native/build/akidb_native.node .gpucp/
   ;;
 stash)
   mkdir -p /tmp/akidb-wheel && cp .whl/mlx_cuda_13.part-* /tmp/akidb-wheel/
@@ -88,6 +90,7 @@ serve)
   mkdir -p /tmp/node/bin inference/.venv/bin
   [[ -x /tmp/node/bin/node ]] || xz -dc .gpucp/node.xz >/tmp/node/bin/node && chmod +x /tmp/node/bin/node
   tar -xJf .gpucp/node_modules.tar.xz
+  mkdir -p control-plane/native/build && cp .gpucp/akidb_native.node control-plane/native/build/
   # The control plane starts inference/.venv/bin/python; here the machine's Python is that environment.
   # bench/servers.ts passes the control plane PATH and HOME only, so this stage's PYTHONPATH (the
   # onnxruntime-gpu in /tmp/ort-site) is written into the wrapper.
