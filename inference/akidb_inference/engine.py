@@ -45,9 +45,10 @@ CUT_MARGIN_TOKENS = 16
 is tokenized; BPE merges and WordPiece matches are local, so that change stays within the last few
 tokens (tests compare cut and whole tokenizations of long texts)."""
 MIN_BUCKET = 16
-"""Smallest padded width with shape buckets (MLX on CUDA): widths and row counts are padded to powers
-of two, so few shapes repeat and the warm-up runs each one before the model is ready (MLX on CUDA
-compiles a kernel variant on its first use, 15-19 s each on an H200; docs/inference.md)."""
+"""Smallest padded width with shape buckets (on CUDA): widths and row counts are padded to powers of
+two, so few shapes repeat and the warm-up runs each one before the model is ready (MLX on CUDA
+compiles a kernel variant on its first use, 15-19 s each on an H200; ONNX Runtime on CUDA captures a
+CUDA graph per small shape; docs/inference.md)."""
 
 MIN_ROW_FILL = 0.5
 """An input joins a batch only when it is more than this fraction of the batch's padded width.
@@ -136,17 +137,22 @@ class Embedder:
         max_batch_tokens: int,
         shape_buckets: bool | None = None,
     ) -> None:
-        """`shape_buckets`: pad batches to power-of-two shapes (`MIN_BUCKET` up to `max_batch_tokens`
-        wide) and warm each one up; None turns it on for MLX on CUDA, where first use of a shape
-        can compile kernels for seconds (measured; ONNX Runtime on CUDA was not)."""
+        """`shape_buckets`: pad batches of up to `max_batch_tokens` padded tokens to power-of-two
+        shapes (`MIN_BUCKET` wide at least) and warm each shape up; None leaves it to the backend's
+        `bucket_tokens` (on CUDA: every batch for MLX, whose first use of a shape can compile kernels
+        for seconds; small batches for ONNX Runtime, which replays a CUDA graph per shape)."""
         self.info = info
         self._tokenizer = tokenizer
         self._backend = backend
         self._prefix = [] if bos_id is None else [bos_id]
         self._suffix = [eos_id]
         self._max_batch_tokens = max_batch_tokens
-        on_mlx_cuda = info.backend == "mlx" and info.device.startswith("cuda")
-        self._shape_buckets = on_mlx_cuda if shape_buckets is None else shape_buckets
+        self._bucket_tokens = (
+            min(backend.bucket_tokens, max_batch_tokens)
+            if shape_buckets is None
+            else (max_batch_tokens if shape_buckets else 0)
+        )
+        """Padded batches of at most this many tokens get bucket shapes; 0: none do."""
 
     def tokenize(self, texts: Sequence[str], input_type: InputType) -> list[Encoded]:
         """Each text with its prompt and special tokens, cut to `info.max_tokens`.
@@ -213,7 +219,7 @@ class Embedder:
         duration in seconds."""
         started = time.perf_counter()
         self._embed_batch([self._suffix])
-        if self._shape_buckets:
+        if self._bucket_tokens:
             for rows, width in self.bucket_shapes():
                 # One token short of the width, so the padded-batch path (an attention mask) runs;
                 # a lone input may also fill its width exactly (no mask).
@@ -225,11 +231,7 @@ class Embedder:
     def bucket_shapes(self) -> list[tuple[int, int]]:
         """(rows, width) of every padded batch `embed` can compute with shape buckets."""
         widths = sorted(
-            {
-                self._padded_width(MIN_BUCKET << k)
-                for k in range(32)
-                if MIN_BUCKET << k <= self._max_batch_tokens
-            }
+            {self._padded_width(MIN_BUCKET << k) for k in range(32) if MIN_BUCKET << k <= self._bucket_tokens}
         )
         shapes = []
         for width in widths:
@@ -239,13 +241,14 @@ class Embedder:
 
     def _padded_width(self, width: int) -> int:
         """The bucket a batch of longest input `width` is padded to (itself when not bucketed)."""
-        if not self._shape_buckets:
+        if not self._bucket_tokens:
             return width
         padded = min(_next_power_of_two(max(width, MIN_BUCKET)), self.info.max_tokens)
-        return padded if padded <= self._max_batch_tokens else width
+        return padded if padded <= self._bucket_tokens else width
 
     def _row_cap(self, width: int) -> int:
-        return max(self._max_batch_tokens // width, 1)
+        """Most rows of a bucket shape `width` wide (1 where the width is beyond the buckets)."""
+        return max(self._bucket_tokens // width, 1)
 
     def _prefix_ids(self, texts: Sequence[str], room: int) -> list[list[int]]:
         """Token ids of each text (no special tokens): all of them, or, for a text with more than
@@ -292,10 +295,12 @@ class Embedder:
 
     def _embed_batch(self, sequences: list[list[int]]) -> np.ndarray:
         count = len(sequences)
-        width = self._padded_width(max(len(ids) for ids in sequences))
-        rows = (
-            max(count, min(_next_power_of_two(count), self._row_cap(width))) if self._shape_buckets else count
-        )
+        longest = max(len(ids) for ids in sequences)
+        rows, width = count, self._padded_width(longest)
+        if self._bucket_tokens and count <= self._row_cap(width):
+            rows = min(_next_power_of_two(count), self._row_cap(width))
+        elif self._bucket_tokens:  # more rows than the bucket shapes hold: padding would buy nothing
+            width = longest
         input_ids = np.zeros((rows, width), dtype=np.int32)
         attention_mask = np.zeros((rows, width), dtype=np.int32)
         for row, ids in enumerate(sequences):

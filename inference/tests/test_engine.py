@@ -17,12 +17,13 @@ from akidb_inference.engine import (
     InputTooLong,
     NonFiniteEmbedding,
     Quantization,
+    load_embedder,
 )
 from akidb_inference.pooling import pool_last_token, pool_mean
 from akidb_inference.prompts import QWEN3_DEFAULT_TASK
 
 from .conftest import AutoBackend, LoadFixtureEmbedder
-from .fixtures import load_reference
+from .fixtures import fixture_dir, load_reference
 
 LONG = load_reference("qwen3-f32").texts[-1].text
 
@@ -174,6 +175,36 @@ def test_batches_respect_the_token_budget_and_keep_input_order(
         [fixture_embedder("qwen3-f32").embed([text], "document").vectors for text in texts]
     )
     assert (np.sum(result.vectors * alone, axis=1) >= 0.9999).all()
+
+
+def test_a_backend_bucket_limit_pads_only_small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX Runtime on CUDA asks for buckets up to 1024 tokens (CUDA graphs); here on the CPU a backend
+    asking for 256: batches within it come in the warmed power-of-two shapes, larger ones unpadded,
+    and padding changes no vector."""
+    shapes: list[tuple[int, int]] = []
+    forward = AutoBackend.forward
+
+    def recording(self: Any, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        shapes.append(input_ids.shape)
+        return forward(self, input_ids, attention_mask)
+
+    monkeypatch.setattr(AutoBackend, "bucket_tokens", property(lambda self: 256))
+    bucketed = load_embedder(fixture_dir("qwen3-f32"), max_batch_tokens=4096)
+    monkeypatch.setattr(AutoBackend, "forward", recording)
+    bucketed.warm_up()
+    warmed = set(bucketed.bucket_shapes())
+    assert shapes[1:] and set(shapes[1:]) == warmed
+    assert all(rows * width <= 256 for rows, width in warmed)
+    assert max(width for _, width in warmed) == 256
+    shapes.clear()
+    texts = ["x " * n for n in (3, 5, 9)] + ["y " * 40] * 9
+    vectors = bucketed.embed(texts, "document").vectors
+    lengths = sorted(len(e.ids) for e in bucketed.tokenize(texts, "document"))
+    assert shapes == [(9, lengths[-1]), (4, 16)], "the 9 long texts unpadded; the 3 short ones bucketed"
+    monkeypatch.setattr(AutoBackend, "bucket_tokens", property(lambda self: 0))
+    plain = load_embedder(fixture_dir("qwen3-f32"), max_batch_tokens=4096)
+    assert not plain.bucket_shapes()
+    np.testing.assert_allclose(vectors, plain.embed(texts, "document").vectors, atol=1e-5)
 
 
 def test_a_batch_is_never_mostly_padding(

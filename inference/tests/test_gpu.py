@@ -1,7 +1,9 @@
-"""The MLX backend on an NVIDIA GPU (MLX's CUDA build), and the CUDA workaround on the CPU.
+"""The MLX backend on an NVIDIA GPU (MLX's CUDA build), ONNX Runtime's CUDA graphs, and the CUDA
+workaround on the CPU.
 
-The `cuda` tests run only where MLX has CUDA: CI has no GPU, so they run through the device tool
-(docs/inference.md, "GPU tests", records the command and the last result) and are skipped elsewhere.
+The `cuda` tests run only where MLX has CUDA or ONNX Runtime its CUDA provider: CI has no GPU, so they
+run through the device tool (docs/inference.md, "GPU tests", records the command and the last result)
+and are skipped elsewhere.
 `test_single_group_workaround_keeps_fidelity` runs everywhere: it forces the workaround on the CPU.
 """
 
@@ -12,7 +14,9 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 
+from akidb_inference.backends import onnx_cuda_available
 from akidb_inference.backends.mlx import loader
+from akidb_inference.backends.onnx.cuda_graphs import GRAPH_TOKENS
 from akidb_inference.engine import BackendOptions, load_embedder
 
 from .conftest import LoadFixtureEmbedder
@@ -22,6 +26,10 @@ from .test_models import MAX_ABS_DIFF, check_reference, check_reference_discrimi
 MLX = BackendOptions(name="mlx")
 FIXTURES = ["qwen3-f32", "qwen3-4bit", "gemma3-f32", "gemma3-4bit"]
 cuda = pytest.mark.skipif(not mx.cuda.is_available(), reason="needs MLX's CUDA build and an NVIDIA GPU")
+ONNX = BackendOptions(name="onnx")
+onnx_cuda = pytest.mark.skipif(
+    not onnx_cuda_available(), reason="needs onnxruntime-gpu (its CUDA provider) and an NVIDIA GPU"
+)
 
 
 @pytest.mark.cuda
@@ -47,6 +55,41 @@ def test_unbucketed_batches_match_bucketed_on_cuda() -> None:
     np.testing.assert_allclose(
         plain.embed(texts, "document").vectors, bucketed.embed(texts, "document").vectors, atol=MAX_ABS_DIFF
     )
+
+
+@pytest.mark.cuda
+@onnx_cuda
+@pytest.mark.parametrize("fixture", ["qwen3-f32", "gemma3-f32"])
+def test_onnx_cuda_graphs_match_transformers(fixture: str, fixture_embedder: LoadFixtureEmbedder) -> None:
+    """ONNX Runtime on CUDA, small batches replayed as CUDA graphs: the reference match alone, in one
+    batch and in split batches, after the warm-up that captures every graph."""
+    embedder = fixture_embedder(fixture, backend=ONNX)
+    assert embedder.info.device.startswith("cuda:"), embedder.info.device
+    assert embedder._backend.bucket_tokens == GRAPH_TOKENS, "CUDA graphs are on"
+    assert embedder.bucket_shapes() and all(
+        rows * width <= GRAPH_TOKENS for rows, width in embedder.bucket_shapes()
+    )
+    embedder.warm_up()
+    check_reference_discriminates(fixture)
+    check_reference(fixture, embedder, fixture_embedder(fixture, 600, ONNX))
+
+
+@pytest.mark.cuda
+@onnx_cuda
+def test_onnx_cuda_graph_replays_follow_new_inputs() -> None:
+    """A replayed graph computes the inputs of its run, not of its capture: the same shapes with
+    other texts, over and over, equal plain runs (no graphs) of the same texts."""
+    graphs = load_embedder(fixture_dir("gemma3-f32"), backend=ONNX)
+    plain = load_embedder(fixture_dir("gemma3-f32"), backend=ONNX, shape_buckets=False)
+    graphs.warm_up()
+    for round_ in range(3):
+        for count in (1, 3, 8):
+            texts = [f"text {round_}-{count}-{i}: " + "words about vectors " * (i % 4) for i in range(count)]
+            np.testing.assert_allclose(
+                graphs.embed(texts, "document").vectors,
+                plain.embed(texts, "document").vectors,
+                atol=MAX_ABS_DIFF,
+            )
 
 
 def test_single_group_workaround_keeps_fidelity(monkeypatch: pytest.MonkeyPatch) -> None:

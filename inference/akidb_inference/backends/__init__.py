@@ -54,6 +54,12 @@ class Backend(Protocol):
         """Size of the vectors `project` returns."""
         ...
 
+    @property
+    def bucket_tokens(self) -> int:
+        """Padded batches of up to this many tokens (rows x width) should come in power-of-two shapes,
+        each run once at warm-up (the engine's shape buckets); 0: no shape is worth it."""
+        ...
+
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Final hidden states (batch, tokens, hidden) float32 of a padded batch.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import mlx.core as mx
 import numpy as np
 
@@ -60,6 +62,11 @@ class MLXBackend:
     @property
     def dimension(self) -> int:
         return self._model.dimension
+
+    @property
+    def bucket_tokens(self) -> int:
+        # MLX on CUDA compiles kernels on the first use of each shape, for seconds: bucket them all.
+        return sys.maxsize if self.device.startswith("cuda") else 0
 
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         # The server calls from a worker thread: name the device rather than rely on a default.

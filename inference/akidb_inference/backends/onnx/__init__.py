@@ -3,7 +3,8 @@
 Session options: every graph optimisation (ORT_ENABLE_ALL: constant folding, node fusions, memory
 layout); the graphs already use single-kernel operators for RMSNorm, RoPE and attention, so no
 fusion has to recognise them. Intra-op threads default to the CPU cores this process may use and
-sleep rather than spin when idle; inter-op parallelism is off (one branch per graph).
+sleep rather than spin when idle; inter-op parallelism is off (one branch per graph). On CUDA, small
+batches replay captured CUDA graphs (`cuda_graphs`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from ...checkpoint import SAFETENSORS_FILES, Checkpoint, ModelLoadError
+from ...logs import log
 from .. import BackendOptions, Device
 from .convert import READY_EXPORTS, graph_file, read_head, ready_export
+from .cuda_graphs import GRAPH_TOKENS, PROVIDER_OPTIONS, CudaGraphs
 from .graph import HEAD_INPUT, OUTPUT, head_model
 from .precision import PRECISIONS
 from .weights import read_safetensors
@@ -42,6 +46,7 @@ class ONNXBackend:
         dimension: int,
         device: str,
         precision: str,
+        hidden_size: int,
     ) -> None:
         self._session = session
         self._head = head
@@ -50,6 +55,8 @@ class ONNXBackend:
         self._output = _hidden_output(session)
         self.device = device
         self.precision = precision
+        graphs = session.get_provider_options().get(CUDA, {}).get("enable_cuda_graph") == "1"
+        self._graphs = CudaGraphs(session, self._output, hidden_size) if graphs else None
 
     @classmethod
     def load(cls, checkpoint: Checkpoint, device: Device, options: BackendOptions) -> ONNXBackend:
@@ -85,20 +92,23 @@ class ONNXBackend:
         # kernels, starving the event loop (/health) and the control plane on the same machine.
         session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session_options.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(str(path), session_options, providers=providers)
-        except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise ModelLoadError(f"ONNX Runtime cannot load {path}: {error}") from error
+        session = _session(path, session_options, providers)
         head_session = None
         if head:
             head_session = ort.InferenceSession(
                 head_model(head).SerializeToString(), session_options, providers=providers
             )
-        return cls(session, head_session, dimension, _device_name(session.get_providers(), device), chosen)
+        hidden_size = int(checkpoint.config["hidden_size"])
+        device_name = _device_name(session.get_providers(), device)
+        return cls(session, head_session, dimension, device_name, chosen, hidden_size)
 
     @property
     def dimension(self) -> int:
         return self._dimension
+
+    @property
+    def bucket_tokens(self) -> int:
+        return GRAPH_TOKENS if self._graphs is not None else 0
 
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         feeds = {}
@@ -107,7 +117,11 @@ class ONNXBackend:
             if source is None:  # token_type_ids of an export: one segment
                 source = np.zeros_like(input_ids)
             feeds[name] = source.astype(np.int64 if value.type == "tensor(int64)" else np.int32, copy=False)
-        hidden: np.ndarray = self._session.run([self._output], feeds)[0]
+        graphs = self._graphs
+        if graphs is not None and graphs.takes(input_ids.shape):
+            hidden = graphs.run(feeds)
+        else:
+            hidden = self._session.run([self._output], feeds, graphs.plain if graphs else None)[0]
         return hidden.astype(np.float32, copy=False)
 
     def project(self, pooled: np.ndarray) -> np.ndarray:
@@ -119,6 +133,22 @@ class ONNXBackend:
 
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+def _session(path: Path, options: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
+    """The graph's session; on CUDA one that can capture CUDA graphs, unless the graph has a node the
+    CUDA provider cannot run (int8's DynamicQuantizeMatMul, say), which rules graphs out."""
+    try:
+        if providers[0] == CUDA:
+            try:
+                return ort.InferenceSession(
+                    str(path), options, providers=[(CUDA, PROVIDER_OPTIONS), *providers[1:]]
+                )
+            except Exception as error:  # onnxruntime raises its own Fail type
+                log.warning("no CUDA graphs for this graph; running it plainly", extra={"reason": str(error)})
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise ModelLoadError(f"ONNX Runtime cannot load {path}: {error}") from error
 
 
 def _providers(device: Device, available: Sequence[str]) -> list[str]:
