@@ -16,8 +16,8 @@
 #           default on CUDA) and 4-bit Linear layers, and mx.compile of the layers
 #   onnx [torch] : (instead of stash/test, for ONNX Runtime runs) install .whl3/ (the inference
 #           process's wheels, and mlx with its CPU build: the fixture writer quantizes with MLX),
-#           unpack the tokenizers, build the two real-size fixtures, run the ONNX Runtime CUDA tests
-#           (tests/test_gpu.py -k onnx, on the f32 fixtures) and, with `torch`, time
+#           unpack the tokenizers, run the ONNX Runtime CUDA tests (tests/test_gpu.py -k onnx, on the
+#           f32 fixtures) and, with `torch`, build the two real-size fixtures and time
 #           sentence-transformers' torch peer on them (bench/gpu.py --only torch); then `serve` with
 #           AKIDB_BENCH_BACKEND=onnx
 #   profile MODEL... : (after test) where a single query's time goes (bench/gpu.py --profile: the
@@ -80,9 +80,6 @@ for name in ["qwen3-f32", "qwen3-4bit", "gemma3-f32", "gemma3-4bit"]:
 onnx)
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir .whl3/*.whl || exit 1
   tar -xJf .whl3/tokenizers.tar.xz
-  for model in qwen3-0.6b-shape-4bit gemma-300m-shape-4bit; do
-    ensure_fixture "$model" || exit 1
-  done
   # The ONNX Runtime CUDA tests (CUDA graphs against transformers and against plain runs).
   for model in qwen3-f32 gemma3-f32; do
     ensure_fixture "$model" || exit 1
@@ -90,6 +87,9 @@ onnx)
   (cd inference && timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -k onnx -rs) 2>&1 |
     tail -15 | tee "$OUT/onnx-tests.txt"
   if [[ "${2:-}" == torch ]]; then
+    for model in qwen3-0.6b-shape-4bit gemma-300m-shape-4bit; do
+      ensure_fixture "$model" || exit 1
+    done
     (cd inference && timeout 300 python3 ../bench/gpu.py --only torch --out "$OUT") 2>&1 | tee "$OUT/torch.txt"
   fi
   ;;
