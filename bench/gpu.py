@@ -459,6 +459,77 @@ def workaround_run() -> dict[str, Any]:
     return result
 
 
+def _bound_run(session: Any, binding: Any) -> object:
+    session.run_with_iobinding(binding)
+    return binding.copy_outputs_to_cpu()
+
+
+def cuda_graph_probe(directory: Path) -> dict[str, Any]:
+    """ONNX Runtime alone on the f32 graph: per (rows, tokens) shape, a plain run, a run with the
+    inputs already on the GPU (IOBinding), and a captured CUDA graph replayed with new inputs, each in
+    its own session (what `backends/onnx/cuda_graphs.py` rests on); medians of 60, ms."""
+    import onnxruntime as ort
+
+    from akidb_inference.backends.onnx import _hidden_output
+    from akidb_inference.backends.onnx.convert import graph_file
+    from akidb_inference.checkpoint import read_checkpoint
+
+    ort.preload_dlls()
+    checkpoint = read_checkpoint(directory)
+    path = str(graph_file(checkpoint, "f32", Path(tempfile.mkdtemp())))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    plain = ort.InferenceSession(path, options, providers=["CUDAExecutionProvider"])
+    output = _hidden_output(plain)
+    types = {i.name: np.int64 if i.type == "tensor(int64)" else np.int32 for i in plain.get_inputs()}
+    hidden = int(checkpoint.config["hidden_size"])
+    result: dict[str, Any] = {"model": directory.name}
+    for rows, tokens in ((1, 16), (1, 32), (4, 32), (32, 32)):
+        rng = np.random.default_rng(0)
+        given = {
+            "input_ids": rng.integers(100, 1000, (rows, tokens)),
+            "attention_mask": np.ones((rows, tokens)),
+        }
+        feeds = {name: given[name].astype(kind) for name, kind in types.items()}
+        row: dict[str, Any] = {"plain_ms": median_ms(lambda f=feeds: plain.run([output], f), 60)}  # type: ignore[misc]
+        expected = plain.run([output], feeds)[0]
+        binding = plain.io_binding()
+        for name, value in feeds.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, "cuda", 0))
+        binding.bind_output(output, "cuda")
+        row["iobinding_ms"] = median_ms(partial(_bound_run, plain, binding), 60)
+        graphed = ort.InferenceSession(
+            path, options, providers=[("CUDAExecutionProvider", {"enable_cuda_graph": "1"})]
+        )
+        inputs = {name: ort.OrtValue.ortvalue_from_numpy(value, "cuda", 0) for name, value in feeds.items()}
+        out = ort.OrtValue.ortvalue_from_shape_and_type([rows, tokens, hidden], np.float32, "cuda", 0)
+        graph_binding = graphed.io_binding()
+        for name, value in inputs.items():
+            graph_binding.bind_ortvalue_input(name, value)
+        graph_binding.bind_ortvalue_output(output, out)
+        started = time.perf_counter()
+        graphed.run_with_iobinding(graph_binding)
+        row["graph_capture_ms"] = round((time.perf_counter() - started) * 1000, 1)
+
+        def replay(
+            f: dict[str, np.ndarray] = feeds,
+            b: Any = graph_binding,
+            g: Any = graphed,
+            i: dict[str, Any] = inputs,
+            o: Any = out,
+        ) -> np.ndarray:
+            for name, value in f.items():
+                i[name].update_inplace(value)
+            g.run_with_iobinding(b)
+            return np.asarray(o.numpy())
+
+        row["graph_ms"] = median_ms(replay, 60)
+        row["graph_max_diff"] = float(np.abs(replay() - expected).max())
+        result[f"{rows}x{tokens}"] = {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path)
@@ -467,6 +538,7 @@ def main() -> int:
     parser.add_argument("--torch", metavar="MODEL", help="internal: one torch run")
     parser.add_argument("--profile", metavar="MODEL", help="where a single query's time goes")
     parser.add_argument("--profile-onnx", metavar="MODEL", help="the ONNX Runtime part of --profile alone")
+    parser.add_argument("--cuda-graphs", metavar="MODEL", help="ONNX Runtime: plain runs against CUDA graphs")
     parser.add_argument("--workaround", action="store_true", help="the 4-bit fixtures with and without it")
     parser.add_argument("--modes", nargs="+", default=["plain", "buckets", "buckets+compile"])
     parser.add_argument("--only", choices=["engine", "server", "torch"], action="append")
@@ -487,6 +559,11 @@ def main() -> int:
         from tests.fixtures import fixture_dir
 
         print(json.dumps(profile_onnx(fixture_dir(args.profile_onnx)), indent=1))
+        return 0
+    if args.cuda_graphs:
+        from tests.fixtures import fixture_dir
+
+        print(json.dumps(cuda_graph_probe(fixture_dir(args.cuda_graphs)), indent=1))
         return 0
     if args.workaround:
         print(json.dumps(workaround_run(), indent=1))
