@@ -241,26 +241,37 @@ describe("clients that go away", () => {
   it("never sends the inputs of a client that disconnected while they waited", async () => {
     const sentBefore = await metric("akidb_embedding_batch_size_sum");
     const cancelledBefore = await metric("akidb_embedding_cancelled_total");
-    const busy = vectors({ input: BUSY });
-    await waitFor(
-      async () => (await status()).queue.pending_inputs === BUSY.length,
-      "the busy request to queue",
-    );
-    const batchesBefore = await metric("akidb_embedding_batch_size_count");
-    const controller = new AbortController();
+    // The inference process is paused, so the busy request's first batches stay in flight and every
+    // input after them waits in the queue, however fast the machine and the batcher are; well within
+    // the liveness bound, so the supervisor leaves it alone.
+    const { pid } = (await status()).inference;
+    process.kill(pid, "SIGSTOP");
+    let busy: Promise<number[][]>;
+    let batchesWhileWaiting: number;
     const goneInputs = Array.from({ length: 40 }, (_, i) => `never sent ${i}`);
-    const gone = embed({ input: goneInputs }, {}, controller.signal).catch((e: unknown) => e);
-    await waitFor(
-      async () => (await status()).queue.pending_inputs >= BUSY.length + goneInputs.length,
-      "the second request to queue",
-    );
-    controller.abort();
-    expect(await gone).toBeInstanceOf(Error);
-    await waitFor(
-      async () => (await metric("akidb_embedding_cancelled_total")) === cancelledBefore + 1,
-      "the cancellation to be counted",
-    );
-    const batchesWhileWaiting = (await metric("akidb_embedding_batch_size_count")) - batchesBefore;
+    try {
+      busy = vectors({ input: BUSY });
+      await waitFor(
+        async () => (await status()).queue.pending_inputs === BUSY.length,
+        "the busy request to queue",
+      );
+      const batchesBefore = await metric("akidb_embedding_batch_size_count");
+      const controller = new AbortController();
+      const gone = embed({ input: goneInputs }, {}, controller.signal).catch((e: unknown) => e);
+      await waitFor(
+        async () => (await status()).queue.pending_inputs >= BUSY.length + goneInputs.length,
+        "the second request to queue",
+      );
+      controller.abort();
+      expect(await gone).toBeInstanceOf(Error);
+      await waitFor(
+        async () => (await metric("akidb_embedding_cancelled_total")) === cancelledBefore + 1,
+        "the cancellation to be counted",
+      );
+      batchesWhileWaiting = (await metric("akidb_embedding_batch_size_count")) - batchesBefore;
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
     expect(await busy).toHaveLength(BUSY.length);
     // Each batch takes the oldest queued input of every waiting request first (fairness), and the
     // busy request still had inputs queued, so each batch dispatched before the cancellation took
