@@ -3,7 +3,7 @@
 // the real-size Qwen3 and Gemma shapes ("GPU" in docs/benchmarks.md); it runs anywhere.
 //
 //   node bench/serving.ts --model DIR [--device gpu|cpu|auto] [--backend mlx|onnx|auto]
-//                         [--batch-timeout-ms N] [--batches-in-flight N]
+//                         [--batch-timeout-ms N] [--batches-in-flight N|auto]
 //                         [--onnx-precision f32|int8|int4] [--out FILE]
 //
 // Measured, in order: start-up until /health says ok (load and warm-up included), the first
@@ -247,7 +247,7 @@ async function main(): Promise<void> {
             : { batch_timeout_ms: Number(values["batch-timeout-ms"]) }),
           ...(values["batches-in-flight"] === undefined
             ? {}
-            : { batches_in_flight: Number(values["batches-in-flight"]) }),
+            : { batches_in_flight: Number(values["batches-in-flight"]) || values["batches-in-flight"] }),
         },
         queue: { request_timeout_ms: REQUEST_TIMEOUT_MS },
         ...(values["onnx-precision"] === undefined ? {} : { onnx: { precision: values["onnx-precision"] } }),

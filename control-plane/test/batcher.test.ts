@@ -80,6 +80,26 @@ describe("Batcher", () => {
     expect(embedder.maxInFlight).toBe(2);
   });
 
+  it("batches_in_flight auto: two on a GPU, one on a CPU (the loaded model's device)", async () => {
+    for (const [device, expected] of [
+      ["cuda:NVIDIA H200", 2],
+      ["metal", 2],
+      ["cpu", 1],
+    ] as const) {
+      const embedder = new GatedEmbedder();
+      embedder.current = { status: "ready", model: { device } as EmbedderState["model"] };
+      const limits = { ...LIMITS, batchTimeoutMs: 60_000, batchesInFlight: "auto" as const };
+      const batcher = new Batcher({ embedder, limits, estimateTokens: charTokens });
+      const result = submit(batcher, request(Array.from({ length: 12 }, (_, i) => `t${i}`)));
+      // Full batches go out as the request is queued, as many as there are places.
+      expect(embedder.calls).toHaveLength(expected);
+      embedder.open = true;
+      for (const call of embedder.calls) call.release();
+      expect((await result).vectors).toHaveLength(12);
+      expect(embedder.maxInFlight).toBe(expected);
+    }
+  });
+
   it("with a place free, sends a lone request at once at light load while another batch computes", async () => {
     const embedder = new GatedEmbedder();
     const batcher = new Batcher({

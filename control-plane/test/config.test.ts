@@ -121,6 +121,17 @@ describe("environment overrides", () => {
     expect(config.embedding.mlx.restart.max_restarts).toBe(0);
   });
 
+  it("parses an `auto | integer` key as either", () => {
+    const pick = (value: string) =>
+      loadConfig({ env: { AKIDB_EMBEDDING_MLX_BATCHES_IN_FLIGHT: value } }).config.embedding.mlx
+        .batches_in_flight;
+    expect(pick("2")).toBe(2);
+    expect(pick("auto")).toBe("auto");
+    expect(loadConfig({}).config.embedding.mlx.batches_in_flight).toBe("auto");
+    expect(() => pick("9")).toThrow(/batches_in_flight/);
+    expect(() => pick("many")).toThrow(/batches_in_flight/);
+  });
+
   it("the short aliases set the same keys as their long names", () => {
     const short = {
       AKIDB_MODEL: "gemma-300m-4bit",

@@ -40,6 +40,12 @@ function leafKind(schema: AnySchema): Pick<ConfigLeaf, "kind" | "values"> {
       return { kind: "enum", values: Object.values(def.entries ?? {}) };
     case "array":
       return { kind: "list", values: [] };
+    case "union": {
+      // `"auto" | integer`: a number when the value is one, else the text (for the literal).
+      const options = (def as unknown as { options: AnySchema[] }).options.map(unwrap);
+      const number = options.find((option) => (option._zod.def as { type: string }).type === "number");
+      return number ? { kind: leafKind(number).kind, values: [] } : { kind: "string", values: [] };
+    }
     default:
       return { kind: "string", values: [] };
   }

@@ -61,10 +61,11 @@ const mlxSchema = z.strictObject({
   batch_timeout_ms: z.int().min(0).default(5),
   /**
    * Batches sent to the inference process and not yet answered. With 2, the next batch travels and
-   * is tokenized while one computes, so the model does not idle between batches (TEI prepares its
-   * next batch the same way); 1 sends a batch only once the last has returned. Default 2.
+   * is tokenized while one computes, so a GPU does not idle between batches (TEI prepares its next
+   * batch the same way); 1 sends a batch only once the last has returned, which keeps a CPU's cores
+   * for the model. `auto`: 2 when the model computes on a GPU, 1 on a CPU. Default `auto`.
    */
-  batches_in_flight: positiveInt.max(8).default(2),
+  batches_in_flight: z.union([z.literal("auto"), positiveInt.max(8)]).default("auto"),
   /**
    * Token budget of one batch (padded tokens), bounding the memory of one forward pass. Lower is
    * safer on small machines; higher packs more long inputs together. Default 16384.
