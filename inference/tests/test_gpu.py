@@ -17,7 +17,7 @@ import pytest
 from akidb_inference.backends import onnx_cuda_available
 from akidb_inference.backends.mlx import loader
 from akidb_inference.backends.onnx.cuda_graphs import GRAPH_TOKENS
-from akidb_inference.engine import BackendOptions, load_embedder
+from akidb_inference.engine import BackendOptions, Embedder, load_embedder
 
 from .conftest import LoadFixtureEmbedder
 from .fixtures import fixture_dir
@@ -32,18 +32,25 @@ onnx_cuda = pytest.mark.skipif(
 )
 
 
+def check_on_cuda(fixture: str, backend: BackendOptions, fixture_embedder: LoadFixtureEmbedder) -> Embedder:
+    """The fixture on CUDA, warmed up (every bucket shape), against transformers alone, in one batch
+    and in split batches (batch == single), never a NaN (`embed` raises on one)."""
+    embedder = fixture_embedder(fixture, backend=backend)
+    assert embedder.info.device.startswith("cuda:"), embedder.info.device
+    embedder.warm_up()
+    check_reference_discriminates(fixture)
+    check_reference(fixture, embedder, fixture_embedder(fixture, 600, backend))
+    return embedder
+
+
 @pytest.mark.cuda
 @cuda
 @pytest.mark.parametrize("fixture", FIXTURES)
 def test_fixture_matches_transformers_on_cuda(fixture: str, fixture_embedder: LoadFixtureEmbedder) -> None:
     """Reference match alone, in one batch and in split batches (batch == single), never a NaN
     (`embed` raises on one), with the shape buckets and their warm-up that CUDA serving uses."""
-    embedder = fixture_embedder(fixture, backend=MLX)
-    assert embedder.info.device.startswith("cuda:"), embedder.info.device
+    embedder = check_on_cuda(fixture, MLX, fixture_embedder)
     assert embedder.bucket_shapes(), "shape buckets are on by default on CUDA"
-    embedder.warm_up()
-    check_reference_discriminates(fixture)
-    check_reference(fixture, embedder, fixture_embedder(fixture, 600, MLX))
 
 
 @pytest.mark.cuda
@@ -63,15 +70,10 @@ def test_unbucketed_batches_match_bucketed_on_cuda() -> None:
 def test_onnx_cuda_graphs_match_transformers(fixture: str, fixture_embedder: LoadFixtureEmbedder) -> None:
     """ONNX Runtime on CUDA, small batches replayed as CUDA graphs: the reference match alone, in one
     batch and in split batches, after the warm-up that captures every graph."""
-    embedder = fixture_embedder(fixture, backend=ONNX)
-    assert embedder.info.device.startswith("cuda:"), embedder.info.device
+    embedder = check_on_cuda(fixture, ONNX, fixture_embedder)
     assert embedder._backend.bucket_tokens == GRAPH_TOKENS, "CUDA graphs are on"
-    assert embedder.bucket_shapes() and all(
-        rows * width <= GRAPH_TOKENS for rows, width in embedder.bucket_shapes()
-    )
-    embedder.warm_up()
-    check_reference_discriminates(fixture)
-    check_reference(fixture, embedder, fixture_embedder(fixture, 600, ONNX))
+    shapes = embedder.bucket_shapes()
+    assert shapes and all(rows * width <= GRAPH_TOKENS for rows, width in shapes)
 
 
 @pytest.mark.cuda
