@@ -11,11 +11,18 @@ import { waitFor } from "./helpers.ts";
 
 const AKIDB = path.resolve(import.meta.dirname, "../../bin/akidb");
 
-/** Runs bin/akidb with only the environment given (plus PATH), so the caller's AKIDB_* cannot leak in. */
+/**
+ * Runs bin/akidb with only the environment given (plus PATH, and for `serve` a fresh data directory
+ * rather than `./data` under the test's working directory), so the caller's AKIDB_* cannot leak in.
+ */
 function akidb(args: string[], env: Record<string, string> = {}) {
+  const storage =
+    args[0] === "serve"
+      ? { AKIDB_STORAGE_DATA_DIR: mkdtempSync(path.join(tmpdir(), "akidb-cli-data-")) }
+      : {};
   return execa(AKIDB, args, {
     reject: false,
-    env: { PATH: process.env.PATH ?? "", HOME: tmpdir(), ...env },
+    env: { PATH: process.env.PATH ?? "", HOME: tmpdir(), ...storage, ...env },
     extendEnv: false,
   });
 }
