@@ -37,6 +37,8 @@ const query = (i: number) => `query ${i}: which local vector database runs embed
 /** A passage of about 25 tokens, the batch requests' inputs. */
 const passage = (i: number) =>
   `passage ${i}: AkiDB keeps embeddings and the HNSW index in memory, so that search stays private and fast.`;
+/** The `count` passages numbered from `first`: the inputs of one batch request. */
+const passages = (count: number, first: number) => [...Array(count).keys()].map((k) => passage(first + k));
 
 function body(texts: string[], encoding?: "base64"): string {
   return JSON.stringify({ input: texts, ...(encoding && { encoding_format: encoding }) });
@@ -70,12 +72,7 @@ async function loadedTextsPerS(server: RunningProcess, encoding?: "base64"): Pro
   await Promise.all(
     [...Array(LOADED_CLIENTS).keys()].map(async (client) => {
       for (let r = 0; r < LOADED_REQUESTS; r++) {
-        const first = (client * LOADED_REQUESTS + r) * 32;
-        await embed(
-          server,
-          [...Array(32).keys()].map((k) => passage(first + k)),
-          encoding,
-        );
+        await embed(server, passages(32, (client * LOADED_REQUESTS + r) * 32), encoding);
       }
     }),
   );
@@ -184,7 +181,7 @@ async function breakdown(
   const rows: Record<string, Record<string, number>> = {};
   try {
     for (const count of [1, 10, 32]) {
-      const texts = (i: number) => [...Array(count).keys()].map((k) => passage(i * count + k));
+      const texts = (i: number) => passages(count, i * count);
       rows[`batch${count}_ms`] = {
         control_plane_float: await medianMs(20, (i) => embed(server, texts(i))),
         control_plane_base64: await medianMs(20, (i) => embed(server, texts(i), "base64")),
@@ -276,18 +273,8 @@ async function main(): Promise<void> {
     progress("ready_s");
     result.single_cold_ms = round(await embed(server, [query(-1)]));
     result.single_warm_ms = await medianMs(30, (i) => embed(server, [query(i)]));
-    result.batch10_ms = await medianMs(20, (i) =>
-      embed(
-        server,
-        [...Array(10).keys()].map((k) => passage(i * 10 + k)),
-      ),
-    );
-    const batch32 = await medianMs(20, (i) =>
-      embed(
-        server,
-        [...Array(32).keys()].map((k) => passage(i * 32 + k)),
-      ),
-    );
+    result.batch10_ms = await medianMs(20, (i) => embed(server, passages(10, i * 10)));
+    const batch32 = await medianMs(20, (i) => embed(server, passages(32, i * 32)));
     result.batch32_ms = batch32;
     result.batch32_texts_per_s = round((32 / batch32) * 1000);
     result.batch32_loaded_texts_per_s = {
