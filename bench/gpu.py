@@ -466,12 +466,13 @@ def _bound_run(session: Any, binding: Any) -> object:
 
 def cuda_graph_probe(directory: Path) -> dict[str, Any]:
     """ONNX Runtime alone on the f32 graph: per (rows, tokens) shape, a plain run, a run with the
-    inputs already on the GPU (IOBinding), and a captured CUDA graph replayed with new inputs, each in
-    its own session (what `backends/onnx/cuda_graphs.py` rests on); medians of 60, ms."""
+    inputs already on the GPU (IOBinding), and a CUDA graph captured and replayed by the backend's
+    `CudaGraphs` (backends/onnx/cuda_graphs.py), in a session of its own per shape; medians of 60, ms."""
     import onnxruntime as ort
 
     from akidb_inference.backends.onnx import _hidden_output
     from akidb_inference.backends.onnx.convert import graph_file
+    from akidb_inference.backends.onnx.cuda_graphs import PROVIDER_OPTIONS, CudaGraphs
     from akidb_inference.checkpoint import read_checkpoint
 
     ort.preload_dlls()
@@ -499,31 +500,16 @@ def cuda_graph_probe(directory: Path) -> dict[str, Any]:
             binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, "cuda", 0))
         binding.bind_output(output, "cuda")
         row["iobinding_ms"] = median_ms(partial(_bound_run, plain, binding), 60)
-        graphed = ort.InferenceSession(
-            path, options, providers=[("CUDAExecutionProvider", {"enable_cuda_graph": "1"})]
+        # The backend's own graph runner (`CudaGraphs`), on a session of its own for this shape.
+        graphs = CudaGraphs(
+            ort.InferenceSession(path, options, providers=[("CUDAExecutionProvider", PROVIDER_OPTIONS)]),
+            output,
+            hidden,
         )
-        inputs = {name: ort.OrtValue.ortvalue_from_numpy(value, "cuda", 0) for name, value in feeds.items()}
-        out = ort.OrtValue.ortvalue_from_shape_and_type([rows, tokens, hidden], np.float32, "cuda", 0)
-        graph_binding = graphed.io_binding()
-        for name, value in inputs.items():
-            graph_binding.bind_ortvalue_input(name, value)
-        graph_binding.bind_ortvalue_output(output, out)
         started = time.perf_counter()
-        graphed.run_with_iobinding(graph_binding)
+        graphs.run(feeds)
         row["graph_capture_ms"] = round((time.perf_counter() - started) * 1000, 1)
-
-        def replay(
-            f: dict[str, np.ndarray] = feeds,
-            b: Any = graph_binding,
-            g: Any = graphed,
-            i: dict[str, Any] = inputs,
-            o: Any = out,
-        ) -> np.ndarray:
-            for name, value in f.items():
-                i[name].update_inplace(value)
-            g.run_with_iobinding(b)
-            return np.asarray(o.numpy())
-
+        replay = partial(graphs.run, feeds)
         row["graph_ms"] = median_ms(replay, 60)
         row["graph_max_diff"] = float(np.abs(replay() - expected).max())
         result[f"{rows}x{tokens}"] = {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
