@@ -159,6 +159,18 @@ inline I8Sums sums_i8_portable(const int8_t* x, const int8_t* y, size_t n) {
   return {dot, xx, yy, sq};
 }
 
+/** The integer dot product of two int8 arrays (a sketch's codes; see Hnsw's sketches). */
+inline int32_t dot_i8_portable(const int8_t* x, const int8_t* y, size_t n) {
+  int32_t acc[16] = {0};
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; j++) acc[j] += static_cast<int32_t>(x[i + j]) * y[i + j];
+  int32_t s = 0;
+  for (int32_t a : acc) s += a;
+  for (; i < n; i++) s += static_cast<int32_t>(x[i]) * y[i];
+  return s;
+}
+
 // ---- x86-64 variants ------------------------------------------------------------------------
 
 #ifdef AKIDB_X86
@@ -270,6 +282,34 @@ __attribute__((target("avx2"))) inline I8Sums sums_i8_avx2(const int8_t* x, cons
           hsum256_epi32(sq) + tail.sq};
 }
 
+__attribute__((target("avx2"))) inline int32_t dot_i8_avx2(const int8_t* x, const int8_t* y, size_t n) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i x0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    const __m256i y0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y + i)));
+    const __m256i x1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i + 16)));
+    const __m256i y1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y + i + 16)));
+    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(x0, y0));
+    a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(x1, y1));
+  }
+  return hsum256_epi32(_mm256_add_epi32(a0, a1)) + dot_i8_portable(x + i, y + i, n - i);
+}
+
+__attribute__((target("avx512f,avx512bw"))) inline int32_t dot_i8_avx512(const int8_t* x, const int8_t* y, size_t n) {
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i x0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
+    const __m512i y0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + i)));
+    const __m512i x1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 32)));
+    const __m512i y1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + i + 32)));
+    a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(x0, y0));
+    a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(x1, y1));
+  }
+  return _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1)) + dot_i8_avx2(x + i, y + i, n - i);
+}
+
 __attribute__((target("avx512f"))) inline float dot_f32_avx512(const float* x, const float* y, size_t n) {
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
   size_t i = 0;
@@ -353,7 +393,7 @@ enum class Level { portable, avx2, avx512 };
 inline Level cpu_level() {
 #ifdef AKIDB_X86
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return Level::avx512;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) return Level::avx512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
     return Level::avx2;
 #endif
@@ -425,6 +465,17 @@ I8Sums sums_i8(const void* a, const void* b, size_t n) {
   if constexpr (L != Level::portable) return sums_i8_avx2(x, y, n);
 #endif
   return sums_i8_portable(x, y, n);
+}
+
+using SketchDotFn = int32_t (*)(const int8_t* x, const int8_t* y, size_t n);
+
+template <Level L>
+int32_t dot_i8(const int8_t* x, const int8_t* y, size_t n) {
+#ifdef AKIDB_X86
+  if constexpr (L == Level::avx512) return dot_i8_avx512(x, y, n);
+  if constexpr (L == Level::avx2) return dot_i8_avx2(x, y, n);
+#endif
+  return dot_i8_portable(x, y, n);
 }
 
 template <Level L>

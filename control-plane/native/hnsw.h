@@ -84,10 +84,14 @@ class Hnsw {
     slot_bytes_ = round_up(data_offset_ + vector_bytes_, 64);
     upper_bytes_ = 4 + 4 * static_cast<size_t>(p_.M);
     distance_ = pick_distance(p_, cpu_level());
+    sketch_dot_ = pick_sketch_dot(cpu_level());
+    sketched_ = p_.scalar == Scalar::f32;
+    sketch_bytes_ = sketched_ ? round_up(kSketchHeader + p_.dim, 16) : 0;
   }
 
   ~Hnsw() {
     std::free(level0_);
+    std::free(sketches_);
     for (char* u : upper_) std::free(u);
   }
 
@@ -112,6 +116,13 @@ class Hnsw {
     if (level0_) std::memcpy(grown, level0_, count_.load() * slot_bytes_);
     std::free(level0_);
     level0_ = grown;
+    if (sketched_) {
+      char* sketches = static_cast<char*>(std::aligned_alloc(64, round_up(n * sketch_bytes_, 64)));
+      if (!sketches) throw std::bad_alloc();
+      if (sketches_) std::memcpy(sketches, sketches_, count_.load() * sketch_bytes_);
+      std::free(sketches_);
+      sketches_ = sketches;
+    }
     keys_.resize(n);
     levels_.resize(n);
     upper_.resize(n, nullptr);
@@ -151,6 +162,7 @@ class Hnsw {
     char* slot = slot_of(id);
     std::memset(slot, 0, slot_bytes_);
     encode(vector, slot + data_offset_);
+    if (sketched_) sketch(vector, sketch_of(id));
     if (level > 0) {
       upper_[id] = static_cast<char*>(std::calloc(level, upper_bytes_));
       if (!upper_[id]) throw std::bad_alloc();
@@ -208,7 +220,7 @@ class Hnsw {
     size_t upper = 0;
     const size_t n = count_.load();
     for (size_t i = 0; i < n; i++) upper += levels_[i] * upper_bytes_;
-    return capacity_ * (slot_bytes_ + sizeof(uint64_t) + 2 + sizeof(char*) + 1) + upper +
+    return capacity_ * (slot_bytes_ + sketch_bytes_ + sizeof(uint64_t) + 2 + sizeof(char*) + 1) + upper +
            lookup_.size() * 32 + lookup_.bucket_count() * sizeof(void*);
   }
 
@@ -299,6 +311,11 @@ class Hnsw {
         throw std::runtime_error("inconsistent HNSW file: duplicate key");
     }
     if (n > 0 && index->levels_[h.entry] != h.max_level) throw std::runtime_error("inconsistent HNSW file: entry");
+    if (index->sketched_)
+      for (size_t i = 0; i < n; i++) {
+        const auto id = static_cast<uint32_t>(i);
+        index->sketch(reinterpret_cast<const float*>(index->data_of(id)), index->sketch_of(id));
+      }
     for (size_t i = 0; i < n; i++) index->ready_[i].store(1, std::memory_order_relaxed);
     index->count_.store(static_cast<uint32_t>(n));
     index->max_level_ = n > 0 ? h.max_level : -1;
@@ -378,6 +395,11 @@ class Hnsw {
         return p.metric == Metric::l2sq ? l2_i8<L> : p.metric == Metric::cos ? cos_i8<L> : ip_i8<L>;
     }
   }
+  static SketchDotFn pick_sketch_dot(Level level) {
+    if (level == Level::avx512) return dot_i8<Level::avx512>;
+    if (level == Level::avx2) return dot_i8<Level::avx2>;
+    return dot_i8<Level::portable>;
+  }
   static DistanceFn pick_distance(const Params& p, Level level) {
     if (level == Level::avx512) return distance_for<Level::avx512>(p);
     if (level == Level::avx2) return distance_for<Level::avx2>(p);
@@ -393,6 +415,47 @@ class Hnsw {
   }
   float distance(const char* q, uint32_t id) const { return distance_(q, data_of(id), p_.dim); }
   float distance(uint32_t a, uint32_t b) const { return distance_(data_of(a), data_of(b), p_.dim); }
+
+  /**
+   * Sketches (f32 graphs only): each vector again as int8 codes of its own scale (x[i] ~ scale *
+   * code[i], scale = max |x[i]| / 127) with its squared norm, in one array beside the slots.
+   * An f32 graph is built on them (every distance an insert computes: its walk, the neighbour
+   * heuristic, re-choosing a full list), reading a quarter of the bytes; queries walk on the f32
+   * vectors. Record: float scale, float squared norm, then `dim` codes.
+   */
+  static constexpr size_t kSketchHeader = 8;
+  const char* sketch_of(uint32_t id) const { return sketches_ + static_cast<size_t>(id) * sketch_bytes_; }
+  char* sketch_of(uint32_t id) { return sketches_ + static_cast<size_t>(id) * sketch_bytes_; }
+  void sketch(const float* v, char* out) const {
+    float max = 0, norm = 0;
+    for (uint32_t i = 0; i < p_.dim; i++) {
+      max = std::max(max, std::fabs(v[i]));
+      norm += v[i] * v[i];
+    }
+    const float scale = max > 0 && std::isfinite(max) ? max / 127.0f : 1.0f;
+    std::memcpy(out, &scale, 4);
+    std::memcpy(out + 4, &norm, 4);
+    auto* codes = reinterpret_cast<int8_t*>(out + kSketchHeader);
+    const float inverse = 1.0f / scale;
+    for (uint32_t i = 0; i < p_.dim; i++)
+      codes[i] = static_cast<int8_t>(std::max(-127.0f, std::min(127.0f, std::nearbyint(v[i] * inverse))));
+  }
+  /** The metric's distance between the sketches of two nodes. */
+  float sketch_distance(uint32_t x, uint32_t y) const {
+    const char* a = sketch_of(x);
+    const char* b = sketch_of(y);
+    float sa, sb;
+    std::memcpy(&sa, a, 4);
+    std::memcpy(&sb, b, 4);
+    const float dot = sa * sb *
+                      static_cast<float>(sketch_dot_(reinterpret_cast<const int8_t*>(a + kSketchHeader),
+                                                     reinterpret_cast<const int8_t*>(b + kSketchHeader), p_.dim));
+    if (p_.metric != Metric::l2sq) return 1.0f - dot;
+    float na, nb;
+    std::memcpy(&na, a + 4, 4);
+    std::memcpy(&nb, b + 4, 4);
+    return na + nb - 2 * dot;
+  }
 
   void encode(const float* v, char* out) const {
     switch (p_.scalar) {
@@ -453,27 +516,30 @@ class Hnsw {
   };
 
   /**
-   * Fetches node `id`'s whole vector into the L2 cache. A vector spans many cache lines (24 at 384
-   * f32 dimensions) and the graph is far larger than the cache, so scoring a neighbour whose vector
+   * Fetches what inserts score node `id` on (its sketch, or its vector) into the L2 cache. A vector
+   * spans many cache lines (24 at 384 f32 dimensions) and the graph is far larger than the cache, so scoring a neighbour whose vector
    * was not fetched ahead waits on memory for most of its lines. L2, not L1: the L1 has too few
    * miss buffers for several vectors in flight, and stalls on them (measured: 100k x 384 inserts
    * cost ~165 us each fetching 2 vectors ahead into L1, ~123 us fetching 8 into L2, 200 us with none).
    */
-  void prefetch_vector(uint32_t id) const {
-    const char* data = data_of(id);
-    for (size_t offset = 0; offset < vector_bytes_; offset += 64) __builtin_prefetch(data + offset, 0, 2);
+  void prefetch_build(uint32_t id) const {
+    const char* data = sketched_ ? sketch_of(id) : data_of(id);
+    const size_t bytes = sketched_ ? sketch_bytes_ : vector_bytes_;
+    for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(data + offset, 0, 2);
   }
+  /** The distance inserts build the graph on: between sketches in an f32 graph, else the stored values. */
+  float build_distance(uint32_t a, uint32_t b) const { return sketched_ ? sketch_distance(a, b) : distance(a, b); }
 
   /**
    * The beam search of one level during inserts (reads neighbour lists under their locks). Each
    * expanded node's neighbours are first marked visited and the unseen ones kept, so only those
    * vectors are fetched, kPrefetchAhead vectors ahead of the one being scored.
    */
-  MaxHeap search_level_locked(const char* q, uint32_t start, int level, size_t ef, Visited& seen) const {
+  MaxHeap search_level_locked(uint32_t query, uint32_t start, int level, size_t ef, Visited& seen) const {
     seen.start(capacity_);
     MaxHeap top;
     MinHeap frontier;
-    const float d0 = distance(q, start);
+    const float d0 = build_distance(query, start);
     top.emplace(d0, start);
     frontier.emplace(d0, start);
     seen.visit(start);
@@ -491,13 +557,13 @@ class Hnsw {
       for (uint32_t i = 1; i <= size; i++)
         if (seen.visit(src[i])) unseen[count++] = src[i];
       unlock(current.second);
-      for (uint32_t i = 0; i < std::min<uint32_t>(count, kPrefetchAhead); i++) prefetch_vector(unseen[i]);
+      for (uint32_t i = 0; i < std::min<uint32_t>(count, kPrefetchAhead); i++) prefetch_build(unseen[i]);
       for (uint32_t i = 0; i < count; i++) {
         const uint32_t next = unseen[i];
-        if (i + kPrefetchAhead < count) prefetch_vector(unseen[i + kPrefetchAhead]);
+        if (i + kPrefetchAhead < count) prefetch_build(unseen[i + kPrefetchAhead]);
         // A node's vector is written before anything links to it, so it can be scored before the
         // (separate, rarely needed) ready flag is read.
-        const float d = distance(q, next);
+        const float d = build_distance(query, next);
         if ((top.size() < ef || d < top.top().first) && ready(next)) {
           frontier.emplace(d, next);
           top.emplace(d, next);
@@ -575,7 +641,7 @@ class Hnsw {
       if (kept.size() >= limit) break;
       bool good = true;
       for (const Candidate& k : kept) {
-        if (distance(c.second, k.second) < c.first) {
+        if (build_distance(c.second, k.second) < c.first) {
           good = false;
           break;
         }
@@ -594,9 +660,8 @@ class Hnsw {
       return;
     }
     if (level <= top_level) top_lock.unlock();
-    const char* q = data_of(id);
     uint32_t current = entry_;
-    float best = distance(q, current);
+    float best = build_distance(id, current);
     std::vector<uint32_t> list(std::max(m0_, p_.M) + 1);
     for (int l = top_level; l > level; l--) {
       for (bool changed = true; changed;) {
@@ -608,7 +673,7 @@ class Hnsw {
         unlock(current);
         for (uint32_t i = 0; i < size; i++) {
           if (!ready(list[i])) continue;
-          const float d = distance(q, list[i]);
+          const float d = build_distance(id, list[i]);
           if (d < best) {
             best = d;
             current = list[i];
@@ -621,7 +686,7 @@ class Hnsw {
     Visited& seen = *lease;
     std::vector<Candidate> chosen;
     for (int l = std::min(level, top_level); l >= 0; l--) {
-      MaxHeap found = search_level_locked(q, current, l, p_.ef_construction, seen);
+      MaxHeap found = search_level_locked(id, current, l, p_.ef_construction, seen);
       chosen.clear();
       while (!found.empty()) {
         if (found.top().second != id) chosen.push_back(found.top());
@@ -660,11 +725,11 @@ class Hnsw {
       unlock(node);
       return;
     }
-    for (uint32_t i = 1; i <= size; i++) prefetch_vector(list[i]);
+    for (uint32_t i = 1; i <= size; i++) prefetch_build(list[i]);
     std::vector<Candidate> candidates;
     candidates.reserve(size + 1);
-    candidates.emplace_back(distance(node, id), id);
-    for (uint32_t i = 1; i <= size; i++) candidates.emplace_back(distance(node, list[i]), list[i]);
+    candidates.emplace_back(build_distance(node, id), id);
+    for (uint32_t i = 1; i <= size; i++) candidates.emplace_back(build_distance(node, list[i]), list[i]);
     select_neighbors(candidates, limit);
     list[0] = static_cast<uint32_t>(candidates.size());
     for (size_t i = 0; i < candidates.size(); i++) list[i + 1] = candidates[i].second;
@@ -676,6 +741,10 @@ class Hnsw {
   double level_mult_;
   size_t vector_bytes_, data_offset_, slot_bytes_, upper_bytes_;
   DistanceFn distance_;
+  SketchDotFn sketch_dot_;
+  bool sketched_;
+  size_t sketch_bytes_;
+  char* sketches_ = nullptr;
 
   char* level0_ = nullptr;
   size_t capacity_ = 0;
