@@ -1,6 +1,6 @@
 // The Node-API binding of hnsw.h and json.h: `new HnswIndex({dimensions, metric, scalar, M,
-// efConstruction})`, `loadIndex(path)`, `simd` (the distance kernels this CPU runs) and
-// `float32Json(vector)`. Written against the C API of node_api.h only, so it builds with a plain
+// efConstruction})`, `loadIndex(path)`, `simd` (the distance kernels this CPU runs),
+// `float32Json(vector)` and `extractVectors(body, dimension)`. Written against the C API of node_api.h only, so it builds with a plain
 // compiler call (scripts/build-native.sh) and loads in any Node with that Node-API version. Every
 // call is synchronous on the calling JS thread; `addMany` spreads one batch over threads and joins
 // them before it returns.
@@ -8,9 +8,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -347,6 +349,40 @@ napi_value float32_json(napi_env env, napi_callback_info info) {
   });
 }
 
+// extractVectors(body: Uint8Array, dimension): {text: Uint8Array, documents: Uint32Array,
+// vectors: Float32Array} with the body's vectors taken out (json.h), or null when it takes none.
+napi_value extract_vectors(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args args = get_args(env, info, 2);
+    size_t length = 0;
+    const auto* body = typed_array<uint8_t>(env, args.argv[0], napi_uint8_array, "body", &length);
+    const size_t dimension = count_arg(env, args.argv[1], "dimension");
+    akidb::ExtractedVectors extracted;
+    akidb::VectorExtractor extractor(std::string_view(reinterpret_cast<const char*>(body), length), dimension);
+    napi_value out;
+    if (!extractor.run(extracted) || extracted.documents.empty()) {
+      CHECK(napi_get_null(env, &out));
+      return out;
+    }
+    auto array_of = [&](napi_typedarray_type type, const void* data, size_t count, size_t bytes_each) {
+      void* raw = nullptr;
+      napi_value buffer, array;
+      CHECK(napi_create_arraybuffer(env, count * bytes_each, &raw, &buffer));
+      if (count > 0) std::memcpy(raw, data, count * bytes_each);
+      CHECK(napi_create_typedarray(env, type, count, buffer, 0, &array));
+      return array;
+    };
+    CHECK(napi_create_object(env, &out));
+    const std::string& text = extracted.text;
+    CHECK(napi_set_named_property(env, out, "text", array_of(napi_uint8_array, text.data(), text.size(), 1)));
+    CHECK(napi_set_named_property(env, out, "documents",
+                                  array_of(napi_uint32_array, extracted.documents.data(), extracted.documents.size(), 4)));
+    CHECK(napi_set_named_property(env, out, "vectors",
+                                  array_of(napi_float32_array, extracted.values.data(), extracted.values.size(), 4)));
+    return out;
+  });
+}
+
 void delete_data(napi_env env, void* raw, void*) {
   auto* data = static_cast<AddonData*>(raw);
   if (data->constructor) napi_delete_reference(env, data->constructor);
@@ -370,9 +406,11 @@ napi_value init(napi_env env, napi_value exports) {
     auto* data = new AddonData();
     CHECK(napi_create_reference(env, constructor, 1, &data->constructor));
     CHECK(napi_set_instance_data(env, data, delete_data, nullptr));
-    napi_value loader, simd, json;
+    napi_value loader, simd, json, extract;
     CHECK(napi_create_function(env, "loadIndex", NAPI_AUTO_LENGTH, load_index, nullptr, &loader));
     CHECK(napi_create_function(env, "float32Json", NAPI_AUTO_LENGTH, float32_json, nullptr, &json));
+    CHECK(napi_create_function(env, "extractVectors", NAPI_AUTO_LENGTH, extract_vectors, nullptr, &extract));
+    CHECK(napi_set_named_property(env, exports, "extractVectors", extract));
     CHECK(napi_create_string_utf8(env, Hnsw::simd(), NAPI_AUTO_LENGTH, &simd));
     CHECK(napi_set_named_property(env, exports, "HnswIndex", constructor));
     CHECK(napi_set_named_property(env, exports, "loadIndex", loader));

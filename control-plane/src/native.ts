@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 
 /**
  * AkiDB's native addon (control-plane/native, built at setup by scripts/build-native.sh): the HNSW
- * vector index and the float32 JSON writer. Loaded on first use, once per thread.
+ * vector index, the float32 JSON writer and the upsert vector reader. Loaded on first use, once per thread.
  */
 const ADDON_PATH = new URL("../native/build/akidb_native.node", import.meta.url).pathname;
 
@@ -42,6 +42,15 @@ interface NativeAddon {
    * float32 (native/json.h); throws on a NaN or an infinity.
    */
   float32Json(vector: Float32Array): string;
+  /**
+   * An upsert body (UTF-8 JSON) with its `documents[i].vector` arrays of `dimension` numbers taken
+   * out (native/json.h): `text` is the body with each replaced by `0`, `documents` the index of each
+   * taken vector and `vectors` their float32 values, row by row. Null when it takes none.
+   */
+  extractVectors(
+    body: Uint8Array,
+    dimension: number,
+  ): { text: Uint8Array; documents: Uint32Array; vectors: Float32Array } | null;
 }
 
 let loadedAddon: NativeAddon | undefined;

@@ -214,7 +214,12 @@ describe("VectorIndex", () => {
     });
     const recall = (quantization: "f32" | "f16") => {
       const index = new VectorIndex(
-        spec({ dimension: dim, metric: "l2", quantization, index: { M: 12, ef_construction: 64, ef_search: 32 } }),
+        spec({
+          dimension: dim,
+          metric: "l2",
+          quantization,
+          index: { M: 12, ef_construction: 64, ef_search: 32 },
+        }),
       );
       for (let start = 0; start < n; start += 64)
         index.addMany(

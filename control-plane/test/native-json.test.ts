@@ -50,3 +50,164 @@ describe("float32Json (native/json.h)", () => {
     );
   });
 });
+
+const { extractVectors } = addon();
+const encode = (text: string) => new TextEncoder().encode(text);
+const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+/** JSON.parse's value, or "error". */
+function parsed(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return "error";
+  }
+}
+
+/** A number as a body might write it: JSON's forms, spaced, and now and then one JSON does not take. */
+const numberText = fc.oneof(
+  { arbitrary: fc.double({ noNaN: true, noDefaultInfinity: true }).map((x) => JSON.stringify(x)), weight: 4 },
+  { arbitrary: fc.double({ noNaN: true, noDefaultInfinity: true }).map((x) => x.toExponential()), weight: 2 },
+  {
+    arbitrary: fc
+      .float({ noNaN: true, noDefaultInfinity: true })
+      .map((x) => float32Json(Float32Array.of(x)).slice(1, -1)),
+    weight: 4,
+  },
+  { arbitrary: fc.integer().map(String), weight: 2 },
+  {
+    arbitrary: fc.constantFrom(
+      ...["-0", "0e0", "1E+2", "1e400", "-1e400", "1e-400", "4.9e-324", "01", "1.", ".5", "+1", "1e", "-"],
+      ...["NaN", "0x1", "true", '"1"', "[1]", "null"],
+    ),
+    weight: 1,
+  },
+);
+const spaced = (text: string) =>
+  fc
+    .tuple(fc.constantFrom("", "", " ", "\n", "\t ", "\u00a0"), fc.constantFrom("", "", " ", "\r\n"))
+    .map(([a, b]) => `${a}${text}${b}`);
+/** A `vector` value: mostly `dimension` numbers, sometimes one more or less, or another value. */
+const vectorText = (dimension: number) =>
+  fc.oneof(
+    {
+      arbitrary: fc
+        .array(numberText.chain(spaced), { minLength: dimension - 1, maxLength: dimension + 1 })
+        .map((items) => `[${items.join(",")}]`),
+      weight: 6,
+    },
+    { arbitrary: fc.json({ maxDepth: 2 }), weight: 1 },
+    { arbitrary: fc.constantFrom('"AAAAAA=="', "{}", "[]", '{"vector":[1,2]}'), weight: 1 },
+  );
+/** An upsert body, now and then with what makes the reader take nothing (a key twice, an escaped key). */
+const bodyText = (dimension: number) => {
+  const hazard = fc.oneof(
+    { arbitrary: fc.constant(""), weight: 12 },
+    { arbitrary: vectorText(dimension).map((vector) => `"vector":${vector}`), weight: 1 },
+    { arbitrary: vectorText(dimension).map((vector) => `"vect\\u006fr":${vector}`), weight: 1 },
+    { arbitrary: fc.json({ maxDepth: 1 }).map((value) => `"x":${value}`), weight: 2 },
+  );
+  const document = fc.oneof(
+    {
+      arbitrary: fc
+        .tuple(
+          fc.option(fc.string({ maxLength: 3 }).map((id) => `"id":${JSON.stringify(id)}`)),
+          vectorText(dimension).map((vector) => `"vector":${vector}`),
+          fc.option(fc.json({ maxDepth: 2 }).map((metadata) => `"metadata":${metadata}`)),
+          hazard,
+        )
+        .map((members) => `{${members.filter((member) => member).join(",")}}`),
+      weight: 8,
+    },
+    { arbitrary: fc.json({ maxDepth: 1 }), weight: 1 },
+  );
+  const other = fc.oneof(
+    { arbitrary: fc.constant(""), weight: 8 },
+    { arbitrary: fc.json({ maxDepth: 2 }).map((value) => `"x":${value}`), weight: 1 },
+    { arbitrary: fc.constant('"documents":[]'), weight: 1 },
+  );
+  return fc
+    .tuple(fc.array(document, { maxLength: 5 }), other, fc.boolean())
+    .map(([documents, extra, first]) => {
+      const members = [`"documents":[${documents.join(",")}]`, extra].filter((member) => member);
+      return `{${(first ? members : members.reverse()).join(",")}}`;
+    });
+};
+/** A body of vectors of `dimension`, or that body with one character inserted or removed (mostly no longer JSON). */
+const bodies = fc.integer({ min: 1, max: 3 }).chain((dimension) =>
+  fc
+    .tuple(
+      bodyText(dimension),
+      fc.nat(),
+      fc.constantFrom("", "[", "]", "{", "}", ",", ":", '"', "\\", "0", "-", ".", "e", " "),
+      fc.integer({ min: 0, max: 3 }),
+    )
+    .map(([text, at, char, broken]) => {
+      if (broken > 0) return { text, dimension };
+      const i = at % (text.length + 1);
+      const edited =
+        char === "" ? text.slice(0, i) + text.slice(i + 1) : text.slice(0, i) + char + text.slice(i);
+      return { text: edited, dimension };
+    }),
+);
+
+describe("extractVectors (native/json.h)", () => {
+  // The oracle is JSON.parse of the body as sent: the text left parses exactly when the body does,
+  // and with the taken vectors put back it is the body's value, each taken number as Math.fround
+  // of JSON.parse's. Only documents[i].vector arrays of `dimension` numbers are taken.
+  it("gives what JSON.parse and a Float32Array give, for any body, JSON or not", () => {
+    fc.assert(
+      fc.property(bodies, ({ text, dimension }) => {
+        const extracted = extractVectors(encode(text), dimension);
+        if (!extracted) return;
+        const expected = parsed(text) as { documents: Array<{ vector: unknown }> } | "error";
+        const rest = parsed(decode(extracted.text)) as typeof expected;
+        expect(rest === "error").toBe(expected === "error");
+        if (expected === "error" || rest === "error") return;
+        extracted.documents.forEach((document, i) => {
+          const sent = expected.documents[document]!.vector as number[];
+          expect(sent).toHaveLength(dimension);
+          expected.documents[document]!.vector = sent.map(Math.fround);
+          rest.documents[document]!.vector = Array.from(
+            extracted.vectors.subarray(i * dimension, (i + 1) * dimension),
+          );
+        });
+        expect(rest).toStrictEqual(expected);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("takes the vectors it can, and leaves every other array (and an ambiguous body) to JSON.parse", () => {
+    const taken = extractVectors(
+      encode(
+        '{"documents":[{"id":"a","vector":[1,2.5]},{"vector":[1e400,1]},{"vector":[0.1, -0 ]},3,{"vector":"AAAA"}]}',
+      ),
+      2,
+    );
+    expect(taken && decode(taken.text)).toBe(
+      '{"documents":[{"id":"a","vector": 0 },{"vector":[1e400,1]},{"vector": 0 },3,{"vector":"AAAA"}]}',
+    );
+    expect(Array.from(taken!.documents)).toEqual([0, 2]);
+    expect(Array.from(taken!.vectors)).toEqual([1, 2.5, Math.fround(0.1), -0]);
+    // metadata's own "vector" is metadata; a wrong length is the request's check to name.
+    const nested = extractVectors(
+      encode('{"documents":[{"metadata":{"vector":[1,2]},"vector":[3,4,5]}]}'),
+      2,
+    );
+    expect(nested).toBeNull();
+    // Numbers JSON does not take stay in the text, for JSON.parse to refuse.
+    for (const notJson of ["01", "1.", ".5", "+1", "1e", "-", "NaN", "0x1", "1_0"]) {
+      expect(extractVectors(encode(`{"documents":[{"vector":[${notJson},2]}]}`), 2)).toBeNull();
+    }
+    for (const ambiguous of [
+      '{"documents":[{"vector":[1,2],"vector":[3,4]}]}',
+      '{"documents":[{"vect\\u006fr":[1,2],"vector":[3,4]}]}',
+      '{"documents":[{"vector":[1,2]}],"documents":[]}',
+      '[{"vector":[1,2]}]',
+      '\ufeff{"documents":[{"vector":[1,2]}]}',
+    ]) {
+      expect(extractVectors(encode(ambiguous), 2)).toBeNull();
+    }
+  });
+});

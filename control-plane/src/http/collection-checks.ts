@@ -25,17 +25,18 @@ export function checkBytes(param: string, value: string, limit: number, key: str
 }
 
 /**
- * A request's vector as float32: a JSON array, or base64 of little-endian float32 bytes. Checked
- * against the collection's dimension, and for numbers float32 cannot hold (NaN, infinite, or a
- * JSON number beyond float32's range). Written into `into` (`dimension` floats) when given.
+ * A request's vector as float32: a JSON array (or the Float32Array an upsert body's reader made of
+ * one), or base64 of little-endian float32 bytes. Checked against the collection's dimension, and
+ * for numbers float32 cannot hold (NaN, infinite, or a JSON number beyond float32's range).
+ * Written into `into` (`dimension` floats) when given.
  */
 export function vectorOf(
   param: string,
-  value: number[] | string,
+  value: number[] | Float32Array | string,
   dimension: number,
   into = new Float32Array(dimension),
 ): Float32Array {
-  if (Array.isArray(value)) {
+  if (typeof value !== "string") {
     checkDimension(param, value.length, dimension);
     into.set(value);
   } else {
