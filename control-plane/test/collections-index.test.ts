@@ -4,8 +4,8 @@ import path from "node:path";
 import { crc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { keyBits } from "../src/collections/live-keys.ts";
-import type { CollectionSpec } from "../src/collections/types.ts";
-import { exactScore, VectorIndex } from "../src/collections/vector-index.ts";
+import type { CollectionSpec, Metric } from "../src/collections/types.ts";
+import { better, exactScore, VectorIndex } from "../src/collections/vector-index.ts";
 import { seededUniform } from "./collection-fixtures.ts";
 
 function spec(overrides: Partial<CollectionSpec> = {}): CollectionSpec {
@@ -18,6 +18,26 @@ function spec(overrides: Partial<CollectionSpec> = {}): CollectionSpec {
     model: null,
     ...overrides,
   };
+}
+
+/** Recall@10 of `index` searched with a beam of 64, against exact search over `vectors` by `metric`. */
+function recallAt10(
+  index: VectorIndex,
+  vectors: Float32Array[],
+  queries: Float32Array[],
+  metric: Metric,
+): number {
+  let hits = 0;
+  for (const query of queries) {
+    const exact = vectors
+      .map((vector, key) => ({ key, score: exactScore(metric, query, vector) }))
+      .sort((a, b) => (better(metric, a.score, b.score) ? -1 : better(metric, b.score, a.score) ? 1 : 0))
+      .slice(0, 10)
+      .map((hit) => hit.key);
+    const found = new Set(index.search(query, 64, 10, () => true).map((hit) => hit.key));
+    hits += exact.filter((key) => found.has(key)).length;
+  }
+  return hits / (queries.length * 10);
 }
 
 describe("VectorIndex", () => {
@@ -171,20 +191,10 @@ describe("VectorIndex", () => {
     }
     expect(threaded.size).toBe(n);
     const measure = (index: VectorIndex) => {
-      let hits = 0;
-      for (const query of queries) {
-        const exact = vectors
-          .map((vector, key) => ({ key, score: exactScore("cosine", query, vector) }))
-          .sort((a, b) => b.score - a.score)
-          .slice(0, 10)
-          .map((hit) => hit.key);
-        const found = new Set(index.search(query, 64, 10, () => true).map((hit) => hit.key));
-        hits += exact.filter((key) => found.has(key)).length;
-      }
       const unreachable = vectors.filter(
         (vector, key) => !index.search(vector, 64, 64, () => true).some((hit) => hit.key === key),
       ).length;
-      return { recall: hits / (queries.length * 10), unreachable };
+      return { recall: recallAt10(index, vectors, queries, "cosine"), unreachable };
     };
     const alone = measure(single);
     const together = measure(threaded);
@@ -226,17 +236,7 @@ describe("VectorIndex", () => {
           vectors.slice(start, start + 64).map((vector, i) => ({ key: start + i, vector })),
           2,
         );
-      let hits = 0;
-      for (const query of queries) {
-        const exact = vectors
-          .map((vector, key) => ({ key, distance: exactScore("l2", query, vector) }))
-          .sort((a, b) => a.distance - b.distance)
-          .slice(0, 10)
-          .map((hit) => hit.key);
-        const found = new Set(index.search(query, 64, 10, () => true).map((hit) => hit.key));
-        hits += exact.filter((key) => found.has(key)).length;
-      }
-      return hits / (queries.length * 10);
+      return recallAt10(index, vectors, queries, "l2");
     };
     const sketched = recall("f32");
     expect(sketched).toBeGreaterThanOrEqual(0.95);
