@@ -1,9 +1,9 @@
 // The Node-API binding of hnsw.h and json.h: `new HnswIndex({dimensions, metric, scalar, M,
 // efConstruction})`, `loadIndex(path)`, `simd` (the distance kernels this CPU runs),
-// `float32Json(vector)` and `extractVectors(body, dimension)`. Written against the C API of node_api.h only, so it builds with a plain
-// compiler call (scripts/build-native.sh) and loads in any Node with that Node-API version. Every
-// call is synchronous on the calling JS thread; `addMany` spreads one batch over threads and joins
-// them before it returns.
+// `float32Json(vector)` and `extractVectors(body, dimension)`. Written against the C API of
+// node_api.h only, so it builds with a plain compiler call (scripts/build-native.sh) and loads in
+// any Node with that Node-API version. Every call is synchronous on the calling JS thread;
+// `addMany` spreads one batch over threads and joins them before it returns.
 #include <node_api.h>
 
 #include <algorithm>

@@ -159,7 +159,7 @@ inline I8Sums sums_i8_portable(const int8_t* x, const int8_t* y, size_t n) {
   return {dot, xx, yy, sq};
 }
 
-/** The integer dot product of two int8 arrays (a sketch's codes; see Hnsw's sketches). */
+/** The integer dot product of two int8 arrays (`ip_i8`, and the codes of Hnsw's sketches). */
 inline int32_t dot_i8_portable(const int8_t* x, const int8_t* y, size_t n) {
   int32_t acc[16] = {0};
   size_t i = 0;
@@ -480,7 +480,8 @@ int32_t dot_i8(const int8_t* x, const int8_t* y, size_t n) {
 
 template <Level L>
 float ip_i8(const void* a, const void* b, size_t n) {
-  return 1.0f - static_cast<float>(sums_i8<L>(a, b, n).dot) / (kI8Scale * kI8Scale);
+  const int32_t dot = dot_i8<L>(static_cast<const int8_t*>(a), static_cast<const int8_t*>(b), n);
+  return 1.0f - static_cast<float>(dot) / (kI8Scale * kI8Scale);
 }
 
 template <Level L>

@@ -584,10 +584,11 @@ class Hnsw {
 
   /**
    * Fetches what inserts score node `id` on (its sketch, or its vector) into the L2 cache. A vector
-   * spans many cache lines (24 at 384 f32 dimensions) and the graph is far larger than the cache, so scoring a neighbour whose vector
-   * was not fetched ahead waits on memory for most of its lines. L2, not L1: the L1 has too few
-   * miss buffers for several vectors in flight, and stalls on them (measured: 100k x 384 inserts
-   * cost ~165 us each fetching 2 vectors ahead into L1, ~123 us fetching 8 into L2, 200 us with none).
+   * spans many cache lines (24 at 384 f32 dimensions) and the graph is far larger than the cache,
+   * so scoring a neighbour whose vector was not fetched ahead waits on memory for most of its
+   * lines. L2, not L1: the L1 has too few miss buffers for several vectors in flight, and stalls
+   * on them (measured: 100k x 384 inserts cost ~165 us each fetching 2 vectors ahead into L1,
+   * ~123 us fetching 8 into L2, 200 us with none).
    */
   void prefetch_build(uint32_t id) const {
     const char* data = sketched_ ? sketch_of(id) : data_of(id);

@@ -5,7 +5,7 @@
 // shortest form (what JSON.stringify writes for a float32 widened to a number), and each value
 // still round-trips exactly through Math.fround / numpy.float32.
 //
-// Reading (`extract_vectors`): an upsert body's `documents[i].vector` arrays parsed here, so
+// Reading (`VectorExtractor`): an upsert body's `documents[i].vector` arrays parsed here, so
 // JSON.parse reads the rest of the body without them.
 #pragma once
 
@@ -42,7 +42,7 @@ inline std::string float32_json(const float* values, size_t count) {
   return out;
 }
 
-/** What `extract_vectors` took out of a body. */
+/** What a `VectorExtractor` took out of a body. */
 struct ExtractedVectors {
   /** The body with each extracted array replaced by ` 0 `. */
   std::string text;
@@ -56,10 +56,10 @@ struct ExtractedVectors {
  * Takes the vectors out of an upsert body (`{"documents": [{"vector": [...], ...}, ...], ...}`)
  * so JSON.parse reads the rest without them: at 1024 dimensions JSON.parse spent ~70 us per
  * document on the numbers and made a heap number of each. An array is taken only when it sits at
- * `documents[i].vector` and holds exactly `dimension` JSON numbers (the JSON grammar, checked here),
- * each within double's range; any other array is left as it is, for JSON.parse and the request's
- * checks to handle (and name) as before. Each taken array
- * becomes ` 0 `, a value in the same place, so the text stays valid JSON exactly when the body was.
+ * `documents[i].vector` and holds exactly `dimension` JSON numbers (the JSON grammar, checked
+ * here), each within double's range; any other array is left as it is, for JSON.parse and the
+ * request's checks to handle (and name) as before. Each taken array becomes ` 0 `, a value in the
+ * same place, so the text stays valid JSON exactly when the body was.
  * Returns false (take nothing) for bodies whose meaning this scan could misread: a key written
  * with escapes, `documents` twice, `vector` twice in one document, or anything but an object.
  */
