@@ -4,6 +4,7 @@
 # running Node's Node-API headers (no node-gyp). Rebuilds only when the sources, the compiler or the Node
 # version change (a hash stamp beside the output). The baseline is the CPU family's generic target;
 # the distance kernels pick AVX2/AVX-512 at run time (native/distance.h), so the binary is portable.
+# Beside it, build/kernels-check: those kernels checked against the portable loops (native/test/).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,7 +61,7 @@ case "$(uname -s)" in
   *) flags+=(-pthread) ;;
 esac
 
-hash="$( (cat "$src"/*.cc "$src"/*.h; printf '%s\n' "${flags[*]}"; "$cxx" --version | head -1; "$node_bin" --version) | cksum)"
+hash="$( (cat "$src"/*.cc "$src"/*.h "$src"/test/*.cc; printf '%s\n' "${flags[*]}"; "$cxx" --version | head -1; "$node_bin" --version) | cksum)"
 if [[ -f "$out" && -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
   exit 0
 fi
@@ -69,4 +70,6 @@ log "compiling the native addon (vector index, JSON writer) with $cxx"
 mkdir -p "$src/build"
 "$cxx" "${flags[@]}" "$src/addon.cc" -o "$out.tmp"
 mv "$out.tmp" "$out"
+# The distance kernels' check against the portable loops (run by control-plane/test/native-kernels.test.ts).
+"$cxx" -O3 -std=c++17 -Wall -Wextra "$src/test/kernels.cc" -o "$src/build/kernels-check"
 printf '%s' "$hash" >"$stamp"

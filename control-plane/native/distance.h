@@ -310,6 +310,28 @@ __attribute__((target("avx512f,avx512bw"))) inline int32_t dot_i8_avx512(const i
   return _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1)) + dot_i8_avx2(x + i, y + i, n - i);
 }
 
+// The dot product of int8 sketches with AVX-512 VNNI's vpdpbusd, which multiplies unsigned bytes by
+// signed ones: x + 128 (x with its sign bit flipped) times y, less 128 * sum(y) (`y_sum`, kept with
+// y). One instruction per 64 codes where the widening form above takes six.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline int32_t dot_i8_vnni(const int8_t* x, const int8_t* y,
+                                                                                  size_t n, int32_t y_sum) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+  size_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_loadu_si512(x + i), flip), _mm512_loadu_si512(y + i));
+    a1 = _mm512_dpbusd_epi32(a1, _mm512_xor_si512(_mm512_loadu_si512(x + i + 64), flip),
+                             _mm512_loadu_si512(y + i + 64));
+  }
+  for (; i < n; i += 64) {
+    // Past the end x reads 0 (+128) and y reads 0: the products there are 0.
+    const __mmask64 m = n - i >= 64 ? ~0ull : (1ull << (n - i)) - 1;
+    a0 = _mm512_dpbusd_epi32(a0, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + i), flip),
+                             _mm512_maskz_loadu_epi8(m, y + i));
+  }
+  return _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1)) - 128 * y_sum;
+}
+
 __attribute__((target("avx512f"))) inline float dot_f32_avx512(const float* x, const float* y, size_t n) {
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
   size_t i = 0;
@@ -400,6 +422,16 @@ inline Level cpu_level() {
   return Level::portable;
 }
 
+/** Whether the CPU has AVX-512 VNNI (Ice Lake, Zen 4 and later), for `dot_i8_vnni`. */
+inline bool cpu_has_vnni() {
+#ifdef AKIDB_X86
+  __builtin_cpu_init();
+  return cpu_level() == Level::avx512 && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
 inline const char* level_name(Level level) {
   switch (level) {
     case Level::avx512:
@@ -467,7 +499,8 @@ I8Sums sums_i8(const void* a, const void* b, size_t n) {
   return sums_i8_portable(x, y, n);
 }
 
-using SketchDotFn = int32_t (*)(const int8_t* x, const int8_t* y, size_t n);
+/** The dot product of two int8 sketches; `y_sum` is the sum of y's codes (which only `dot_i8_vnni` needs). */
+using SketchDotFn = int32_t (*)(const int8_t* x, const int8_t* y, size_t n, int32_t y_sum);
 
 template <Level L>
 int32_t dot_i8(const int8_t* x, const int8_t* y, size_t n) {
@@ -476,6 +509,11 @@ int32_t dot_i8(const int8_t* x, const int8_t* y, size_t n) {
   if constexpr (L == Level::avx2) return dot_i8_avx2(x, y, n);
 #endif
   return dot_i8_portable(x, y, n);
+}
+
+template <Level L>
+int32_t sketch_dot(const int8_t* x, const int8_t* y, size_t n, int32_t /*y_sum*/) {
+  return dot_i8<L>(x, y, n);
 }
 
 template <Level L>

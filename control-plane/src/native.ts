@@ -35,7 +35,7 @@ interface NativeAddon {
     efConstruction: number;
   }) => HnswIndex;
   loadIndex(path: string): HnswIndex;
-  /** The distance kernels this CPU runs: avx512, avx2 or portable. */
+  /** The distance kernels this CPU runs: avx512 (avx512+vnni with VNNI for the int8 sketches), avx2 or portable. */
   simd: string;
   /**
    * The vector as a JSON array, each value the shortest decimal that reads back as the same
