@@ -178,6 +178,50 @@ describe("extractVectors (native/json.h)", () => {
     );
   });
 
+  // The reader settles most numbers without a full decimal conversion (json.h, float_of_decimal):
+  // short ones exactly in doubles, 17-digit ones from a 64-bit product, which must fall back where
+  // a double lands near halfway between two floats (rounding twice can differ from rounding once).
+  it("reads every number as Math.fround(JSON.parse), also beside a float32's rounding midpoints", () => {
+    const bits = new BigUint64Array(1);
+    const double = new Float64Array(bits.buffer);
+    /** A double `steps` ulps from the midpoint of the float32 of `bits32` and the next one up. */
+    const nearMidpoint = (bits32: number, steps: number) => {
+      const low = new Float32Array(new Uint32Array([bits32]).buffer)[0]!;
+      const high = new Float32Array(new Uint32Array([bits32 + 1]).buffer)[0]!;
+      double[0] = (low + high) / 2;
+      bits[0] = bits[0]! + BigInt(steps);
+      return double[0];
+    };
+    const text = fc.oneof(
+      fc
+        .tuple(
+          fc.integer({ min: 0x00800000, max: 0x7f7ffffe }),
+          fc.integer({ min: -4, max: 4 }),
+          fc.integer({ min: 17, max: 21 }),
+        )
+        .map(([b, steps, digits]) => nearMidpoint(b, steps).toPrecision(digits)),
+      fc
+        .tuple(
+          fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e30, max: 1e30 }),
+          fc.integer({ min: 1, max: 21 }),
+        )
+        .map(([x, digits]) => x.toPrecision(digits)),
+      fc
+        .double({ noNaN: true, noDefaultInfinity: true, min: -1e30, max: 1e30 })
+        .map((x) => JSON.stringify(x)),
+    );
+    fc.assert(
+      fc.property(fc.array(text, { minLength: 64, maxLength: 64 }), (numbers) => {
+        const extracted = extractVectors(encode(`{"documents":[{"vector":[${numbers.join(",")}]}]}`), 64);
+        expect(extracted).not.toBeNull();
+        expect(Array.from(extracted!.vectors)).toEqual(
+          numbers.map((n) => Math.fround(JSON.parse(n) as number)),
+        );
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it("takes the vectors it can, and leaves every other array (and an ambiguous body) to JSON.parse", () => {
     const taken = extractVectors(
       encode(
