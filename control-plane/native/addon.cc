@@ -7,6 +7,7 @@
 #include <node_api.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -15,6 +16,10 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#ifdef __linux__
+#include <sys/resource.h>
+#endif
 
 #include "hnsw.h"
 #include "json.h"
@@ -208,8 +213,22 @@ napi_value add(napi_env env, napi_callback_info info) {
   });
 }
 
+// Index inserts run on threads of their own at a lower CPU priority (nice + 10; on Linux the nice
+// value is per thread), so when an ingest keeps more threads busy than there are cores the HTTP
+// event loop and the upsert parser are scheduled first: inserts take the CPU that is left, and
+// `/health` is answered meanwhile. RocksDB lowers its compaction threads the same way. Elsewhere
+// (macOS: priority is per process) the threads keep the process's priority.
+void lower_thread_priority() {
+#ifdef __linux__
+  errno = 0;
+  const int nice = getpriority(PRIO_PROCESS, 0);
+  if (errno == 0) setpriority(PRIO_PROCESS, 0, std::min(19, nice + 10));
+#endif
+}
+
 // addMany(keys: Float64Array, vectors: Float32Array (rows), threads): the number added; keys in
-// the graph already, or repeated, are skipped.
+// the graph already, or repeated, are skipped. Runs on `threads` threads at a lower priority and
+// returns when they are done.
 napi_value add_many(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Args args = get_args(env, info, 3);
@@ -240,11 +259,13 @@ napi_value add_many(napi_env env, napi_callback_info info) {
         if (failure.empty()) failure = error.what();
       }
     };
-    const size_t helpers = std::min(threads, count) - (count > 0 ? 1 : 0);
     std::vector<std::thread> pool;
-    pool.reserve(helpers);
-    for (size_t t = 0; t < helpers; t++) pool.emplace_back(work);
-    work();
+    pool.reserve(std::min(threads, count));
+    for (size_t t = 0; t < std::min(threads, count); t++)
+      pool.emplace_back([&] {
+        lower_thread_priority();
+        work();
+      });
     for (std::thread& t : pool) t.join();
     if (!failure.empty()) throw JsError(failure);
     return js_number(env, static_cast<double>(added.load()));
