@@ -242,7 +242,8 @@ const collectionSchema = z.strictObject({
   /**
    * Threads that insert one batch of vectors into a collection's index (up to 64 vectors per call,
    * in the store's thread). More ingests faster where cores are free; 1 inserts one vector at a
-   * time. Recall and reachability after threaded inserts are tested equal to single-threaded ones
+   * time. On Linux they run at nice + 10, so HTTP requests are served first while an ingest keeps
+   * every core busy. Recall and reachability after threaded inserts are tested equal to single-threaded ones
    * (usearch, the index before AkiDB's own, could strand nodes: its issue #735). Default 2.
    */
   insert_threads: positiveInt.max(64).default(2),
