@@ -214,7 +214,9 @@ class Hnsw {
    * The `k` nearest nodes to `vector` that `filter` admits (any when it has no bits), found
    * with a beam of `ef`. Nodes it does not admit are walked through but take no place in the
    * beam, so a filter needs no oversampling: the walk goes on until the beam holds `ef` admitted
-   * nodes or the reachable graph is exhausted. Single-threaded with respect to inserts.
+   * nodes or the reachable graph is exhausted. In an f32 graph the walk scores sketches and the
+   * beam is scored again exactly, so the distances returned are the f32 ones. Single-threaded
+   * with respect to inserts.
    */
   std::vector<Hit> search(const float* vector, size_t k, size_t ef, const KeyFilter& filter) const {
     std::vector<Hit> hits;
@@ -242,8 +244,22 @@ class Hnsw {
       }
     }
     const bool filtered = filter.bits != nullptr;
-    MaxHeap top = filtered ? search_level0<true>(q, current, std::max(ef, k), filter)
-                           : search_level0<false>(q, current, std::max(ef, k), filter);
+    const size_t beam = std::max(ef, k);
+    MaxHeap top;
+    if (sketched_) {
+      // An f32 graph's base layer is walked on the sketches (a quarter of the bytes per step), and
+      // the beam it ends with is scored again on the f32 vectors: the hits and their distances
+      // are exact, and only which nodes reach the beam rests on the sketches.
+      thread_local std::vector<char> query_sketch;
+      query_sketch.resize(sketch_bytes_);
+      sketch(vector, query_sketch.data());
+      MaxHeap walked = filtered ? search_level0<true, true>(query_sketch.data(), current, beam, filter)
+                                : search_level0<false, true>(query_sketch.data(), current, beam, filter);
+      for (; !walked.empty(); walked.pop()) top.emplace(distance(q, walked.top().second), walked.top().second);
+    } else {
+      top = filtered ? search_level0<true, false>(q, current, beam, filter)
+                     : search_level0<false, false>(q, current, beam, filter);
+    }
     while (top.size() > k) top.pop();
     hits.resize(top.size());
     for (size_t i = top.size(); i-- > 0;) {
@@ -457,8 +473,8 @@ class Hnsw {
    * Sketches (f32 graphs only): each vector again as int8 codes of its own scale (x[i] ~ scale *
    * code[i], scale = max |x[i]| / 127) with its squared norm, in one array beside the slots.
    * An f32 graph is built on them (every distance an insert computes: its walk, the neighbour
-   * heuristic, re-choosing a full list), reading a quarter of the bytes; queries walk on the f32
-   * vectors. Record: float scale, float squared norm, int32 sum of the codes (for `dot_i8_vnni`),
+   * heuristic, re-choosing a full list), reading a quarter of the bytes; queries walk the base
+   * layer on them too, then score their beam on the f32 vectors. Record: float scale, float squared norm, int32 sum of the codes (for `dot_i8_vnni`),
    * then `dim` codes.
    */
   static constexpr size_t kSketchHeader = 12;
@@ -515,9 +531,8 @@ class Hnsw {
   }
 
   /** The metric's distance between the sketches of two nodes. */
-  float sketch_distance(uint32_t x, uint32_t y) const {
-    const char* a = sketch_of(x);
-    const char* b = sketch_of(y);
+  float sketch_distance(uint32_t x, uint32_t y) const { return sketch_distance(sketch_of(x), sketch_of(y)); }
+  float sketch_distance(const char* a, const char* b) const {
     float sa, sb;
     int32_t b_sum;
     std::memcpy(&sa, a, 4);
@@ -651,9 +666,11 @@ class Hnsw {
     return top;
   }
 
-  /** The beam search of level 0 for queries: no locks, prefetching the next neighbours' slots. */
-  template <bool Filtered>
+  /** The beam search of level 0 for queries: no locks, prefetching the next neighbours' slots (or sketches). */
+  template <bool Filtered, bool Sketched>
   MaxHeap search_level0(const char* q, uint32_t start, size_t ef, const KeyFilter& filter) const {
+    // `q` is the query encoded as the slots hold vectors, or (Sketched) as a sketch.
+    auto score = [&](uint32_t id) { return Sketched ? sketch_distance(q, sketch_of(id)) : distance(q, id); };
     VisitedLease lease(*this);
     Visited& seen = *lease;
     seen.start(capacity_);
@@ -662,7 +679,7 @@ class Hnsw {
     auto admitted = [&](uint32_t id) {
       return filter.admits(keys_[id]);
     };
-    const float d0 = distance(q, start);
+    const float d0 = score(start);
     float bound = std::numeric_limits<float>::max();
     if (!Filtered || admitted(start)) {
       top.emplace(d0, start);
@@ -678,18 +695,23 @@ class Hnsw {
       const uint32_t size = list[0];
       if (size > 0) {
         __builtin_prefetch(seen.marks.data() + list[1]);
-        __builtin_prefetch(slot_of(list[1]) + data_offset_);
+        __builtin_prefetch(Sketched ? sketch_of(list[1]) : slot_of(list[1]) + data_offset_);
       }
       for (uint32_t i = 1; i <= size; i++) {
         const uint32_t next = list[i];
         if (i < size) {
           __builtin_prefetch(seen.marks.data() + list[i + 1]);
-          const char* ahead = slot_of(list[i + 1]) + data_offset_;
-          __builtin_prefetch(ahead);
-          __builtin_prefetch(ahead + 64);
+          if (Sketched) {
+            const char* ahead = sketch_of(list[i + 1]);
+            for (size_t offset = 0; offset < sketch_bytes_; offset += 64) __builtin_prefetch(ahead + offset);
+          } else {
+            const char* ahead = slot_of(list[i + 1]) + data_offset_;
+            __builtin_prefetch(ahead);
+            __builtin_prefetch(ahead + 64);
+          }
         }
         if (!seen.visit(next)) continue;
-        const float d = distance(q, next);
+        const float d = score(next);
         if (top.size() < ef || d < bound) {
           frontier.emplace(d, next);
           __builtin_prefetch(slot_of(frontier.top().second));
