@@ -204,6 +204,7 @@ class Hnsw {
     if (level > 0) {
       upper_[id] = static_cast<char*>(std::calloc(level, upper_bytes_));
       if (!upper_[id]) throw std::bad_alloc();
+      upper_levels_.fetch_add(level, std::memory_order_relaxed);
     }
     link(id, level);
     ready_[id].store(1, std::memory_order_release);
@@ -271,9 +272,8 @@ class Hnsw {
 
   /** RAM held: slots, per-node arrays, upper levels and the key map (an estimate for the map). */
   size_t memory_bytes() const {
-    size_t upper = 0;
-    const size_t n = count_.load();
-    for (size_t i = 0; i < n; i++) upper += levels_[i] * upper_bytes_;
+    // Constant time: the store reports it with every collection's info, searches included.
+    const size_t upper = upper_levels_.load(std::memory_order_relaxed) * upper_bytes_;
     return capacity_ * (slot_bytes_ + sketch_bytes_ + sizeof(uint64_t) + 2 + sizeof(char*) + 1) + upper +
            lookup_.size() * 32 + lookup_.bucket_count() * sizeof(void*);
   }
@@ -350,6 +350,7 @@ class Hnsw {
       if (level == 0) continue;
       index->upper_[i] = static_cast<char*>(std::malloc(level * index->upper_bytes_));
       if (!index->upper_[i]) throw std::bad_alloc();
+      index->upper_levels_ += level;
       read(file.get(), index->upper_[i], level * index->upper_bytes_);
     }
     if (std::fgetc(file.get()) != EOF) throw std::runtime_error("trailing bytes in HNSW file");
@@ -474,8 +475,8 @@ class Hnsw {
    * code[i], scale = max |x[i]| / 127) with its squared norm, in one array beside the slots.
    * An f32 graph is built on them (every distance an insert computes: its walk, the neighbour
    * heuristic, re-choosing a full list), reading a quarter of the bytes; queries walk the base
-   * layer on them too, then score their beam on the f32 vectors. Record: float scale, float squared norm, int32 sum of the codes (for `dot_i8_vnni`),
-   * then `dim` codes.
+   * layer on them too, then score their beam on the f32 vectors. Record: float scale, float
+   * squared norm, int32 sum of the codes (for `dot_i8_vnni`), then `dim` codes.
    */
   static constexpr size_t kSketchHeader = 12;
   char* sketch_of(uint32_t id) const { return sketches_.data() + static_cast<size_t>(id) * sketch_bytes_; }
@@ -848,6 +849,8 @@ class Hnsw {
   Region level0_;
   size_t capacity_ = 0;
   std::atomic<uint32_t> count_{0};
+  /** Upper-level lists allocated (the sum of every node's level), for `memory_bytes`. */
+  std::atomic<size_t> upper_levels_{0};
   std::vector<uint64_t> keys_;
   std::vector<uint8_t> levels_;
   std::vector<char*> upper_;

@@ -138,6 +138,33 @@ describe("/api/v1/collections", () => {
     expect(gone.body.error.code).toBe("AKIDB_ERR_COLLECTION_NOT_FOUND");
   });
 
+  it("a name dropped and created again names the new collection, by name and by the old id not at all", async () => {
+    const { app } = await build();
+    const first = await call(app, "POST", "/api/v1/collections", { name: "notes", dimension: 4 });
+    const oldId = first.body.id as string;
+    // Searched and written by name and by id, so both refs have been resolved once.
+    for (const ref of ["notes", oldId]) {
+      const upsert = await call(app, "POST", `/api/v1/collections/${ref}/upsert`, {
+        documents: [{ id: ref, vector: [1, 0, 0, 0] }],
+      });
+      expect(upsert.status).toBe(200);
+      expect(
+        (await call(app, "POST", `/api/v1/collections/${ref}/search`, { vector: [1, 0, 0, 0] })).status,
+      ).toBe(200);
+    }
+    expect((await call(app, "DELETE", `/api/v1/collections/${oldId}`)).status).toBe(200);
+    const second = await call(app, "POST", "/api/v1/collections", { name: "notes", dimension: 3 });
+    expect(second.status).toBe(201);
+    const wrong = await call(app, "POST", "/api/v1/collections/notes/search", { vector: [1, 0, 0, 0] });
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.error.message).toContain("expected 3 dimensions, got 4");
+    const hits = await call(app, "POST", "/api/v1/collections/notes/search", { vector: [1, 0, 0] });
+    expect(hits.body.results).toEqual([]);
+    const stale = await call(app, "POST", `/api/v1/collections/${oldId}/search`, { vector: [1, 0, 0, 0] });
+    expect(stale.status).toBe(404);
+    expect(stale.body.error.code).toBe("AKIDB_ERR_COLLECTION_NOT_FOUND");
+  });
+
   it("answers bad collection specs with a 4xx naming the field", async () => {
     const { app } = await build();
     const cases: Array<[unknown, number, string]> = [

@@ -120,6 +120,53 @@ describe("startServer", () => {
     }
   });
 
+  it("reads bodies from the Node request: 413 mid-body past max_body_bytes, answered on the socket; the next body whole", async () => {
+    const config = configSchema.parse({
+      embedding: { mode: "mock", mock: { dimension: 8 } },
+      server: { port: 0, max_body_bytes: 1024 },
+      storage: { data_dir: tempDataDir().dir },
+    });
+    const server = await startServer(config, captureLogger().logger);
+    try {
+      const { port } = new URL(server.url);
+      // Chunked, so no content-length warns the server: the limit is found while reading.
+      const answer = await new Promise<string>((resolve) => {
+        let text = "";
+        const socket = connect(Number(port), "127.0.0.1", () => {
+          socket.write("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n");
+          socket.write("transfer-encoding: chunked\r\n\r\n");
+          for (let i = 0; i < 4; i++) socket.write(`200\r\n${"x".repeat(512)}\r\n`);
+        });
+        socket.on("data", (chunk) => {
+          text += chunk.toString();
+        });
+        socket.on("close", () => resolve(text));
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 413/);
+      expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+      expect(answer).toContain('"code":"AKIDB_ERR_BODY_TOO_LARGE"');
+      // A body in many small chunks arrives whole.
+      const input = Array.from({ length: 40 }, (_, i) => `text ${i}`);
+      const response = await fetch(`${server.url}/v1/embeddings`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: new ReadableStream({
+          start(controller) {
+            for (const byte of new TextEncoder().encode(JSON.stringify({ input }))) {
+              controller.enqueue(new Uint8Array([byte]));
+            }
+            controller.close();
+          },
+        }),
+        duplex: "half",
+      } as RequestInit);
+      expect(response.status).toBe(200);
+      expect(((await response.json()) as { data: unknown[] }).data).toHaveLength(40);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("rejects when the port is taken", async () => {
     const first = await startServer(
       configSchema.parse({

@@ -1,4 +1,5 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
+import type { IncomingMessage } from "node:http";
 import type { Context, MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import type { z } from "zod";
@@ -7,6 +8,8 @@ import { parseJson, validated } from "./json-body.ts";
 
 /** Per-request values the middleware hands to routes. */
 export interface AppEnv {
+  /** What @hono/node-server passes: the Node request (absent under `app.request`, as in tests). */
+  Bindings: { incoming?: IncomingMessage } | undefined;
   Variables: {
     requestId: string;
     /** The AKIDB_ERR_* code of the error answered, for the request log and metrics. */
@@ -110,8 +113,11 @@ export function bodyDeadlineMs(limits: BodyLimits, declaredBytes: number | undef
  */
 export function receiveBody(limits: BodyLimits): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const body = c.req.raw.body;
-    if (!body) return next();
+    // Read from the Node request itself where there is one: `c.req.raw.body` would first build a
+    // web Request and a ReadableStream around it, which cost a small search request more CPU (~0.4
+    // ms at 1024 dimensions) than the rest of its handling.
+    const source = c.env?.incoming ?? c.req.raw.body;
+    if (!source || c.req.method === "GET" || c.req.method === "HEAD") return next();
     const length = c.req.header("content-length");
     const declared = length !== undefined && !c.req.header("transfer-encoding") ? Number(length) : undefined;
     if (declared !== undefined && declared > limits.maxBytes) {
@@ -127,10 +133,11 @@ export function receiveBody(limits: BodyLimits): MiddlewareHandler<AppEnv> {
     });
     const chunks: Uint8Array[] = [];
     let size = 0;
-    const reader = body.getReader();
+    // Each read races the deadline (a `for await` loop could not).
+    const reader = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
     try {
       for (;;) {
-        const { done, value } = await Promise.race([reader.read(), deadline]);
+        const { done, value } = await Promise.race([reader.next(), deadline]);
         if (done) break;
         size += value.length;
         if (size > limits.maxBytes) {

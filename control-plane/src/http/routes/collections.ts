@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { type Filter, parseFilter } from "../../collections/filter.ts";
 import type {
   CollectionInfo,
+  CollectionSpec,
   CollectionStore,
   DocumentWrite,
   Include,
@@ -30,6 +31,9 @@ import { parseUpsertBody } from "../upsert-body.ts";
 import type { UpsertParser } from "../upsert-parser.ts";
 
 type Schemas = components["schemas"];
+
+/** What a collection was created with, and its id: what never changes while it exists. */
+type CollectionFacts = CollectionSpec & { id: string };
 
 export interface CollectionRoutesDeps {
   config: AkidbConfig;
@@ -62,6 +66,20 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
     await next();
     metrics.collectionLatencyMs.observe({ operation }, performance.now() - started);
   };
+  /**
+   * Collections' facts by the names and ids requests named them with, so a request on a collection
+   * (a search above all) takes one trip to the store's thread, not two. An entry goes when its
+   * collection is dropped; the store's thread answers in order, so no answer from before the drop
+   * can arrive after it.
+   */
+  const known = new Map<string, CollectionFacts>();
+  const factsOf = async (ref: string): Promise<CollectionFacts> => {
+    const cached = known.get(ref);
+    if (cached) return cached;
+    const { count, bytes_in_ram, bytes_on_disk, created_at, ...facts } = await store.get(ref);
+    known.set(ref, facts);
+    return facts;
+  };
   void store.list().then((infos) => {
     for (const info of infos) observe(info);
   });
@@ -71,7 +89,7 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
 
   /** Vectors for `texts` from the collection's model; nothing is written before this resolves. */
   const embedTexts = async (
-    collection: CollectionInfo,
+    collection: CollectionFacts,
     texts: string[],
     inputType: InputType,
     requestId: string,
@@ -181,8 +199,9 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
   app.get(`${base}/:collection`, async (c) => c.json(await store.get(c.req.param("collection"))));
 
   app.delete(`${base}/:collection`, async (c) => {
-    const info = await store.get(c.req.param("collection"));
+    const info = await factsOf(c.req.param("collection"));
     await store.drop(info.id);
+    for (const [ref, facts] of known) if (facts.id === info.id) known.delete(ref);
     metrics.collectionVectors.remove({ collection: info.name });
     metrics.collectionIndexBytes.remove({ collection: info.name });
     const deleted: Schemas["DeletedCollection"] = { id: info.id, name: info.name, deleted: true };
@@ -191,7 +210,7 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
 
   app.post(`${base}/:collection/upsert`, async (c) => {
     const started = performance.now();
-    const collection = await store.get(c.req.param("collection"));
+    const collection = await factsOf(c.req.param("collection"));
     checkJsonContentType(c);
     const bytes = bodyBytes(c);
     // Off this thread when the server runs a parser thread (in-process tests parse here); the body's
@@ -226,7 +245,7 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
   });
 
   app.get(`${base}/:collection/documents/:id`, async (c) => {
-    const collection = await store.get(c.req.param("collection"));
+    const collection = await factsOf(c.req.param("collection"));
     const id = c.req.param("id");
     const include = { metadata: true, text: true, vector: true };
     const [doc] = await store.getDocuments(collection.id, { ids: [id], limit: 1, offset: 0, include });
@@ -235,7 +254,7 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
   });
 
   app.delete(`${base}/:collection/documents/:id`, async (c) => {
-    const collection = await store.get(c.req.param("collection"));
+    const collection = await factsOf(c.req.param("collection"));
     const id = c.req.param("id");
     const deleted = await store.deleteDocuments(collection.id, { ids: [id] });
     if (deleted === 0)
@@ -245,7 +264,7 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
   });
 
   app.post(`${base}/:collection/get`, async (c) => {
-    const collection = await store.get(c.req.param("collection"));
+    const collection = await factsOf(c.req.param("collection"));
     const body = await readJson(c, getDocumentsSchema);
     const max = limits.max_documents_per_request;
     if (body.ids) checkCount("ids", body.ids.length, max, "collection.max_documents_per_request");
@@ -262,7 +281,7 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
   });
 
   app.post(`${base}/:collection/delete`, async (c) => {
-    const collection = await store.get(c.req.param("collection"));
+    const collection = await factsOf(c.req.param("collection"));
     const body = await readJson(c, deleteDocumentsSchema);
     if (!body.ids && !body.filter) {
       const problem = "is required: send ids, filter, or both";
@@ -292,7 +311,7 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
     signal: AbortSignal,
   ) => {
     const started = performance.now();
-    const collection = await store.get(collectionRef);
+    const collection = await factsOf(collectionRef);
     const parsed = queries.map((query, i) => {
       const at = prefix(i);
       if ((query.text === undefined) === (query.vector === undefined)) {
