@@ -35,6 +35,7 @@ import {
   exactTopK,
   LATENT,
   row,
+  sweepPoint,
   vectorField,
 } from "./collections_data.ts";
 import { type RunningProcess, startControlPlane } from "./servers.ts";
@@ -97,15 +98,6 @@ function groundTruth(base: Float32Array, ids: number[], queries: Float32Array, d
     subset.set(row(base, dim, id), i * dim);
   });
   return exactTopK(subset, queries, dim, K).map((found) => found.map((i) => ids[i]!));
-}
-
-function recallAt(results: number[][], truth: number[][]): number {
-  let hits = 0;
-  results.forEach((found, i) => {
-    const want = new Set(truth[i]);
-    hits += found.filter((id) => want.has(id)).length;
-  });
-  return hits / (truth.length * K);
 }
 
 /** POSTs `body` (JSON bytes as they are, anything else through JSON.stringify) and returns the answer's JSON. */
@@ -256,24 +248,6 @@ async function serverLoopDelayMaxMs(url: string): Promise<number> {
   return line ? Number(line.split(" ")[1]) * 1000 : Number.NaN;
 }
 
-/** One sweep point: `search` for each of `q` queries, SEARCH_PASSES times; the best QPS and its recall. */
-async function searchPoint(
-  ef: number,
-  q: number,
-  truth: number[][],
-  search: (i: number) => Promise<number[]>,
-): Promise<{ ef: number; qps: number; recall: number }> {
-  let best = 0;
-  let results: number[][] = [];
-  for (let pass = 0; pass < SEARCH_PASSES; pass++) {
-    results = [];
-    const started = performance.now();
-    for (let i = 0; i < q; i++) results.push(await search(i));
-    best = Math.max(best, q / ((performance.now() - started) / 1000));
-  }
-  return { ef, qps: Math.round(best), recall: round(recallAt(results, truth), 3) };
-}
-
 async function searchSweep(
   url: string,
   queries: Float32Array,
@@ -285,7 +259,7 @@ async function searchSweep(
   const sweep = [];
   for (const ef of EFS) {
     sweep.push(
-      await searchPoint(ef, q, truth, async (i) => {
+      await sweepPoint(ef, q, SEARCH_PASSES, truth, async (i) => {
         const body = (await postSearch(url, "/api/v1/collections/bench/search", {
           vector: Array.from(row(queries, dim, i)),
           k: K,
@@ -642,7 +616,7 @@ async function engineSweeps(
     const points = [];
     for (const ef of EFS) {
       points.push(
-        await searchPoint(ef, q, filtered ? truth.filtered : truth.plain, async (i) => {
+        await sweepPoint(ef, q, SEARCH_PASSES, filtered ? truth.filtered : truth.plain, async (i) => {
           const query = { vector: row(queries, dim, i), k: K, ef, include, ...(filtered ? { filter } : {}) };
           const [hits] = await store.search(collection, [query]);
           return hits!.map((hit) => Number(hit.id));

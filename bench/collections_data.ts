@@ -1,4 +1,5 @@
-// The clustered synthetic vectors bench/collections.ts and bench/collections_recovery.ts measure on.
+// The clustered synthetic vectors bench/collections.ts, collections_search.ts and
+// collections_recovery.ts measure on, and how their searches are scored.
 
 /** Seeded uniform [0, 1). */
 export function generator(seed: number) {
@@ -108,4 +109,38 @@ export function exactTopK(base: Float32Array, queries: Float32Array, dim: number
     for (const { ids } of best) truth.push(Array.from(ids));
   }
   return truth;
+}
+
+/** recall@k of `results` against `truth` (k: the length of each truth list), to 3 decimals. */
+export function recallAt(results: number[][], truth: number[][]): number {
+  let hits = 0;
+  let wanted = 0;
+  results.forEach((found, i) => {
+    const want = new Set(truth[i]);
+    wanted += want.size;
+    hits += found.filter((id) => want.has(id)).length;
+  });
+  return Math.round((hits / wanted) * 1000) / 1000;
+}
+
+/**
+ * One point of a search sweep: `search(i)` (query i's ids) for each of `queries` queries, `passes`
+ * times; the best pass's QPS (the machine is shared, and its speed moves) and the recall.
+ */
+export async function sweepPoint(
+  ef: number,
+  queries: number,
+  passes: number,
+  truth: number[][],
+  search: (i: number) => Promise<number[]> | number[],
+): Promise<{ ef: number; qps: number; recall: number }> {
+  let best = 0;
+  let results: number[][] = [];
+  for (let pass = 0; pass < passes; pass++) {
+    results = [];
+    const started = performance.now();
+    for (let i = 0; i < queries; i++) results.push(await search(i));
+    best = Math.max(best, queries / ((performance.now() - started) / 1000));
+  }
+  return { ef, qps: Math.round(best), recall: recallAt(results, truth) };
 }

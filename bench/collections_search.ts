@@ -18,7 +18,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { addon as hnswAddon } from "../control-plane/src/native.ts";
-import { bucketDocuments, clustered, exactTopK, row } from "./collections_data.ts";
+import { bucketDocuments, clustered, exactTopK, row, sweepPoint } from "./collections_data.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const RESULTS = path.join(ROOT, "bench", "results", "collections-search.json");
@@ -66,32 +66,6 @@ interface Results {
 
 const log = (message: string) => console.error(`[bench] ${message}`);
 
-function recallAt(results: number[][], truth: number[][]): number {
-  let hits = 0;
-  results.forEach((found, i) => {
-    const want = new Set(truth[i]);
-    hits += found.filter((id) => want.has(id)).length;
-  });
-  return Math.round((hits / (truth.length * K)) * 1000) / 1000;
-}
-
-/** `search(i)` returns query i's ids; the QPS of the best of `passes` passes, and the recall. */
-async function sweepPoint(
-  ef: number,
-  truth: number[][],
-  search: (i: number) => Promise<number[]> | number[],
-) {
-  let best = 0;
-  let results: number[][] = [];
-  for (let pass = 0; pass < passes; pass++) {
-    results = [];
-    const started = performance.now();
-    for (let i = 0; i < q; i++) results.push(await search(i));
-    best = Math.max(best, q / ((performance.now() - started) / 1000));
-  }
-  return { ef, qps: Math.round(best), recall: recallAt(results, truth) };
-}
-
 async function openStore(work: string, insertThreads: number) {
   const { LocalCollectionStore } = await import("../control-plane/src/collections/local-store.ts");
   return LocalCollectionStore.open({
@@ -113,7 +87,7 @@ async function sweeps(work: string, queries: Float32Array, truth: number[][]) {
       engine[quantization] = [];
       for (const ef of EFS) {
         engine[quantization].push(
-          await sweepPoint(ef, truth, async (i) => {
+          await sweepPoint(ef, q, passes, truth, async (i) => {
             const [hits] = await store.search(quantization, [
               { vector: row(queries, dim, i), k: K, ef, include },
             ]);
@@ -152,7 +126,7 @@ async function addonSweeps(base: Float32Array, queries: Float32Array, truth: num
     points[scalar] = [];
     for (const ef of EFS) {
       points[scalar].push(
-        await sweepPoint(ef, truth, (i) => {
+        await sweepPoint(ef, q, passes, truth, (i) => {
           const found = index.search(row(queries, dim, i), K, ef, null, outKeys, outDistances);
           return Array.from(outKeys.subarray(0, found));
         }),
