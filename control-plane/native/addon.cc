@@ -1,6 +1,6 @@
 // The Node-API binding of hnsw.h and json.h: `new HnswIndex({dimensions, metric, scalar, M,
 // efConstruction})`, `loadIndex(path)`, `simd` (the distance kernels this CPU runs),
-// `float32Json(vector)` and `extractVectors(body, dimension)`. Written against the C API of
+// `float32Json(vector)` and `extractVectors(body, dimension, list)`. Written against the C API of
 // node_api.h only, so it builds with a plain compiler call (scripts/build-native.sh) and loads in
 // any Node with that Node-API version. Every call is synchronous on the calling JS thread;
 // `addMany` spreads one batch over threads and joins them before it returns.
@@ -370,16 +370,20 @@ napi_value float32_json(napi_env env, napi_callback_info info) {
   });
 }
 
-// extractVectors(body: Uint8Array, dimension): {text: Uint8Array, documents: Uint32Array,
-// vectors: Float32Array} with the body's vectors taken out (json.h), or null when it takes none.
+// extractVectors(body: Uint8Array, dimension, list: string | null): {text: Uint8Array, documents:
+// Uint32Array, vectors: Float32Array} with the body's vectors (`list[i].vector`, or its own
+// `vector` when list is null) taken out (json.h), or null when it takes none.
 napi_value extract_vectors(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
-    Args args = get_args(env, info, 2);
+    Args args = get_args(env, info, 3);
     size_t length = 0;
     const auto* body = typed_array<uint8_t>(env, args.argv[0], napi_uint8_array, "body", &length);
     const size_t dimension = count_arg(env, args.argv[1], "dimension");
+    napi_valuetype kind;
+    CHECK(napi_typeof(env, args.argv[2], &kind));
+    const std::string list = kind == napi_null ? std::string() : string_arg(env, args.argv[2], "list");
     akidb::ExtractedVectors extracted;
-    akidb::VectorExtractor extractor(std::string_view(reinterpret_cast<const char*>(body), length), dimension);
+    akidb::VectorExtractor extractor(std::string_view(reinterpret_cast<const char*>(body), length), dimension, list);
     napi_value out;
     if (!extractor.run(extracted) || extracted.documents.empty()) {
       CHECK(napi_get_null(env, &out));

@@ -5,9 +5,10 @@
 // shortest form (what JSON.stringify writes for a float32 widened to a number), and each value
 // still round-trips exactly through Math.fround / numpy.float32.
 //
-// Reading (`VectorExtractor`): an upsert body's `documents[i].vector` arrays parsed here, so
-// JSON.parse reads the rest of the body without them; each number as float(nearest double), with
-// `float_of_decimal`'s fast paths and std::from_chars for what they leave.
+// Reading (`VectorExtractor`): a body's vectors (an upsert's `documents[i].vector`, a batch
+// search's `queries[i].vector`, a search's own `vector`) parsed here, so JSON.parse reads the rest
+// of the body without them; each number as float(nearest double), with `float_of_decimal`'s fast
+// paths and std::from_chars for what they leave.
 #pragma once
 
 #include <algorithm>
@@ -174,33 +175,40 @@ struct ExtractedVectors {
 };
 
 /**
- * Takes the vectors out of an upsert body (`{"documents": [{"vector": [...], ...}, ...], ...}`)
- * so JSON.parse reads the rest without them: at 1024 dimensions JSON.parse spent ~70 us per
- * document on the numbers and made a heap number of each. An array is taken only when it sits at
- * `documents[i].vector` and holds exactly `dimension` JSON numbers (the JSON grammar, checked
- * here), each within double's range; any other array is left as it is, for JSON.parse and the
- * request's checks to handle (and name) as before. Each taken array becomes ` 0 `, a value in the
- * same place, so the text stays valid JSON exactly when the body was.
+ * Takes the vectors out of a body so JSON.parse reads the rest without them: at 1024 dimensions
+ * JSON.parse spent ~70 us per vector on the numbers and made a heap number of each. With a `list`
+ * key (`{"documents": [{"vector": [...], ...}, ...], ...}`) an array is taken only when it sits
+ * at `list[i].vector`; without one, only the body's own `vector` (reported as index 0). It must
+ * hold exactly `dimension` JSON numbers (the JSON grammar, checked here), each within double's
+ * range; any other array is left as it is, for JSON.parse and the request's checks to handle (and
+ * name) as before. Each taken array becomes ` 0 `, a value in the same place, so the text stays
+ * valid JSON exactly when the body was.
  * Returns false (take nothing) for bodies whose meaning this scan could misread: a key written
- * with escapes, `documents` twice, `vector` twice in one document, or anything but an object.
+ * with escapes, the list twice, `vector` twice in one object, or anything but an object.
  */
 class VectorExtractor {
  public:
-  VectorExtractor(std::string_view body, size_t dimension) : s_(body), dimension_(dimension) {}
+  VectorExtractor(std::string_view body, size_t dimension, std::string_view list)
+      : s_(body), dimension_(dimension), list_(list) {}
 
   bool run(ExtractedVectors& out) {
     out = {};
     out_ = &out;
     ws();
-    if (!eat('{')) return false;
-    bool seen_documents = false;
-    if (!members([&](std::string_view key) {
-          if (key != "documents") return skip_value();
-          if (seen_documents) return false;
-          seen_documents = true;
-          return peek() == '[' ? documents() : skip_value();
-        }))
-      return false;
+    if (peek() != '{') return false;
+    if (list_.empty()) {
+      if (!document(0)) return false;
+    } else {
+      eat('{');
+      bool seen_list = false;
+      if (!members([&](std::string_view key) {
+            if (key != list_) return skip_value();
+            if (seen_list) return false;
+            seen_list = true;
+            return peek() == '[' ? documents() : skip_value();
+          }))
+        return false;
+    }
     ws();
     if (at_ != s_.size()) return false;
     if (out.documents.empty()) return true;
@@ -220,6 +228,7 @@ class VectorExtractor {
  private:
   std::string_view s_;
   size_t dimension_;
+  std::string_view list_;
   size_t at_ = 0;
   ExtractedVectors* out_ = nullptr;
   std::vector<std::pair<size_t, size_t>> spans_;

@@ -43,13 +43,15 @@ interface NativeAddon {
    */
   float32Json(vector: Float32Array): string;
   /**
-   * An upsert body (UTF-8 JSON) with its `documents[i].vector` arrays of `dimension` numbers taken
-   * out (native/json.h): `text` is the body with each replaced by `0`, `documents` the index of each
-   * taken vector and `vectors` their float32 values, row by row. Null when it takes none.
+   * A body (UTF-8 JSON) with its `list[i].vector` arrays of `dimension` numbers taken out, or its
+   * own `vector` when `list` is null (native/json.h): `text` is the body with each replaced by `0`,
+   * `documents` the index in `list` of each taken vector (0 for the body's own) and `vectors`
+   * their float32 values, row by row. Null when it takes none.
    */
   extractVectors(
     body: Uint8Array,
     dimension: number,
+    list: string | null,
   ): { text: Uint8Array; documents: Uint32Array; vectors: Float32Array } | null;
 }
 

@@ -99,7 +99,11 @@ const vectorText = (dimension: number) =>
     { arbitrary: fc.json({ maxDepth: 2 }), weight: 1 },
     { arbitrary: fc.constantFrom('"AAAAAA=="', "{}", "[]", '{"vector":[1,2]}'), weight: 1 },
   );
-/** An upsert body, now and then with what makes the reader take nothing (a key twice, an escaped key). */
+/**
+ * A body with vectors, now and then with what makes the reader take nothing (a key twice, an
+ * escaped key): an upsert's (`documents`), a batch search's (`queries`), or a search's own `vector`
+ * (list null).
+ */
 const bodyText = (dimension: number) => {
   const hazard = fc.oneof(
     { arbitrary: fc.constant(""), weight: 12 },
@@ -121,17 +125,24 @@ const bodyText = (dimension: number) => {
     },
     { arbitrary: fc.json({ maxDepth: 1 }), weight: 1 },
   );
-  const other = fc.oneof(
-    { arbitrary: fc.constant(""), weight: 8 },
-    { arbitrary: fc.json({ maxDepth: 2 }).map((value) => `"x":${value}`), weight: 1 },
-    { arbitrary: fc.constant('"documents":[]'), weight: 1 },
+  const other = (list: string) =>
+    fc.oneof(
+      { arbitrary: fc.constant(""), weight: 8 },
+      { arbitrary: fc.json({ maxDepth: 2 }).map((value) => `"x":${value}`), weight: 1 },
+      { arbitrary: fc.constant(`"${list}":[]`), weight: 1 },
+    );
+  const listed = fc.constantFrom("documents", "queries").chain((list) =>
+    fc
+      .tuple(fc.array(document, { maxLength: 5 }), other(list), fc.boolean())
+      .map(([documents, extra, first]) => {
+        const members = [`"${list}":[${documents.join(",")}]`, extra].filter((member) => member);
+        return { text: `{${(first ? members : members.reverse()).join(",")}}`, list: list as string | null };
+      }),
   );
-  return fc
-    .tuple(fc.array(document, { maxLength: 5 }), other, fc.boolean())
-    .map(([documents, extra, first]) => {
-      const members = [`"documents":[${documents.join(",")}]`, extra].filter((member) => member);
-      return `{${(first ? members : members.reverse()).join(",")}}`;
-    });
+  return fc.oneof(
+    listed,
+    document.map((text) => ({ text, list: null })),
+  );
 };
 /** A body of vectors of `dimension`, or that body with one character inserted or removed (mostly no longer JSON). */
 const bodies = fc.integer({ min: 1, max: 3 }).chain((dimension) =>
@@ -142,39 +153,43 @@ const bodies = fc.integer({ min: 1, max: 3 }).chain((dimension) =>
       fc.constantFrom("", "[", "]", "{", "}", ",", ":", '"', "\\", "0", "-", ".", "e", " "),
       fc.integer({ min: 0, max: 3 }),
     )
-    .map(([text, at, char, broken]) => {
-      if (broken > 0) return { text, dimension };
+    .map(([{ text, list }, at, char, broken]) => {
+      if (broken > 0) return { text, list, dimension };
       const i = at % (text.length + 1);
       const edited =
         char === "" ? text.slice(0, i) + text.slice(i + 1) : text.slice(0, i) + char + text.slice(i);
-      return { text: edited, dimension };
+      return { text: edited, list, dimension };
     }),
 );
 
 describe("extractVectors (native/json.h)", () => {
   // The oracle is JSON.parse of the body as sent: the text left parses exactly when the body does,
   // and with the taken vectors put back it is the body's value, each taken number as Math.fround
-  // of JSON.parse's. Only documents[i].vector arrays of `dimension` numbers are taken.
+  // of JSON.parse's. Only list[i].vector arrays (the body's own vector, without a list) of
+  // `dimension` numbers are taken.
   it("gives what JSON.parse and a Float32Array give, for any body, JSON or not", () => {
+    type Holder = { vector: unknown };
+    const holders = (body: Record<string, unknown>, list: string | null) =>
+      list === null ? [body as Holder] : (body[list] as Holder[]);
     fc.assert(
-      fc.property(bodies, ({ text, dimension }) => {
-        const extracted = extractVectors(encode(text), dimension);
+      fc.property(bodies, ({ text, list, dimension }) => {
+        const extracted = extractVectors(encode(text), dimension, list);
         if (!extracted) return;
-        const expected = parsed(text) as { documents: Array<{ vector: unknown }> } | "error";
+        const expected = parsed(text) as Record<string, unknown> | "error";
         const rest = parsed(decode(extracted.text)) as typeof expected;
         expect(rest === "error").toBe(expected === "error");
         if (expected === "error" || rest === "error") return;
-        extracted.documents.forEach((document, i) => {
-          const sent = expected.documents[document]!.vector as number[];
+        extracted.documents.forEach((index, i) => {
+          const sent = holders(expected, list)[index]!.vector as number[];
           expect(sent).toHaveLength(dimension);
-          expected.documents[document]!.vector = sent.map(Math.fround);
-          rest.documents[document]!.vector = Array.from(
+          holders(expected, list)[index]!.vector = sent.map(Math.fround);
+          holders(rest, list)[index]!.vector = Array.from(
             extracted.vectors.subarray(i * dimension, (i + 1) * dimension),
           );
         });
         expect(rest).toStrictEqual(expected);
       }),
-      { numRuns: 3000 },
+      { numRuns: 4000 },
     );
   });
 
@@ -212,7 +227,7 @@ describe("extractVectors (native/json.h)", () => {
     );
     fc.assert(
       fc.property(fc.array(text, { minLength: 64, maxLength: 64 }), (numbers) => {
-        const extracted = extractVectors(encode(`{"documents":[{"vector":[${numbers.join(",")}]}]}`), 64);
+        const extracted = extractVectors(encode(`{"vector":[${numbers.join(",")}]}`), 64, null);
         expect(extracted).not.toBeNull();
         expect(Array.from(extracted!.vectors)).toEqual(
           numbers.map((n) => Math.fround(JSON.parse(n) as number)),
@@ -228,6 +243,7 @@ describe("extractVectors (native/json.h)", () => {
         '{"documents":[{"id":"a","vector":[1,2.5]},{"vector":[1e400,1]},{"vector":[0.1, -0 ]},3,{"vector":"AAAA"}]}',
       ),
       2,
+      "documents",
     );
     expect(taken && decode(taken.text)).toBe(
       '{"documents":[{"id":"a","vector": 0 },{"vector":[1e400,1]},{"vector": 0 },3,{"vector":"AAAA"}]}',
@@ -238,11 +254,25 @@ describe("extractVectors (native/json.h)", () => {
     const nested = extractVectors(
       encode('{"documents":[{"metadata":{"vector":[1,2]},"vector":[3,4,5]}]}'),
       2,
+      "documents",
     );
     expect(nested).toBeNull();
+    // Without a list, the body's own vector alone: a search's, never one inside its filter.
+    const own = extractVectors(encode('{"filter":{"vector":[1,2]},"vector":[3,4],"k":3}'), 2, null);
+    expect(own && decode(own.text)).toBe('{"filter":{"vector":[1,2]},"vector": 0 ,"k":3}');
+    expect(Array.from(own!.documents)).toEqual([0]);
+    expect(Array.from(own!.vectors)).toEqual([3, 4]);
+    expect(extractVectors(encode('{"queries":[{"vector":[1,2]}]}'), 2, null)).toBeNull();
+    expect(extractVectors(encode('{"vector":[1,2],"vector":[3,4]}'), 2, null)).toBeNull();
+    const queries = extractVectors(
+      encode('{"queries":[{"vector":[1,2]},{"text":"a"},{"vector":[5,6]}]}'),
+      2,
+      "queries",
+    );
+    expect(Array.from(queries!.documents)).toEqual([0, 2]);
     // Numbers JSON does not take stay in the text, for JSON.parse to refuse.
     for (const notJson of ["01", "1.", ".5", "+1", "1e", "-", "NaN", "0x1", "1_0"]) {
-      expect(extractVectors(encode(`{"documents":[{"vector":[${notJson},2]}]}`), 2)).toBeNull();
+      expect(extractVectors(encode(`{"documents":[{"vector":[${notJson},2]}]}`), 2, "documents")).toBeNull();
     }
     for (const ambiguous of [
       '{"documents":[{"vector":[1,2],"vector":[3,4]}]}',
@@ -251,7 +281,7 @@ describe("extractVectors (native/json.h)", () => {
       '[{"vector":[1,2]}]',
       '\ufeff{"documents":[{"vector":[1,2]}]}',
     ]) {
-      expect(extractVectors(encode(ambiguous), 2)).toBeNull();
+      expect(extractVectors(encode(ambiguous), 2, "documents")).toBeNull();
     }
   });
 });

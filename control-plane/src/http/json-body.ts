@@ -1,8 +1,9 @@
-// A request body's JSON and its check against a zod schema, as errors in the registry's shapes.
-// No HTTP here: the upsert parser's thread (http/upsert-parser.ts) runs it too.
+// A request body's JSON (its vectors read natively) and its check against a zod schema, as errors
+// in the registry's shapes. No HTTP here: the upsert parser's thread (http/upsert-parser.ts) runs it too.
 import type { z } from "zod";
 import { didYouMean } from "../config/suggest.ts";
 import { AkidbError } from "../errors.ts";
+import { addon } from "../native.ts";
 
 /** `input.2` -> `input[2]`: the OpenAI `param` spelling of a zod issue path. */
 function paramName(path: readonly PropertyKey[]): string {
@@ -19,6 +20,33 @@ export function parseJson(text: string): unknown {
     const detail = error instanceof SyntaxError ? error.message : String(error);
     throw new AkidbError("AKIDB_ERR_INVALID_JSON", { detail });
   }
+}
+
+const utf8 = (bytes: Uint8Array) =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
+
+/**
+ * `bytes` parsed as JSON, its vectors read natively where they are plain arrays of `dimension`
+ * numbers (`extractVectors`: JSON.parse then spends nothing on them) and set back as Float32Arrays,
+ * the values JSON.parse and a Float32Array would give: `list[i].vector` (an upsert's documents, a
+ * batch search's queries), or the body's own `vector` when `list` is null. Anything else is
+ * JSON.parse's, as it is. A body that does not parse is parsed again as sent, so its error names
+ * the place in what was sent.
+ */
+export function parseJsonWithVectors(bytes: Uint8Array, dimension: number, list: string | null): unknown {
+  const extracted = addon().extractVectors(bytes, dimension, list);
+  if (!extracted) return parseJson(utf8(bytes));
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(utf8(extracted.text));
+  } catch {
+    return parseJson(utf8(bytes));
+  }
+  const holders = list === null ? [body] : (body[list] as Array<Record<string, unknown>>);
+  extracted.documents.forEach((index, i) => {
+    holders[index]!.vector = extracted.vectors.subarray(i * dimension, (i + 1) * dimension);
+  });
+  return body;
 }
 
 /** A parsed JSON body checked by `schema`: 422 (or 400 for an empty string) naming the first field at fault. */

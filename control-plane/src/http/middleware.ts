@@ -4,7 +4,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import type { z } from "zod";
 import { AkidbError } from "../errors.ts";
-import { parseJson, validated } from "./json-body.ts";
+import { parseJson, parseJsonWithVectors, validated } from "./json-body.ts";
 
 /** Per-request values the middleware hands to routes. */
 export interface AppEnv {
@@ -87,8 +87,8 @@ export function adminAuth(adminToken: string | undefined): MiddlewareHandler<App
 
 const MIB = 2 ** 20;
 
-/** Bodies longer than this (characters of JSON) are parsed and validated in separate turns of the event loop. */
-const YIELD_AFTER_PARSE_CHARS = 1 << 20;
+/** Bodies longer than this (bytes of JSON) are parsed and validated in separate turns of the event loop. */
+const YIELD_AFTER_PARSE_BYTES = 1 << 20;
 
 export interface BodyLimits {
   /** `server.max_body_bytes`: larger is 413. */
@@ -173,15 +173,22 @@ export function checkJsonContentType(c: Context): void {
  * The JSON body validated by `schema`. 415 unless it is application/json, 400 when it does not
  * parse, 422 (or 400 for an empty string) naming the first field at fault. The body's size and
  * time limits are a middleware of their own (`receiveBody`), which has read it before this runs.
+ * With `vectors`, the body's vectors of that dimension are read natively (`parseJsonWithVectors`).
  */
-export async function readJson<S extends z.ZodObject>(c: Context<AppEnv>, schema: S): Promise<z.infer<S>> {
+export async function readJson<S extends z.ZodObject>(
+  c: Context<AppEnv>,
+  schema: S,
+  vectors?: { dimension: number; list: string | null },
+): Promise<z.infer<S>> {
   checkJsonContentType(c);
-  const text = bodyBytes(c).toString("utf8");
-  const body = parseJson(text);
+  const bytes = bodyBytes(c);
+  const body = vectors
+    ? parseJsonWithVectors(bytes, vectors.dimension, vectors.list)
+    : parseJson(bytes.toString("utf8"));
   // A large body's parse and its validation each hold the event loop for tens of ms: other
   // requests, /health among them, are answered between the two. (Upserts, the largest bodies, are
   // parsed in a thread of their own: http/upsert-parser.ts.)
-  if (text.length > YIELD_AFTER_PARSE_CHARS) await new Promise((resolve) => setImmediate(resolve));
+  if (bytes.length > YIELD_AFTER_PARSE_BYTES) await new Promise((resolve) => setImmediate(resolve));
   return validated(body, schema);
 }
 

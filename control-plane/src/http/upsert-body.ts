@@ -3,11 +3,10 @@
 import type { Metadata } from "../collections/types.ts";
 import type { AkidbConfig } from "../config/schema.ts";
 import { AkidbError } from "../errors.ts";
-import { addon } from "../native.ts";
 import { checkBytes, checkCount, checkMetadata, vectorOf } from "./collection-checks.ts";
 import { upsertSchema } from "./collection-schemas.ts";
 import { checkInputTexts } from "./input-text.ts";
-import { parseJson, validated } from "./json-body.ts";
+import { parseJsonWithVectors, validated } from "./json-body.ts";
 
 /** The config an upsert is checked against (what the parser's thread is started with). */
 export interface UpsertLimits {
@@ -23,30 +22,6 @@ export interface CheckedDocument {
   metadata?: Metadata;
 }
 
-const utf8 = (bytes: Uint8Array) =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
-
-/**
- * The body parsed, its vectors read natively where they are plain arrays of `dimension` numbers
- * (`extractVectors`: JSON.parse then spends nothing on them) and set back as Float32Arrays, the
- * values JSON.parse and a Float32Array would give. Anything else is JSON.parse's, as it is. A body
- * that does not parse is parsed again as sent, so its error names the place in what was sent.
- */
-function parseBody(bytes: Uint8Array, dimension: number): unknown {
-  const extracted = addon().extractVectors(bytes, dimension);
-  if (!extracted) return parseJson(utf8(bytes));
-  let body: { documents: Array<{ vector: unknown }> };
-  try {
-    body = JSON.parse(utf8(extracted.text));
-  } catch {
-    return parseJson(utf8(bytes));
-  }
-  extracted.documents.forEach((document, i) => {
-    body.documents[document]!.vector = extracted.vectors.subarray(i * dimension, (i + 1) * dimension);
-  });
-  return body;
-}
-
 /**
  * The documents of an upsert body (UTF-8 JSON), or the AkidbError naming the first field at fault:
  * 400 for JSON that does not parse, 422 for a wrong shape, 413 over a `collection.*` limit, 400
@@ -58,7 +33,7 @@ export function parseUpsertBody(
   dimension: number,
   limits: UpsertLimits,
 ): CheckedDocument[] {
-  const { documents } = validated(parseBody(bytes, dimension), upsertSchema);
+  const { documents } = validated(parseJsonWithVectors(bytes, dimension, "documents"), upsertSchema);
   const { collection } = limits;
   checkCount(
     "documents",

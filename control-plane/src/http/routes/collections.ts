@@ -304,14 +304,13 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
 
   /** Validates queries, embeds their texts in one call, and searches. */
   const search = async (
-    collectionRef: string,
+    collection: CollectionFacts,
     queries: SearchBody[],
     prefix: (i: number) => string,
     requestId: string,
     signal: AbortSignal,
   ) => {
     const started = performance.now();
-    const collection = await factsOf(collectionRef);
     const parsed = queries.map((query, i) => {
       const at = prefix(i);
       if ((query.text === undefined) === (query.vector === undefined)) {
@@ -364,9 +363,10 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
   };
 
   app.post(`${base}/:collection/search`, async (c) => {
-    const body = await readJson(c, searchSchema);
+    const collection = await factsOf(c.req.param("collection"));
+    const body = await readJson(c, searchSchema, { dimension: collection.dimension, list: null });
     const { results, ...rest } = await search(
-      c.req.param("collection"),
+      collection,
       [body],
       () => "",
       c.get("requestId"),
@@ -376,7 +376,8 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
   });
 
   app.post(`${base}/:collection/search/batch`, async (c) => {
-    const body = await readJson(c, batchSearchSchema);
+    const collection = await factsOf(c.req.param("collection"));
+    const body = await readJson(c, batchSearchSchema, { dimension: collection.dimension, list: "queries" });
     checkCount(
       "queries",
       body.queries.length,
@@ -384,7 +385,7 @@ export function collectionRoutes(deps: CollectionRoutesDeps): Hono<AppEnv> {
       "collection.max_queries_per_search",
     );
     const response = await search(
-      c.req.param("collection"),
+      collection,
       body.queries,
       (i) => `queries[${i}].`,
       c.get("requestId"),
